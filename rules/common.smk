@@ -1,0 +1,63 @@
+# What every stage needs: a checked config, the data folder, and the result paths.
+# Nothing heavy is imported here, so `snakemake -n` stays fast.
+
+import os
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+DEMO_DIR = "resources/demo_data"
+DATA = os.path.normpath(config["data_dir"])
+R = os.path.normpath(config["results_dir"])
+USING_DEMO = DATA == DEMO_DIR
+SPLITS = ["train", "test"]
+
+if config["submit"] not in config["methods"]:
+    raise WorkflowError(
+        f"config: submit={config['submit']!r} is not among methods={config['methods']}"
+    )
+
+# A wrong data folder should fail now, not after the first jobs have run.
+if not USING_DEMO:
+    if not os.path.isdir(DATA):
+        raise WorkflowError(f"data_dir {DATA!r}: folder not found")
+    for needed in ("train.csv", "train", "test"):
+        if not os.path.exists(os.path.join(DATA, needed)):
+            raise WorkflowError(
+                f"data_dir {DATA!r}: {needed} not found; expected the Kaggle playground "
+                "layout (train.csv with Image,Id, train/, test/)"
+            )
+if os.path.commonpath([os.path.abspath(R), os.path.abspath(DATA)]) == os.path.abspath(DATA):
+    raise WorkflowError(
+        f"results_dir {R!r} is inside data_dir {DATA!r}; the data folder is never written to"
+    )
+
+
+def has_test_truth():
+    return USING_DEMO or os.path.exists(os.path.join(DATA, "test_truth.csv"))
+
+
+def test_truth_input():
+    return [os.path.join(DATA, "test_truth.csv")] if has_test_truth() else []
+
+
+def sample_submission_input():
+    path = os.path.join(DATA, "sample_submission.csv")
+    return [path] if USING_DEMO or os.path.exists(path) else []
+
+
+def get_final_output():
+    outputs = [f"{R}/scores.csv", f"{R}/submission.csv"]
+    outputs += expand(f"{R}/submissions/{{method}}.csv", method=config["methods"])
+    # No stage reads the preprocessed images yet; they are built so that the cache is ready
+    # (and its cost visible) before the autoencoder and classifier stages land.
+    outputs += expand(f"{R}/preprocess/{{split}}.npy", split=SPLITS)
+    return outputs
+
+
+wildcard_constraints:
+    split="|".join(SPLITS),
+    method="[a-z_]+",

@@ -1,0 +1,20 @@
+# The embedded demo dataset, generated only when data_dir points at it.
+
+
+rule demo_dataset:
+    output:
+        train_csv=f"{DEMO_DIR}/train.csv",
+        test_truth=f"{DEMO_DIR}/test_truth.csv",
+        sample_submission=f"{DEMO_DIR}/sample_submission.csv",
+        train_dir=directory(f"{DEMO_DIR}/train"),
+        test_dir=directory(f"{DEMO_DIR}/test"),
+    log:
+        f"{R}/logs/demo_dataset.log",
+    benchmark:
+        f"{R}/benchmarks/demo_dataset.tsv"
+    params:
+        settings=config["demo"],
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/demo_dataset.py"

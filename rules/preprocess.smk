@@ -1,0 +1,22 @@
+# Grayscale, centred square, resize, contrast stretch: the published preprocessing, cached.
+
+
+rule preprocess:
+    input:
+        manifest=f"{R}/ingest/manifest.csv",
+        images=f"{DATA}/{{split}}",
+    output:
+        cache=f"{R}/preprocess/{{split}}.npy",
+        index=f"{R}/preprocess/{{split}}.csv",
+    log:
+        f"{R}/logs/preprocess/{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/preprocess/{{split}}.tsv"
+    params:
+        size=config["preprocess"]["size"],
+        chunk_size=config["preprocess"]["chunk_size"],
+    threads: config["preprocess"]["threads"]
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/preprocess.py"

@@ -1,0 +1,67 @@
+# Every method's test predictions become a checked Kaggle submission, and every method is
+# scored the same way: on the validation split, and on test where test_truth.csv exists.
+
+
+rule submission:
+    input:
+        test=f"{R}/predictions/{{method}}/test.csv",
+        manifest=f"{R}/ingest/manifest.csv",
+        rejected=f"{R}/ingest/rejected.csv",
+    output:
+        submission=f"{R}/submissions/{{method}}.csv",
+    log:
+        f"{R}/logs/submission/{{method}}.log",
+    benchmark:
+        f"{R}/benchmarks/submission/{{method}}.tsv"
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/submission.py"
+
+
+rule score:
+    input:
+        validation=f"{R}/predictions/{{method}}/validation.csv",
+        submission=f"{R}/submissions/{{method}}.csv",
+        split=f"{R}/validation/split.csv",
+        test_truth=test_truth_input(),
+    output:
+        scores=f"{R}/scores/{{method}}.csv",
+    log:
+        f"{R}/logs/score/{{method}}.log",
+    benchmark:
+        f"{R}/benchmarks/score/{{method}}.tsv"
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/score.py"
+
+
+rule collect_scores:
+    input:
+        expand(f"{R}/scores/{{method}}.csv", method=config["methods"]),
+    output:
+        scores=f"{R}/scores.csv",
+    log:
+        f"{R}/logs/collect_scores.log",
+    benchmark:
+        f"{R}/benchmarks/collect_scores.tsv"
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/collect_scores.py"
+
+
+rule chosen_submission:
+    input:
+        f"{R}/submissions/{config['submit']}.csv",
+    output:
+        f"{R}/submission.csv",
+    log:
+        f"{R}/logs/chosen_submission.log",
+    benchmark:
+        f"{R}/benchmarks/chosen_submission.tsv"
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/copy_file.py"

@@ -1,0 +1,60 @@
+import pandas as pd
+
+from whaleid.baseline import baseline_predictions, predict, rank_answers, tune_max_distance
+from whaleid.submission import most_frequent_ids
+
+
+def photo(image, whale_id, phash, content=None, split="train"):
+    return {"image": image, "id": whale_id, "phash": phash, "content_hash": content or image, "split": split}
+
+
+CATALOGUE = pd.DataFrame([
+    photo("a1", "w_a", "0000000000000000"), photo("a2", "w_a", "00000000000000ff"),
+    photo("b1", "w_b", "ffffffffffffffff"), photo("c1", "w_c", "0f0f0f0f0f0f0f0f"),
+    photo("d1", "w_d", "f0f0f0f0f0f0f0f0"), photo("e1", "w_e", "3333333333333333"),
+    photo("n1", "new_whale", "5555555555555555"),
+])
+
+
+def test_most_frequent_ids_skip_new_whale_and_break_ties_by_name():
+    assert most_frequent_ids(["w_b", "w_a", "new_whale", "new_whale", "w_b", "w_c"], 3) == ["w_b", "w_a", "w_c"]
+
+
+def test_answers_put_duplicates_first_then_new_whale_then_common_ids():
+    fallback = ["w_a", "w_b", "w_c", "w_d", "w_e"]
+    assert rank_answers([], fallback) == ["new_whale", "w_a", "w_b", "w_c", "w_d"]
+    assert rank_answers([(1, "w_c"), (3, "w_c")], fallback) == ["w_c", "new_whale", "w_a", "w_b", "w_d"]
+
+
+def test_exact_and_near_duplicates_are_found():
+    query = pd.DataFrame([
+        photo("q1", "", "0000000000000001", split="test"),      # 1 bit from a1
+        photo("q2", "", "aaaaaaaaaaaaaaaa", content="b1", split="test"),  # same bytes as b1
+        photo("q3", "", "aaaaaaaaaaaaaaaa", split="test"),      # nothing close
+    ])
+    answers = predict(query, CATALOGUE, max_distance=2)
+    assert answers[0][:2] == ["w_a", "new_whale"]
+    assert answers[1][:2] == ["w_b", "new_whale"]
+    assert answers[2][0] == "new_whale"
+    assert predict(query, CATALOGUE, max_distance=0)[0][0] == "new_whale"
+
+
+def test_threshold_is_chosen_on_validation():
+    # q1 is 4 bits from a1 (a real duplicate); q2 is 12 bits from w_e's photo but another whale
+    query = pd.DataFrame([photo("q1", "", "000000000000000f"), photo("q2", "", "3333333333333ccc")])
+    best, curve = tune_max_distance(query, ["w_a", "new_whale"], CATALOGUE, [0, 2, 4, 8, 12])
+    assert best == 4
+    assert curve.set_index("max_distance")["map5"].to_dict() == {0: 0.75, 2: 0.75, 4: 1.0, 8: 1.0, 12: 0.75}
+
+
+def test_validation_queries_only_see_the_fit_part_of_train():
+    manifest = pd.concat([CATALOGUE, pd.DataFrame([photo("a3", "w_a", "0000000000000000", content="a3x"),
+                                                   photo("q", "", "0000000000000000", split="test")])])
+    split = pd.DataFrame({"image": manifest.loc[manifest["split"] == "train", "image"]})
+    split["subset"] = ["validation" if i == "a3" else "fit" for i in split["image"]]
+    split["truth"] = "w_a"
+    validation, test, curve, chosen = baseline_predictions(manifest, split, "auto", [0, 4])
+    assert validation["image"].tolist() == ["a3"] and validation["answers"][0][0] == "w_a"
+    assert test["answers"][0][0] == "w_a" and chosen == 0
+    _, _, _, fixed = baseline_predictions(manifest, split, 4, [0, 4])
+    assert fixed == 4

@@ -1,0 +1,58 @@
+import pandas as pd
+import pytest
+
+from whaleid.metrics import average_precision_at_5, map_at_5, top1_accuracy
+from whaleid.submission import (SubmissionError, check_predictions, complete_submission,
+                                read_predictions, score_predictions, write_predictions)
+
+
+def test_average_precision_is_one_over_the_rank_of_the_truth():
+    answers = ["a", "b", "c", "d", "e"]
+    assert [average_precision_at_5(answers, t) for t in "abcdez"] == [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 0]
+
+
+def test_map_and_top1_over_images():
+    predictions = [["a", "b", "c", "d", "e"], ["x", "y", "a", "b", "c"], ["q", "r", "s", "t", "u"]]
+    assert map_at_5(predictions, ["a", "a", "a"]) == pytest.approx((1 + 1 / 3 + 0) / 3)
+    assert top1_accuracy(predictions, ["a", "a", "q"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        map_at_5(predictions, ["a"])
+
+
+@pytest.mark.parametrize("images, predictions, problem", [
+    (["a.jpg", "a.jpg"], [list("vwxyz"), list("vwxyz")], "more than once"),
+    (["a.jpg"], [list("vwxy")], "5 distinct ids"),
+    (["a.jpg"], [list("vwxyy")], "5 distinct ids"),
+    (["a.jpg"], [["v", "w", "x", "y", "z z"]], "contains a space"),
+])
+def test_bad_submissions_are_refused(images, predictions, problem):
+    with pytest.raises(SubmissionError, match=problem):
+        check_predictions(images, predictions)
+
+
+def test_submission_must_answer_exactly_the_test_images(tmp_path):
+    with pytest.raises(SubmissionError, match="1 test images missing"):
+        write_predictions(tmp_path / "s.csv", ["a.jpg"], [list("vwxyz")], expected_images=["a.jpg", "b.jpg"])
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_written_submission_reads_back_in_kaggle_format(tmp_path):
+    path = tmp_path / "s.csv"
+    write_predictions(path, ["a.jpg", "b.jpg"], [["new_whale", "w_1", "w_2", "w_3", "w_4"], list("vwxyz")])
+    assert path.read_text().splitlines() == ["Image,Id", "a.jpg,new_whale w_1 w_2 w_3 w_4", "b.jpg,v w x y z"]
+    predictions = read_predictions(path)
+    assert score_predictions(predictions, {"a.jpg": "w_1", "b.jpg": "new_whale"}) == {
+        "map5": 0.25, "top1": 0.0, "n_images": 2}
+    with pytest.raises(SubmissionError, match="no prediction"):
+        score_predictions(predictions, {"c.jpg": "w_1"})
+
+
+def test_unreadable_test_images_still_get_a_row():
+    manifest = pd.DataFrame({"image": ["t1.jpg", "t2.jpg", "t3.jpg", "t4.jpg", "t5.jpg", "q1.jpg"],
+                             "split": ["train"] * 5 + ["test"],
+                             "id": ["w_1", "w_1", "w_2", "w_3", "w_4", ""]})
+    rejected = pd.DataFrame({"image": ["q2.jpg"], "split": ["test"]})
+    images, answers, filled = complete_submission({"q1.jpg": list("vwxyz")}, manifest, rejected)
+    assert images == ["q1.jpg", "q2.jpg"]
+    assert answers[1] == ["new_whale", "w_1", "w_2", "w_3", "w_4"]
+    assert filled == ["q2.jpg"]

@@ -1,0 +1,186 @@
+"""The workflow run end to end by Snakemake on small generated data."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, RIGHT_WHALE
+
+from whaleid.demo_data import generate_demo_dataset
+from whaleid.metrics import map_at_5
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"threads": 2}}
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the workflow of this checkout with `workdir` as its working directory."""
+    # A config file given with --configfile replaces whole top-level sections, so the test's
+    # settings are laid over a full copy of config.yaml, as a user would edit one.
+    configfile = workdir / "test_config.yaml"
+    defaults = yaml.safe_load((REPO / "config.yaml").read_text())
+    configfile.write_text(yaml.safe_dump(merged(defaults, config or TINY)))
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--cores", "2", "--configfile", str(configfile), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path, config: dict, *extra: str) -> dict[str, int]:
+    """The rules `snakemake -n` would run, with their job counts, from its 'Job stats' table."""
+    output = snakemake(workdir, "-n", *extra, config=config).stdout
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:", 1)[1]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)
+            if rule != "total"}
+
+
+def folder_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(str(path.stat().st_mtime_ns).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def merged(*layers: dict) -> dict:
+    result: dict = {}
+    for layer in layers:
+        for key, value in layer.items():
+            result[key] = merged(result.get(key, {}), value) if isinstance(value, dict) else value
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One finished run on a tiny dataset outside the checkout, as a user's data would be."""
+    root = tmp_path_factory.mktemp("tiny")
+    data = root / "data"
+    generate_demo_dataset(data, n_individuals=24, n_train_images=90, n_test_images=40, max_side=160, seed=7)
+    before = folder_digest(data)
+    work = root / "work"
+    work.mkdir()
+    config = merged(TINY, {"data_dir": str(data), "results_dir": "results"})
+    snakemake(work, config=config)
+    return {"data": data, "work": work, "results": work / "results", "config": config, "before": before}
+
+
+@pytest.mark.slow
+def test_run_writes_a_valid_scored_submission(tiny_run):
+    results, data = tiny_run["results"], tiny_run["data"]
+    submission = pd.read_csv(results / "submission.csv", dtype=str)
+    truth = pd.read_csv(data / "test_truth.csv", dtype=str)
+    assert list(submission.columns) == ["Image", "Id"]
+    assert sorted(submission["Image"]) == sorted(truth["Image"])  # every test image exactly once
+    answers = submission["Id"].str.split()
+    assert all(len(a) == 5 == len(set(a)) for a in answers)
+
+    scores = pd.read_csv(results / "scores.csv")
+    assert list(scores.columns) == ["method", "split", "map5", "top1", "n_images"]
+    assert set(zip(scores["method"], scores["split"])) == {("baseline", "validation"), ("baseline", "test")}
+    # the test score is the one an independent computation gives from the submission file
+    by_image = dict(zip(submission["Image"], answers))
+    expected = map_at_5([by_image[i] for i in truth["Image"]], truth["Id"].tolist())
+    test_row = scores[scores["split"] == "test"].iloc[0]
+    assert test_row["map5"] == pytest.approx(expected)
+    assert test_row["n_images"] == len(truth)
+    # the baseline answers new_whale second at worst, so it scores at least what that earns
+    assert test_row["map5"] >= 0.5 * (truth["Id"] == "new_whale").mean()
+
+
+@pytest.mark.slow
+def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
+    results = tiny_run["results"]
+    for stage in ["ingest", "validation_split", "baseline", "collect_scores", "preprocess/train",
+                  "preprocess/test", "submission/baseline", "score/baseline"]:
+        assert (results / "logs" / f"{stage}.log").is_file(), stage
+        assert (results / "benchmarks" / f"{stage}.tsv").is_file(), stage
+    cache = results / "preprocess" / "train.npy"
+    index = pd.read_csv(results / "preprocess" / "train.csv")
+    import numpy as np
+    assert np.load(cache, mmap_mode="r").shape == (len(index), 32, 32)
+
+
+@pytest.mark.slow
+def test_input_folder_is_unchanged_by_a_run(tiny_run):
+    assert folder_digest(tiny_run["data"]) == tiny_run["before"]
+
+
+@pytest.mark.slow
+def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
+    work, config = tiny_run["work"], tiny_run["config"]
+    assert planned_jobs(work, config) == {}
+    scoring = {"submission": 1, "score": 1, "collect_scores": 1, "chosen_submission": 1, "all": 1}
+    assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {"preprocess": 2, "all": 1}
+    assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {"baseline": 1, **scoring}
+    assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
+        "validation_split": 1, "baseline": 1, **scoring}
+    # ingest settings feed the manifest, which everything reads
+    assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
+        "ingest": 1, "preprocess": 2, "validation_split": 1, "baseline": 1, **scoring}
+
+
+@pytest.mark.slow
+def test_demo_dataset_is_generated_when_data_dir_is_the_demo(tmp_path):
+    config = merged(TINY, {"demo": {"n_individuals": 12, "n_train_images": 40, "n_test_images": 15,
+                                    "max_side": 96, "seed": 3}})
+    snakemake(tmp_path, config=config)
+    demo = tmp_path / "resources" / "demo_data"
+    assert len(list((demo / "train").glob("*.jpg"))) == 40
+    scores = pd.read_csv(tmp_path / "results" / "scores.csv")
+    assert sorted(scores["split"]) == ["test", "validation"]
+
+
+def test_config_errors_fail_before_any_job_and_name_the_key(tmp_path):
+    bad_key = snakemake(tmp_path, "-n", config=merged(TINY, {"preprocess": {"sise": 64}}), check=False)
+    assert bad_key.returncode != 0
+    assert "'sise' was unexpected" in bad_key.stderr + bad_key.stdout
+    bad_type = snakemake(tmp_path, "-n", config=merged(TINY, {"preprocess": {"size": "big"}}), check=False)
+    assert bad_type.returncode != 0 and "['preprocess']['size']" in bad_type.stderr + bad_type.stdout
+    missing = snakemake(tmp_path, "-n", config=merged(TINY, {"data_dir": str(tmp_path / "nowhere")}), check=False)
+    assert missing.returncode != 0 and "folder not found" in missing.stderr + missing.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run([SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_snakefile_imports_nothing_heavy():
+    sources = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
+    for source in sources:
+        text = source.read_text()
+        for heavy in ("tensorflow", "keras", "cv2", "pandas", "numpy", "whaleid"):
+            assert not re.search(rf"^\s*(import|from)\s+{heavy}\b", text, re.MULTILINE), (source, heavy)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+@pytest.mark.skipif(not RIGHT_WHALE.is_dir(), reason="../shared/data/right_whale is not here")
+def test_baseline_on_real_photos_beats_the_sample_submission(tmp_path):
+    config = merged(TINY, {"data_dir": str(RIGHT_WHALE), "results_dir": "results"})
+    snakemake(tmp_path, config=config)
+    scores = pd.read_csv(tmp_path / "results" / "scores.csv").set_index("split")
+    truth = pd.read_csv(RIGHT_WHALE / "test_truth.csv", dtype=str)
+    sample = pd.read_csv(RIGHT_WHALE / "sample_submission.csv", dtype=str)
+    sample_answers = dict(zip(sample["Image"], sample["Id"].str.split()))
+    sample_score = map_at_5([sample_answers[i] for i in truth["Image"]], truth["Id"].tolist())
+    assert sample_score == pytest.approx(0.21884, abs=1e-4)
+    assert scores.loc["test", "map5"] >= sample_score
+    assert scores.loc["test", "n_images"] == len(truth)

@@ -1,0 +1,11 @@
+"""Rule demo_dataset: generate the embedded demo dataset."""
+
+from pathlib import Path
+
+from whaleid.demo_data import generate_demo_dataset
+from whaleid.logs import log_to_file
+
+log = log_to_file(snakemake.log[0])
+out_dir = Path(snakemake.output.train_csv).parent
+stats = generate_demo_dataset(out_dir, **snakemake.params.settings)
+log.info("demo dataset written to %s: %s", out_dir, stats)

@@ -1,0 +1,21 @@
+"""Rule ingest: check the dataset and write the manifest and the rejection report."""
+
+from pathlib import Path
+
+from whaleid.files import write_csv
+from whaleid.ingest import build_manifest
+from whaleid.logs import log_to_file
+
+log = log_to_file(snakemake.log[0])
+manifest, rejected = build_manifest(
+    Path(snakemake.input.train_csv).parent,
+    max_pixels=snakemake.params.max_pixels,
+    max_rejected_fraction=snakemake.params.max_rejected_fraction,
+    n_jobs=snakemake.threads,
+)
+for row in rejected.itertuples():
+    log.warning("rejected %s (%s row %s): %s", row.image, row.source, row.row, row.reason)
+log.info("%d train and %d test images usable, %d rejections",
+         (manifest["split"] == "train").sum(), (manifest["split"] == "test").sum(), len(rejected))
+write_csv(rejected, snakemake.output.rejected)
+write_csv(manifest, snakemake.output.manifest)

@@ -1,0 +1,1 @@
+"""whaleid: the logic behind the workflow's rules, importable without Snakemake."""
