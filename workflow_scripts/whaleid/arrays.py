@@ -1,0 +1,71 @@
+"""Large on-disk arrays filled chunk by chunk, so a killed job resumes where it stopped.
+
+The array is filled under a temporary name beside the output (``x.partial.npy``) with a
+progress file listing the finished chunks (``x.partial.json``); it takes its final name only
+when every chunk is done. Snakemake deletes a failed job's outputs, but these temporary files
+are not outputs, so they survive for the rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class ResumableArray:
+    """A .npy array of `shape` and `dtype` at `out_path`, built in chunks of `chunk_size` rows.
+
+    `key` says what the contents depend on (inputs and settings): a leftover partial array
+    made with another key is discarded rather than resumed.
+    """
+
+    def __init__(self, out_path: str | Path, shape: tuple[int, ...], dtype, chunk_size: int, key: str):
+        self.out_path = Path(out_path)
+        self.partial_path = self.out_path.with_name(self.out_path.stem + ".partial.npy")
+        self.state_path = self.out_path.with_name(self.out_path.stem + ".partial.json")
+        self.shape, self.dtype, self.chunk_size, self.key = tuple(shape), np.dtype(dtype), chunk_size, key
+        self.done: set[int] = set()
+        if self.partial_path.exists() and self.state_path.exists():
+            state = json.loads(self.state_path.read_text())
+            if state.get("key") == key:
+                self.done = set(state["done"])
+                log.info("resuming %s: %d of %d chunks already done", self.out_path,
+                         len(self.done), len(self.chunk_starts()))
+        if not self.done:
+            self.out_path.parent.mkdir(parents=True, exist_ok=True)
+            np.lib.format.open_memmap(self.partial_path, mode="w+", dtype=self.dtype, shape=self.shape).flush()
+            self._save_state()
+
+    def chunk_starts(self) -> list[int]:
+        return list(range(0, self.shape[0], self.chunk_size))
+
+    def pending(self) -> list[int]:
+        """First rows of the chunks still to compute."""
+        return [start for start in self.chunk_starts() if start not in self.done]
+
+    def open(self) -> np.memmap:
+        """The partial array, writable; any process may open it and write its own chunks."""
+        return np.load(self.partial_path, mmap_mode="r+")
+
+    def mark_done(self, start: int) -> None:
+        """Record a chunk as finished; call only after its rows are written and flushed."""
+        self.done.add(start)
+        self._save_state()
+
+    def finish(self) -> None:
+        missing = self.pending()
+        if missing:
+            raise RuntimeError(f"{self.out_path}: chunks starting at rows {missing[:5]} were never written")
+        os.replace(self.partial_path, self.out_path)
+        self.state_path.unlink(missing_ok=True)
+
+    def _save_state(self) -> None:
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        tmp.write_text(json.dumps({"key": self.key, "done": sorted(self.done)}))
+        os.replace(tmp, self.state_path)
