@@ -1,12 +1,16 @@
 # whaleid: identify individual whales from photos of their tail flukes.
 # The stages, in order; `rules/common.smk` holds the config checks and the paths they share.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# Found beside this file, not in the working directory, so `--directory` and several results
+# folders all start from the same settings; `--configfile` files are merged over it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"
