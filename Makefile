@@ -15,7 +15,7 @@ $(BIN)/.installed: requirements.txt
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/demo.yaml
 	@PYTHONPATH=workflow_scripts $(BIN)/python -m whaleid.summary results
 
 test: $(BIN)/.installed

@@ -52,9 +52,10 @@ def sample_submission_input():
 def get_final_output():
     outputs = [f"{R}/scores.csv", f"{R}/submission.csv"]
     outputs += expand(f"{R}/submissions/{{method}}.csv", method=config["methods"])
-    # No stage reads the preprocessed images yet; they are built so that the cache is ready
-    # (and its cost visible) before the autoencoder and classifier stages land.
-    outputs += expand(f"{R}/preprocess/{{split}}.npy", split=SPLITS)
+    # No method reads the codes yet: they are built so that they are ready (and their cost
+    # visible) before the classifier stage lands.
+    outputs += expand(f"{R}/codes/{{split}}.npy", split=SPLITS)
+    outputs.append(f"{R}/autoencoder/reconstructions.png")
     return outputs
 
 

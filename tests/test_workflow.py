@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -18,7 +19,8 @@ from whaleid.demo_data import generate_demo_dataset
 from whaleid.metrics import map_at_5
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"threads": 2}}
+TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"threads": 2},
+        "autoencoder": {"epochs": 1, "batch_size": 8, "threads": 2}, "encode": {"chunk_size": 32}}
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -103,13 +105,20 @@ def test_run_writes_a_valid_scored_submission(tiny_run):
 def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
     results = tiny_run["results"]
     for stage in ["ingest", "validation_split", "baseline", "collect_scores", "preprocess/train",
-                  "preprocess/test", "submission/baseline", "score/baseline"]:
+                  "preprocess/test", "train_autoencoder", "encode/train", "encode/test",
+                  "submission/baseline", "score/baseline"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
         assert (results / "benchmarks" / f"{stage}.tsv").is_file(), stage
     cache = results / "preprocess" / "train.npy"
     index = pd.read_csv(results / "preprocess" / "train.csv")
-    import numpy as np
     assert np.load(cache, mmap_mode="r").shape == (len(index), 32, 32)
+    codes = np.load(results / "codes" / "train.npy", mmap_mode="r")
+    assert codes.shape == (len(index), 8, 8, 3) and codes.dtype == np.float16
+    assert pd.read_csv(results / "codes" / "train.csv")["image"].tolist() == index["image"].tolist()
+    history = pd.read_csv(results / "autoencoder" / "history.csv")
+    assert history["epoch"].tolist() == [0] and np.isfinite(history["loss"]).all()
+    assert (results / "autoencoder" / "reconstructions.png").stat().st_size > 0
+    assert not (results / "autoencoder_backup").exists()  # a finished run leaves no backup
 
 
 @pytest.mark.slow
@@ -122,13 +131,17 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     work, config = tiny_run["work"], tiny_run["config"]
     assert planned_jobs(work, config) == {}
     scoring = {"submission": 1, "score": 1, "collect_scores": 1, "chosen_submission": 1, "all": 1}
-    assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {"preprocess": 2, "all": 1}
+    autoencoder = {"train_autoencoder": 1, "encode": 2}
+    assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {
+        "preprocess": 2, **autoencoder, "all": 1}
+    assert planned_jobs(work, merged(config, {"autoencoder": {"learning_rate": 0.002}})) == {**autoencoder, "all": 1}
+    assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"encode": 2, "all": 1}
     assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {"baseline": 1, **scoring}
     assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
         "validation_split": 1, "baseline": 1, **scoring}
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
-        "ingest": 1, "preprocess": 2, "validation_split": 1, "baseline": 1, **scoring}
+        "ingest": 1, "preprocess": 2, **autoencoder, "validation_split": 1, "baseline": 1, **scoring}
 
 
 @pytest.mark.slow

@@ -1,0 +1,31 @@
+"""Rule train_autoencoder: train the published autoencoder on the preprocessed train and test images."""
+
+import numpy as np
+
+from whaleid.devices import select_devices
+from whaleid.logs import log_to_file
+
+log = log_to_file(snakemake.log[0])
+# Choose the GPUs before TensorFlow is imported: CUDA reads CUDA_VISIBLE_DEVICES only once.
+lease = select_devices(snakemake.resources.gpu)
+
+from whaleid.autoencoder import limit_cpu_threads, save_reconstruction_png, train_autoencoder  # noqa: E402
+
+limit_cpu_threads(snakemake.threads)
+model = train_autoencoder(
+    snakemake.input.caches,
+    snakemake.output.model,
+    snakemake.output.history,
+    snakemake.params.backup_dir,
+    epochs=snakemake.params.epochs,
+    batch_size=snakemake.params.batch_size,
+    learning_rate=snakemake.params.learning_rate,
+    optimizer=snakemake.params.optimizer,
+    validation_fraction=snakemake.params.validation_fraction,
+    augment=snakemake.params.augment,
+    flip=snakemake.params.flip,
+    mixed_precision=snakemake.params.mixed_precision,
+    seed=snakemake.params.seed,
+)
+examples = np.load(snakemake.input.caches[0], mmap_mode="r")[:4]
+save_reconstruction_png(model, examples, snakemake.output.reconstructions)
