@@ -1,6 +1,6 @@
 """Preprocessing throughput: the published serial loop against the workflow's, side by side.
 
-    PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/preprocess.py [--size 896] [--repeats 1]
+    PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/preprocess.py [--size 896] [--repeats 3]
 
 Runs on the demo images (generated into a temporary folder with the config's demo settings)
 and on ../shared/data/right_whale when it is there. For each set it prints images/s for
@@ -90,7 +90,8 @@ def measure(name: str, paths: list[Path], size: int, repeats: int) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=896)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each variant, interleaved; the best counts (this VM's speed swings)")
     args = parser.parse_args()
     demo_settings = yaml.safe_load((REPO / "config.yaml").read_text())["demo"]
     results = {}

@@ -53,6 +53,9 @@ class ResumableArray:
         """The partial array, writable; any process may open it and write its own chunks."""
         return np.load(self.partial_path, mmap_mode="r+")
 
+    def write_rows(self, start: int, rows: np.ndarray) -> None:
+        write_rows(self.partial_path, start, rows)
+
     def mark_done(self, start: int) -> None:
         """Record a chunk as finished; call only after its rows are written and flushed."""
         self.done.add(start)
@@ -69,3 +72,24 @@ class ResumableArray:
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
         tmp.write_text(json.dumps({"key": self.key, "done": sorted(self.done)}))
         os.replace(tmp, self.state_path)
+
+
+def write_rows(npy_path: str | Path, start: int, rows: np.ndarray) -> None:
+    """Write `rows` into the .npy file at `npy_path` from row `start` on, in one write call.
+
+    Safe from several processes at once when their rows differ. One write of a whole chunk is
+    several times faster than assigning into a memory map, which faults in every 4 KiB page:
+    with two workers filling a cache, the page faults, not the image work, set the pace.
+    """
+    with open(npy_path, "r+b") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}[version]
+        shape, fortran_order, dtype = read_header(handle)
+        if fortran_order or rows.shape[1:] != tuple(shape[1:]) or rows.dtype != dtype:
+            raise ValueError(f"{npy_path}: rows of shape {rows.shape[1:]} {rows.dtype} do not fit an array "
+                             f"of shape {shape} {dtype}")
+        if start < 0 or start + len(rows) > shape[0]:
+            raise ValueError(f"{npy_path}: rows {start}..{start + len(rows)} outside 0..{shape[0]}")
+        handle.seek(handle.tell() + start * rows[0].nbytes)
+        handle.write(np.ascontiguousarray(rows).tobytes())

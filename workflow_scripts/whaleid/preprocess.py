@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from .arrays import ResumableArray
+from .arrays import ResumableArray, write_rows
 from .images import jpeg_reduction, read_gray, square_image
 
 
@@ -34,10 +34,8 @@ def _fill_chunk(partial_path: str, start: int, paths: list[str], sizes: list[tup
     # One OpenCV thread per worker: joblib already keeps every core busy, and nested
     # threading only adds contention.
     cv2.setNumThreads(1)
-    cache = np.load(partial_path, mmap_mode="r+")
-    for offset, (path, (width, height)) in enumerate(zip(paths, sizes)):
-        cache[start + offset] = preprocess_file(path, size, width, height)
-    cache.flush()
+    squares = np.stack([preprocess_file(path, size, width, height) for path, (width, height) in zip(paths, sizes)])
+    write_rows(partial_path, start, squares)
     return start
 
 
