@@ -49,11 +49,8 @@ class ResumableArray:
         """First rows of the chunks still to compute."""
         return [start for start in self.chunk_starts() if start not in self.done]
 
-    def open(self) -> np.memmap:
-        """The partial array, writable; any process may open it and write its own chunks."""
-        return np.load(self.partial_path, mmap_mode="r+")
-
     def write_rows(self, start: int, rows: np.ndarray) -> None:
+        """Write a chunk's rows (other processes may write theirs to `partial_path` meanwhile)."""
         write_rows(self.partial_path, start, rows)
 
     def mark_done(self, start: int) -> None:

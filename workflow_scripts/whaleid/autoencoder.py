@@ -462,13 +462,10 @@ def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | P
                          f"but the cache's {size}x{size} images need an encoder for that size")
     key = hashlib.sha256(f"{_file_identity(Path(cache_path))}\n{_weights_digest(encoder)}".encode()).hexdigest()
     codes = ResumableArray(out_path, shape, np.float16, chunk_size, key)
-    out = codes.open()
     for start in codes.pending():
         stop = min(n, start + chunk_size)
-        out[start:stop] = encode_images(encoder, cache[start:stop], batch_size)
-        out.flush()
+        codes.write_rows(start, encode_images(encoder, cache[start:stop], batch_size))
         codes.mark_done(start)
         if progress:
             progress(min(n, len(codes.done) * chunk_size), n)
-    del out
     codes.finish()
