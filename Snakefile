@@ -20,6 +20,7 @@ include: "rules/preprocess.smk"
 include: "rules/autoencoder.smk"
 include: "rules/validation.smk"
 include: "rules/baseline.smk"
+include: "rules/classifier.smk"
 include: "rules/submission.smk"
 
 

@@ -49,6 +49,18 @@ def sample_submission_input():
     return [path] if USING_DEMO or os.path.exists(path) else []
 
 
+def classifier_input(split, kind):
+    """The classifier's input array (`npy`) or its index (`csv`): codes or preprocessed images."""
+    stage = "codes" if config["classifier"]["input"] == "codes" else "preprocess"
+    return f"{R}/{stage}/{split}.{kind}"
+
+
+def classifier_weights_input():
+    """A local weights file is an input, so replacing it retrains; `imagenet` and `none` are not files."""
+    weights = str(config["classifier"]["weights"])
+    return [] if weights.lower() in ("imagenet", "none") else [weights]
+
+
 def get_final_output():
     outputs = [f"{R}/scores.csv", f"{R}/submission.csv"]
     outputs += expand(f"{R}/submissions/{{method}}.csv", method=config["methods"])

@@ -20,7 +20,9 @@ from whaleid.metrics import map_at_5
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"threads": 2},
-        "autoencoder": {"epochs": 1, "batch_size": 8, "threads": 2}, "encode": {"chunk_size": 32}}
+        "autoencoder": {"epochs": 1, "batch_size": 8, "threads": 2}, "encode": {"chunk_size": 32},
+        "classifier": {"backbone": "mobilenetv2", "weights": "none", "input_size": 32, "head_epochs": 1,
+                       "fine_tune_epochs": 1, "batch_size": 8, "threads": 2}}
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -90,11 +92,12 @@ def test_run_writes_a_valid_scored_submission(tiny_run):
 
     scores = pd.read_csv(results / "scores.csv")
     assert list(scores.columns) == ["method", "split", "map5", "top1", "n_images"]
-    assert set(zip(scores["method"], scores["split"])) == {("baseline", "validation"), ("baseline", "test")}
+    assert set(zip(scores["method"], scores["split"])) == {
+        (method, split) for method in ("baseline", "classifier") for split in ("validation", "test")}
     # the test score is the one an independent computation gives from the submission file
     by_image = dict(zip(submission["Image"], answers))
     expected = map_at_5([by_image[i] for i in truth["Image"]], truth["Id"].tolist())
-    test_row = scores[scores["split"] == "test"].iloc[0]
+    test_row = scores[(scores["split"] == "test") & (scores["method"] == "baseline")].iloc[0]
     assert test_row["map5"] == pytest.approx(expected)
     assert test_row["n_images"] == len(truth)
     # the baseline answers new_whale second at worst, so it scores at least what that earns
@@ -106,7 +109,8 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
     results = tiny_run["results"]
     for stage in ["ingest", "validation_split", "baseline", "collect_scores", "preprocess/train",
                   "preprocess/test", "train_autoencoder", "encode/train", "encode/test",
-                  "submission/baseline", "score/baseline"]:
+                  "train_classifier", "predict_classifier", "submission/baseline", "score/baseline",
+                  "submission/classifier", "score/classifier"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
         assert (results / "benchmarks" / f"{stage}.tsv").is_file(), stage
     cache = results / "preprocess" / "train.npy"
@@ -130,18 +134,27 @@ def test_input_folder_is_unchanged_by_a_run(tiny_run):
 def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     work, config = tiny_run["work"], tiny_run["config"]
     assert planned_jobs(work, config) == {}
-    scoring = {"submission": 1, "score": 1, "collect_scores": 1, "chosen_submission": 1, "all": 1}
     autoencoder = {"train_autoencoder": 1, "encode": 2}
+    # the classifier's own submission and score, and the table; submission.csv is the baseline's
+    classifier = {"train_classifier": 1, "predict_classifier": 1, "submission": 1, "score": 1,
+                  "collect_scores": 1, "all": 1}
+    both_methods = {"predict_classifier": 1, "submission": 2, "score": 2, "collect_scores": 1,
+                    "chosen_submission": 1, "all": 1}
+    assert planned_jobs(work, merged(config, {"classifier": {"head_learning_rate": 0.002}})) == classifier
+    assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"encode": 2, **classifier}
+    assert planned_jobs(work, merged(config, {"autoencoder": {"learning_rate": 0.002}})) == {
+        **autoencoder, **classifier}
     assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {
-        "preprocess": 2, **autoencoder, "all": 1}
-    assert planned_jobs(work, merged(config, {"autoencoder": {"learning_rate": 0.002}})) == {**autoencoder, "all": 1}
-    assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"encode": 2, "all": 1}
-    assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {"baseline": 1, **scoring}
+        "preprocess": 2, **autoencoder, **classifier}
+    # duplicates come first in every method, matched as the baseline chose
+    assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {
+        "baseline": 1, **both_methods}
     assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
-        "validation_split": 1, "baseline": 1, **scoring}
+        "validation_split": 1, "baseline": 1, "train_classifier": 1, **both_methods}
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
-        "ingest": 1, "preprocess": 2, **autoencoder, "validation_split": 1, "baseline": 1, **scoring}
+        "ingest": 1, "preprocess": 2, **autoencoder, "validation_split": 1, "baseline": 1,
+        "train_classifier": 1, **both_methods}
 
 
 @pytest.mark.slow
@@ -152,7 +165,8 @@ def test_demo_dataset_is_generated_when_data_dir_is_the_demo(tmp_path):
     demo = tmp_path / "resources" / "demo_data"
     assert len(list((demo / "train").glob("*.jpg"))) == 40
     scores = pd.read_csv(tmp_path / "results" / "scores.csv")
-    assert sorted(scores["split"]) == ["test", "validation"]
+    assert sorted(zip(scores["method"], scores["split"])) == [
+        ("baseline", "test"), ("baseline", "validation"), ("classifier", "test"), ("classifier", "validation")]
 
 
 def test_config_errors_fail_before_any_job_and_name_the_key(tmp_path):
@@ -187,11 +201,12 @@ def test_snakefile_imports_nothing_heavy():
 def test_baseline_on_real_photos_beats_the_sample_submission(tmp_path):
     config = merged(TINY, {"data_dir": str(RIGHT_WHALE), "results_dir": "results"})
     snakemake(tmp_path, config=config)
-    scores = pd.read_csv(tmp_path / "results" / "scores.csv").set_index("split")
+    scores = pd.read_csv(tmp_path / "results" / "scores.csv").set_index(["method", "split"])
     truth = pd.read_csv(RIGHT_WHALE / "test_truth.csv", dtype=str)
     sample = pd.read_csv(RIGHT_WHALE / "sample_submission.csv", dtype=str)
     sample_answers = dict(zip(sample["Image"], sample["Id"].str.split()))
     sample_score = map_at_5([sample_answers[i] for i in truth["Image"]], truth["Id"].tolist())
     assert sample_score == pytest.approx(0.21884, abs=1e-4)
-    assert scores.loc["test", "map5"] >= sample_score
-    assert scores.loc["test", "n_images"] == len(truth)
+    assert scores.loc[("baseline", "test"), "map5"] >= sample_score
+    assert scores.loc[("baseline", "test"), "n_images"] == len(truth)
+    assert scores.loc[("classifier", "test"), "n_images"] == len(truth)

@@ -21,20 +21,20 @@ TensorFlow, which fixes the visible devices when it first initialises CUDA.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from .arrays import ResumableArray
-from .files import atomic_output, write_csv
+from .files import atomic_output
+# limit_cpu_threads is re-exported: the autoencoder's rule scripts import it from here.
+from .training import (ArrayRows, build_scope, check_model_path, file_identity, finish_training,  # noqa: F401
+                       fit_resumably, limit_cpu_threads, prepare_backup, row_batches, settings_key)
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +48,6 @@ OPTIMIZERS = ("adam", "published")
 
 
 # ---------------------------------------------------------------------------------- model
-
-
-def limit_cpu_threads(threads: int) -> None:
-    """Keep TensorFlow's CPU work to about `threads` cores (the rule's ``threads:``), so that
-    jobs Snakemake runs side by side do not fight over the cores. Call before TensorFlow runs
-    its first operation (it raises RuntimeError after)."""
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    # Independent ops at once: this network is a chain, so two are plenty.
-    tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
 
 
 def _conv_bn_relu(x, filters: int, name: str):
@@ -140,39 +129,20 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
 # ---------------------------------------------------------------------------------- input
 
 
-class CacheRows:
-    """The rows of one or more preprocess caches (memory-mapped), numbered one after another."""
+class CacheRows(ArrayRows):
+    """The rows of one or more preprocess caches (uint8 (N, S, S), memory-mapped), numbered one
+    after another; `read(rows)` gives them in ascending row order."""
 
     def __init__(self, cache_paths: Sequence[str | Path]):
         if not cache_paths:
             raise ValueError("no cache files given")
-        self.paths = [Path(p) for p in cache_paths]
-        self.arrays = [np.load(p, mmap_mode="r") for p in self.paths]
-        shapes = {a.shape[1:] for a in self.arrays}
-        if len(shapes) != 1 or any(a.ndim != 3 or a.dtype != np.uint8 for a in self.arrays):
+        arrays = [np.load(p, mmap_mode="r") for p in cache_paths]
+        if (len({a.shape[1:] for a in arrays}) != 1
+                or any(a.ndim != 3 or a.dtype != np.uint8 or a.shape[1] != a.shape[2] for a in arrays)):
             raise ValueError("caches must be uint8 arrays (N, S, S) of one size; got "
-                             + ", ".join(f"{p.name}: {a.dtype} {a.shape}" for p, a in zip(self.paths, self.arrays)))
-        self.size = int(self.arrays[0].shape[1])
-        self.starts = np.cumsum([0] + [len(a) for a in self.arrays])
-
-    def __len__(self) -> int:
-        return int(self.starts[-1])
-
-    def read(self, rows: np.ndarray) -> np.ndarray:
-        """The images at `rows` (uint8, (len(rows), S, S)), in ascending row order.
-
-        One fancy-index per cache: sorted rows read the file front to back, and a batch is
-        a set whose order does not matter.
-        """
-        rows = np.sort(np.asarray(rows, dtype=np.int64))
-        if len(rows) and (rows[0] < 0 or rows[-1] >= len(self)):
-            raise IndexError(f"rows {rows[0]}..{rows[-1]} outside 0..{len(self) - 1}")
-        which = np.searchsorted(self.starts, rows, side="right") - 1
-        out = np.empty((len(rows), self.size, self.size), np.uint8)
-        for cache in np.unique(which):
-            mask = which == cache
-            out[mask] = self.arrays[cache][rows[mask] - self.starts[cache]]
-        return out
+                             + ", ".join(f"{Path(p).name}: {a.dtype} {a.shape}" for p, a in zip(cache_paths, arrays)))
+        super().__init__(cache_paths)
+        self.size = self.row_shape[0]
 
 
 def split_rows(n_rows: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -240,73 +210,11 @@ def make_dataset(cache_paths: Sequence[str | Path], indices: Sequence[int] | np.
     batch), so memory holds a few batches, never a cache. With `shuffle` the order changes
     every epoch; shuffle and augmentation are reproducible from `seed`.
     """
-    rows = CacheRows(cache_paths)
-    indices = np.asarray(indices, dtype=np.int64)
-    size = rows.size
-    dataset = tf.data.Dataset.from_tensor_slices(indices)
-    if shuffle:
-        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
-
-    def read(batch_rows: tf.Tensor) -> tf.Tensor:
-        images = tf.numpy_function(rows.read, [batch_rows], tf.uint8, stateful=False)
-        return tf.ensure_shape(images, [None, size, size])
-
-    batches = dataset.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE)
-    return augment_batches(batches, augment=augment, flip=flip, seed=seed)
+    batches = row_batches(CacheRows(cache_paths), indices, batch_size, shuffle=shuffle, seed=seed)
+    return augment_batches(batches.map(lambda rows, images: images), augment=augment, flip=flip, seed=seed)
 
 
 # ---------------------------------------------------------------------------------- training
-
-
-class _EpochLog(keras.callbacks.Callback):
-    """One log line as each epoch starts and ends (the rule's log shows where a rerun resumed)."""
-
-    def __init__(self, epochs: int):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        log.info("epoch %d/%d started", epoch, self.epochs)
-
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        values = ", ".join(f"{k}={v:.5g}" for k, v in sorted((logs or {}).items()))
-        log.info("epoch %d/%d finished: %s", epoch, self.epochs, values)
-
-
-def _prepare_backup(backup_dir: Path, key: str) -> None:
-    """Keep `backup_dir` only if it was made by a run with the same inputs and settings."""
-    key_path = backup_dir / "key.json"
-    if backup_dir.exists():
-        if key_path.exists() and json.loads(key_path.read_text()).get("key") == key:
-            log.info("found a backup of an interrupted run in %s: resuming", backup_dir)
-            return
-        log.info("discarding %s: left by a run with other inputs or settings", backup_dir)
-        shutil.rmtree(backup_dir)
-    backup_dir.mkdir(parents=True)
-    key_path.write_text(json.dumps({"key": key}))
-
-
-def _file_identity(path: Path) -> str:
-    # Size and modification time stand in for the contents: hashing a 20 GB cache would cost
-    # more than an epoch, and a rebuilt cache is a new file.
-    stat = path.stat()
-    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def _distribution_strategy(gpus: list) -> tf.distribute.Strategy:
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def _final_history(partial_csv: Path) -> pd.DataFrame:
-    """The per-epoch CSV, one row an epoch.
-
-    A job killed after an epoch's row was written but before its backup was saved redoes
-    that epoch on rerun; its later row is the one that matches the weights kept.
-    """
-    history = pd.read_csv(partial_csv)
-    return history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
 
 
 def train_autoencoder(cache_paths: Sequence[str | Path], model_path: str | Path, history_csv: str | Path,
@@ -329,15 +237,13 @@ def train_autoencoder(cache_paths: Sequence[str | Path], model_path: str | Path,
         raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
     if optimizer not in OPTIMIZERS:  # fail before any work
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
-    model_path, history_csv, backup_dir = Path(model_path), Path(history_csv), Path(backup_dir)
-    if model_path.suffix != ".keras":
-        raise ValueError(f"model_path must end in .keras, got {model_path}")
+    model_path = check_model_path(model_path)
     keras.utils.set_random_seed(seed)
     rows = CacheRows(cache_paths)
-    settings = dict(caches=[_file_identity(p) for p in rows.paths], epochs=epochs, batch_size=batch_size,
+    settings = dict(caches=[file_identity(p) for p in rows.paths], epochs=epochs, batch_size=batch_size,
                     learning_rate=learning_rate, optimizer=optimizer, validation_fraction=validation_fraction,
                     seed=seed, augment=augment, flip=flip, mixed_precision=mixed_precision)
-    _prepare_backup(backup_dir, hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest())
+    prepare_backup(backup_dir, settings_key(settings))
 
     train_rows, validation_rows = split_rows(len(rows), validation_fraction, seed)
     train_data = make_dataset(rows.paths, train_rows, batch_size, shuffle=True, augment=augment, flip=flip,
@@ -347,35 +253,12 @@ def train_autoencoder(cache_paths: Sequence[str | Path], model_path: str | Path,
     log.info("training on %d images, validating on %d, %dx%d", len(train_rows), len(validation_rows),
              rows.size, rows.size)
 
-    gpus = tf.config.list_physical_devices("GPU")
-    policy = "mixed_float16" if mixed_precision and gpus else "float32"
-    log.info("devices: %s; precision policy %s", [g.name for g in gpus] or "CPU", policy)
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        with _distribution_strategy(gpus).scope():
-            model = build_autoencoder(rows.size)
-            # Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer itself.
-            model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss="mse")
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
-
-    partial_csv = backup_dir / "history.csv"
-    # The CSV row goes before the backup, so a kill between them repeats a row (resolved by
-    # `_final_history`) rather than losing one. Keras's backup gets its own folder because
-    # it may delete the folder it is given.
-    model.fit(train_data, validation_data=validation_data, epochs=epochs, verbose=0, shuffle=False,
-              callbacks=[_EpochLog(epochs),
-                         keras.callbacks.CSVLogger(str(partial_csv), append=True),
-                         keras.callbacks.BackupAndRestore(str(backup_dir / "keras"), double_checkpoint=True,
-                                                          delete_checkpoint=False),
-                         *callbacks])
-
-    # Outputs first, backup last: a kill in between reruns with zero epochs left to train.
-    write_csv(_final_history(partial_csv), history_csv)
-    with atomic_output(model_path) as tmp:
-        model.save(tmp)
-    shutil.rmtree(backup_dir)
+    with build_scope(mixed_precision):
+        model = build_autoencoder(rows.size)
+        model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss="mse")
+    fit_resumably(model, train_data, backup_dir, epochs=epochs, validation_data=validation_data,
+                  callbacks=callbacks, logger=log)
+    finish_training(model, model_path, history_csv, backup_dir)
     return model
 
 
@@ -460,7 +343,7 @@ def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | P
     if tuple(encoder.output.shape[1:]) != shape[1:]:
         raise ValueError(f"encoder gives codes of shape {tuple(encoder.output.shape[1:])}, "
                          f"but the cache's {size}x{size} images need an encoder for that size")
-    key = hashlib.sha256(f"{_file_identity(Path(cache_path))}\n{_weights_digest(encoder)}".encode()).hexdigest()
+    key = hashlib.sha256(f"{file_identity(cache_path)}\n{_weights_digest(encoder)}".encode()).hexdigest()
     codes = ResumableArray(out_path, shape, np.float16, chunk_size, key)
     for start in codes.pending():
         stop = min(n, start + chunk_size)
