@@ -172,7 +172,8 @@ from pathlib import Path
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s %(message)s", force=True)
 import keras
 import tensorflow as tf
-from whaleid.autoencoder import limit_cpu_threads, train_autoencoder
+from whaleid.autoencoder import train_autoencoder
+from whaleid.training import limit_cpu_threads
 out, pause_after, caches = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 limit_cpu_threads(1)
 assert tf.config.threading.get_intra_op_parallelism_threads() == 1

@@ -7,7 +7,8 @@ from whaleid.logs import Progress, log_to_file
 log = log_to_file(snakemake.log[0])
 lease = select_devices(snakemake.resources.gpu)  # before TensorFlow is imported
 
-from whaleid.autoencoder import encode_cache, encoder_from, limit_cpu_threads, load_autoencoder  # noqa: E402
+from whaleid.autoencoder import encode_cache, encoder_from, load_autoencoder  # noqa: E402
+from whaleid.training import limit_cpu_threads  # noqa: E402
 
 limit_cpu_threads(snakemake.threads)
 encode_cache(

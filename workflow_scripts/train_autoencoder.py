@@ -9,7 +9,8 @@ log = log_to_file(snakemake.log[0])
 # Choose the GPUs before TensorFlow is imported: CUDA reads CUDA_VISIBLE_DEVICES only once.
 lease = select_devices(snakemake.resources.gpu)
 
-from whaleid.autoencoder import limit_cpu_threads, save_reconstruction_png, train_autoencoder  # noqa: E402
+from whaleid.autoencoder import save_reconstruction_png, train_autoencoder  # noqa: E402
+from whaleid.training import limit_cpu_threads  # noqa: E402
 
 limit_cpu_threads(snakemake.threads)
 model = train_autoencoder(

@@ -32,9 +32,8 @@ import tensorflow as tf
 
 from .arrays import ResumableArray
 from .files import atomic_output
-# limit_cpu_threads is re-exported: the autoencoder's rule scripts import it from here.
-from .training import (ArrayRows, build_scope, check_model_path, file_identity, finish_training,  # noqa: F401
-                       fit_resumably, limit_cpu_threads, prepare_backup, row_batches, settings_key)
+from .training import (ArrayRows, build_scope, check_model_path, file_identity, finish_training,
+                       fit_resumably, prepare_backup, row_batches, settings_key)
 
 log = logging.getLogger(__name__)
 
