@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import whaleid.classifier as clf
-from whaleid.baseline import rank_answers
+from whaleid.baseline import duplicates_first, rank_answers
 from whaleid.metrics import map_at_5
 from whaleid.submission import check_predictions, most_frequent_ids
 
@@ -294,8 +294,8 @@ def test_threshold_sweep_picks_the_best_map5():
 
 def test_duplicates_take_first_place():
     model_answers = ["a", "new_whale", "b", "d", "e"]
-    assert clf.rank_with_duplicates([(3, "c"), (-1, "b"), (5, "c")], model_answers) == ["b", "c", "a", "new_whale", "d"]
-    assert clf.rank_with_duplicates([], model_answers) == model_answers
+    assert duplicates_first([(3, "c"), (-1, "b"), (5, "c")], model_answers) == ["b", "c", "a", "new_whale", "d"]
+    assert duplicates_first([], model_answers) == model_answers
     assert clf.final_answers(PROBABILITIES[:1], IDS, 0.5, [[(2, "e")]]) == [["e", "a", "new_whale", "b", "c"]]
 
 

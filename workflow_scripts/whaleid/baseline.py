@@ -40,16 +40,19 @@ def duplicate_matches(query: pd.DataFrame, catalogue: pd.DataFrame, max_distance
     return matches
 
 
+def duplicates_first(matches: Sequence[tuple[int, str]], answers: Sequence[str]) -> list[str]:
+    """The ids of duplicate photos ((distance, id) from `duplicate_matches`, nearest first)
+    ahead of a method's own `answers`: five distinct. Every method ranks duplicates this way."""
+    ranked: list[str] = []
+    for whale_id in [whale_id for _, whale_id in sorted(matches, key=lambda m: m[0])] + list(answers):
+        if whale_id not in ranked:
+            ranked.append(whale_id)
+    return ranked[:N_ANSWERS]
+
+
 def rank_answers(matches: list[tuple[int, str]], fallback: list[str]) -> list[str]:
     """Duplicate ids nearest first, then `new_whale`, then the fallback ids: five distinct."""
-    answers: list[str] = []
-    for _, whale_id in matches:
-        if whale_id not in answers:
-            answers.append(whale_id)
-    for whale_id in [NEW_WHALE, *fallback]:
-        if whale_id not in answers:
-            answers.append(whale_id)
-    return answers[:N_ANSWERS]
+    return duplicates_first(matches, [NEW_WHALE, *fallback])
 
 
 def predict(query: pd.DataFrame, catalogue: pd.DataFrame, max_distance: int) -> list[list[str]]:

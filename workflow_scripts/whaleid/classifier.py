@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .baseline import duplicate_matches
+from .baseline import duplicate_matches, duplicates_first
 from .files import write_text
 from .ingest import NEW_WHALE
 from .metrics import map_at_5
@@ -379,16 +379,6 @@ def rank_ids(probabilities: np.ndarray, class_ids: Sequence[str], threshold: flo
     return insert_new_whale(rank_candidates(probabilities, class_ids), threshold)
 
 
-def rank_with_duplicates(duplicates: Sequence[tuple[int, str]], answers: Sequence[str]) -> list[str]:
-    """The ids of duplicate photos (`baseline.duplicate_matches`' (distance, id), nearest
-    first) ahead of the model's `answers`: five distinct."""
-    ranked: list[str] = []
-    for whale_id in [whale_id for _, whale_id in sorted(duplicates, key=lambda m: m[0])] + list(answers):
-        if whale_id not in ranked:
-            ranked.append(whale_id)
-    return ranked[:N_ANSWERS]
-
-
 def final_answers(probabilities: np.ndarray | Candidates, class_ids: Sequence[str], threshold: float,
                   duplicates: Sequence[Sequence[tuple[int, str]]] | None = None) -> list[list[str]]:
     """`rank_ids`, with each row's `duplicates` (if given) ahead. `probabilities` may be given
@@ -400,7 +390,7 @@ def final_answers(probabilities: np.ndarray | Candidates, class_ids: Sequence[st
         return answers
     if len(duplicates) != len(answers):
         raise ValueError(f"{len(duplicates)} duplicate lists for {len(answers)} images")
-    return [rank_with_duplicates(found, row) for found, row in zip(duplicates, answers)]
+    return [duplicates_first(found, row) for found, row in zip(duplicates, answers)]
 
 
 def sweep_new_whale_threshold(probabilities: np.ndarray, class_ids: Sequence[str], truths: Sequence[str],

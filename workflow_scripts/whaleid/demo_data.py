@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from .files import write_bytes
+from .ingest import NEW_WHALE
 
 __all__ = [
     "EdgeProfile",
@@ -58,8 +59,6 @@ __all__ = [
     "generate_demo_dataset",
     "make_contact_sheet",
 ]
-
-NEW_WHALE = "new_whale"
 
 # Canonical frame: notch at (0, 0), lobe tips near x = +-1, y grows downwards (towards the
 # water).  The sprite covers this box; nothing of the fluke is drawn outside it.
