@@ -21,6 +21,7 @@ include: "rules/autoencoder.smk"
 include: "rules/validation.smk"
 include: "rules/baseline.smk"
 include: "rules/classifier.smk"
+include: "rules/metric_learning.smk"
 include: "rules/submission.smk"
 
 

@@ -7,7 +7,7 @@ rule train_classifier:
         array=classifier_input("train", "npy"),
         index=classifier_input("train", "csv"),
         split=f"{R}/validation/split.csv",
-        weights=classifier_weights_input(),
+        weights=weights_input("classifier"),
     output:
         model=f"{R}/classifier/model.keras",
         labels=f"{R}/classifier/labels.json",

@@ -55,19 +55,51 @@ def classifier_input(split, kind):
     return f"{R}/{stage}/{split}.{kind}"
 
 
-def classifier_weights_input():
+def metric_learning_input(split, kind):
+    """The embedding's input array (`npy`) or its index (`csv`): preprocessed images or codes."""
+    stage = "codes" if config["metric_learning"]["input"] == "codes" else "preprocess"
+    return f"{R}/{stage}/{split}.{kind}"
+
+
+def weights_input(section):
     """A local weights file is an input, so replacing it retrains; `imagenet` and `none` are not files."""
-    weights = str(config["classifier"]["weights"])
+    weights = str(config[section]["weights"])
     return [] if weights.lower() in ("imagenet", "none") else [weights]
+
+
+ADDITIONS = config["metric_learning"]["catalogue_additions"]
+if ADDITIONS:
+    for needed in ("train.csv", "train"):
+        if not os.path.exists(os.path.join(ADDITIONS, needed)):
+            raise WorkflowError(
+                f"metric_learning.catalogue_additions {ADDITIONS!r}: {needed} not found; expected "
+                "the layout of a dataset's train part (train.csv with Image,Id, and train/)"
+            )
+
+
+def catalogue_additions_input(name):
+    """A file or folder of the photos to add to the catalogue (none when there are none)."""
+    return [os.path.join(ADDITIONS, name)] if ADDITIONS else []
+
+
+def catalogue_additions_output():
+    return [f"{R}/catalogue/additions.npy", f"{R}/catalogue/additions.csv"] if ADDITIONS else []
+
+
+def similarity_thresholds():
+    """The cosine similarities tried as the new_whale threshold, start..stop (inclusive) by step."""
+    grid = config["metric_learning"]["new_whale_thresholds"]
+    count = int(round((grid["stop"] - grid["start"]) / grid["step"])) + 1
+    return [round(grid["start"] + i * grid["step"], 6) for i in range(count)]
 
 
 def get_final_output():
     outputs = [f"{R}/scores.csv", f"{R}/submission.csv"]
     outputs += expand(f"{R}/submissions/{{method}}.csv", method=config["methods"])
-    # No method reads the codes yet: they are built so that they are ready (and their cost
-    # visible) before the classifier stage lands.
-    outputs += expand(f"{R}/codes/{{split}}.npy", split=SPLITS)
-    outputs.append(f"{R}/autoencoder/reconstructions.png")
+    outputs.append(f"{R}/comparison.csv")
+    # The autoencoder's picture of what it learned, wherever a method reads its codes.
+    if any(m in config["methods"] and config[m]["input"] == "codes" for m in ("classifier", "metric_learning")):
+        outputs.append(f"{R}/autoencoder/reconstructions.png")
     return outputs
 
 

@@ -42,6 +42,7 @@ rule collect_scores:
         expand(f"{R}/scores/{{method}}.csv", method=config["methods"]),
     output:
         scores=f"{R}/scores.csv",
+        comparison=f"{R}/comparison.csv",
     log:
         f"{R}/logs/collect_scores.log",
     benchmark:

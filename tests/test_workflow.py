@@ -22,7 +22,10 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"threads": 2},
         "autoencoder": {"epochs": 1, "batch_size": 8, "threads": 2}, "encode": {"chunk_size": 32},
         "classifier": {"backbone": "mobilenetv2", "weights": "none", "input_size": 32, "head_epochs": 1,
-                       "fine_tune_epochs": 1, "batch_size": 8, "threads": 2}}
+                       "fine_tune_epochs": 1, "batch_size": 8, "threads": 2},
+        "metric_learning": {"width": 4, "input_size": 32, "embedding_size": 16, "epochs": 2, "batch_size": 8,
+                            "tta_views": 2, "threads": 2}}
+METHODS = ("baseline", "classifier", "metric_learning")
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -93,15 +96,22 @@ def test_run_writes_a_valid_scored_submission(tiny_run):
     scores = pd.read_csv(results / "scores.csv")
     assert list(scores.columns) == ["method", "split", "map5", "top1", "n_images"]
     assert set(zip(scores["method"], scores["split"])) == {
-        (method, split) for method in ("baseline", "classifier") for split in ("validation", "test")}
-    # the test score is the one an independent computation gives from the submission file
+        (method, split) for method in METHODS for split in ("validation", "test")}
+    # submission.csv is metric learning's, and its test score is the one an independent
+    # computation gives from the file
     by_image = dict(zip(submission["Image"], answers))
     expected = map_at_5([by_image[i] for i in truth["Image"]], truth["Id"].tolist())
-    test_row = scores[(scores["split"] == "test") & (scores["method"] == "baseline")].iloc[0]
-    assert test_row["map5"] == pytest.approx(expected)
-    assert test_row["n_images"] == len(truth)
+    scored = scores.set_index(["method", "split"])
+    assert scored.loc[("metric_learning", "test"), "map5"] == pytest.approx(expected)
+    assert (scored.xs("test", level="split")["n_images"] == len(truth)).all()
     # the baseline answers new_whale second at worst, so it scores at least what that earns
-    assert test_row["map5"] >= 0.5 * (truth["Id"] == "new_whale").mean()
+    assert scored.loc[("baseline", "test"), "map5"] >= 0.5 * (truth["Id"] == "new_whale").mean()
+
+    comparison = pd.read_csv(results / "comparison.csv")
+    assert comparison["method"].tolist() == list(METHODS)
+    for method, split, measure in [("classifier", "validation", "map5"), ("metric_learning", "test", "top1")]:
+        row = comparison[comparison["method"] == method].iloc[0]
+        assert row[f"{split}_{measure}"] == pytest.approx(scored.loc[(method, split), measure])
 
 
 @pytest.mark.slow
@@ -110,7 +120,8 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
     for stage in ["ingest", "validation_split", "baseline", "collect_scores", "preprocess/train",
                   "preprocess/test", "train_autoencoder", "encode/train", "encode/test",
                   "train_classifier", "predict_classifier", "submission/baseline", "score/baseline",
-                  "submission/classifier", "score/classifier"]:
+                  "submission/classifier", "score/classifier", "train_embedding", "embed/train", "embed/test",
+                  "identify_by_retrieval", "submission/metric_learning", "score/metric_learning"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
         assert (results / "benchmarks" / f"{stage}.tsv").is_file(), stage
     cache = results / "preprocess" / "train.npy"
@@ -123,6 +134,12 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
     assert history["epoch"].tolist() == [0] and np.isfinite(history["loss"]).all()
     assert (results / "autoencoder" / "reconstructions.png").stat().st_size > 0
     assert not (results / "autoencoder_backup").exists()  # a finished run leaves no backup
+    embeddings = np.load(results / "embeddings" / "train.npy")
+    assert embeddings.shape == (len(index), 16)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
+    assert pd.read_csv(results / "metric_learning" / "history.csv")["epoch"].tolist() == [0, 1]
+    assert pd.read_csv(results / "metric_learning" / "new_whale_threshold.csv")["chosen"].sum() == 1
+    assert not (results / "metric_learning_backup").exists()
 
 
 @pytest.mark.slow
@@ -135,26 +152,63 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     work, config = tiny_run["work"], tiny_run["config"]
     assert planned_jobs(work, config) == {}
     autoencoder = {"train_autoencoder": 1, "encode": 2}
-    # the classifier's own submission and score, and the table; submission.csv is the baseline's
-    classifier = {"train_classifier": 1, "predict_classifier": 1, "submission": 1, "score": 1,
-                  "collect_scores": 1, "all": 1}
-    both_methods = {"predict_classifier": 1, "submission": 2, "score": 2, "collect_scores": 1,
-                    "chosen_submission": 1, "all": 1}
+    # a method's own submission and score, and the table; submission.csv is metric learning's
+    table = {"collect_scores": 1, "all": 1}
+    classifier = {"train_classifier": 1, "predict_classifier": 1, "submission": 1, "score": 1, **table}
+    retrieval = {"identify_by_retrieval": 1, "submission": 1, "score": 1, "chosen_submission": 1, **table}
+    metric = {"train_embedding": 1, "embed": 2, **retrieval}
+    every_method = {"predict_classifier": 1, "identify_by_retrieval": 1, "submission": 3, "score": 3,
+                    "chosen_submission": 1, **table}
     assert planned_jobs(work, merged(config, {"classifier": {"head_learning_rate": 0.002}})) == classifier
+    assert planned_jobs(work, merged(config, {"metric_learning": {"margin": 0.25}})) == metric
+    assert planned_jobs(work, merged(config, {"metric_learning": {"tta_views": 1}})) == {"embed": 2, **retrieval}
+    assert planned_jobs(work, merged(config, {"metric_learning": {"new_whale_thresholds": {"step": 0.05}}})) == {
+        "train_embedding": 1, "embed": 2, **retrieval}  # also how training scores its epochs
     assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"encode": 2, **classifier}
     assert planned_jobs(work, merged(config, {"autoencoder": {"learning_rate": 0.002}})) == {
         **autoencoder, **classifier}
+    # the baseline reads the manifest's hashes, not the images
     assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {
-        "preprocess": 2, **autoencoder, **classifier}
+        "preprocess": 2, **autoencoder, "train_classifier": 1, "train_embedding": 1, "embed": 2,
+        **every_method, "submission": 2, "score": 2}
     # duplicates come first in every method, matched as the baseline chose
     assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {
-        "baseline": 1, **both_methods}
+        "baseline": 1, **every_method}
     assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
-        "validation_split": 1, "baseline": 1, "train_classifier": 1, **both_methods}
+        "validation_split": 1, "baseline": 1, "train_classifier": 1, "train_embedding": 1, "embed": 2,
+        **every_method}
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
         "ingest": 1, "preprocess": 2, **autoencoder, "validation_split": 1, "baseline": 1,
-        "train_classifier": 1, **both_methods}
+        "train_classifier": 1, "train_embedding": 1, "embed": 2, **every_method}
+
+
+@pytest.mark.slow
+def test_photos_added_to_the_catalogue_need_no_retraining_and_change_only_their_answers(tiny_run, tmp_path):
+    data, work, results = tiny_run["data"], tiny_run["work"], tiny_run["results"]
+    train = pd.read_csv(data / "train.csv", dtype=str)
+    photos = train[train["Id"] != "new_whale"].head(3)
+    additions = tmp_path / "additions"
+    (additions / "train").mkdir(parents=True)
+    for image in photos["Image"]:
+        (additions / "train" / image).write_bytes((data / "train" / image).read_bytes())
+    photos.assign(Id="w_added").to_csv(additions / "train.csv", index=False)
+    config = merged(tiny_run["config"], {"metric_learning": {"catalogue_additions": str(additions)}})
+    assert planned_jobs(work, config) == {"add_to_catalogue": 1, "identify_by_retrieval": 1, "submission": 1,
+                                          "score": 1, "chosen_submission": 1, "collect_scores": 1, "all": 1}
+    before = pd.read_csv(results / "predictions" / "metric_learning" / "test.csv", dtype=str)
+    try:
+        snakemake(work, config=config)
+        after = pd.read_csv(results / "predictions" / "metric_learning" / "test.csv", dtype=str)
+        assert pd.read_csv(results / "catalogue" / "additions.csv")["id"].tolist() == ["w_added"] * 3
+    finally:
+        snakemake(work, config=tiny_run["config"])  # put the run back as the other tests expect it
+    answers = before.merge(after, on="Image", suffixes=("_before", "_after"))
+    assert len(answers) == len(before) == len(after)
+    mentions = answers["Id_after"].str.split().map(lambda ids: "w_added" in ids)
+    assert mentions.any()
+    unchanged = answers[~mentions]
+    assert (unchanged["Id_before"] == unchanged["Id_after"]).all()
 
 
 @pytest.mark.slow
@@ -165,8 +219,8 @@ def test_demo_dataset_is_generated_when_data_dir_is_the_demo(tmp_path):
     demo = tmp_path / "resources" / "demo_data"
     assert len(list((demo / "train").glob("*.jpg"))) == 40
     scores = pd.read_csv(tmp_path / "results" / "scores.csv")
-    assert sorted(zip(scores["method"], scores["split"])) == [
-        ("baseline", "test"), ("baseline", "validation"), ("classifier", "test"), ("classifier", "validation")]
+    assert sorted(zip(scores["method"], scores["split"])) == sorted(
+        (method, split) for method in METHODS for split in ("test", "validation"))
 
 
 def test_config_errors_fail_before_any_job_and_name_the_key(tmp_path):
@@ -209,4 +263,5 @@ def test_baseline_on_real_photos_beats_the_sample_submission(tmp_path):
     assert sample_score == pytest.approx(0.21884, abs=1e-4)
     assert scores.loc[("baseline", "test"), "map5"] >= sample_score
     assert scores.loc[("baseline", "test"), "n_images"] == len(truth)
-    assert scores.loc[("classifier", "test"), "n_images"] == len(truth)
+    for method in ("classifier", "metric_learning"):
+        assert scores.loc[(method, "test"), "n_images"] == len(truth)

@@ -38,11 +38,14 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .baseline import duplicate_matches, duplicates_first
+from . import ranking
+from .baseline import duplicate_matches
 from .files import write_text
 from .ingest import NEW_WHALE
-from .metrics import map_at_5
+from .ranking import Candidates, Duplicates, insert_new_whale
 from .submission import N_ANSWERS
+# chosen_phash_distance stays importable from here: predict_classifier.py and the tests use it.
+from .tables import chosen_phash_distance, read_table, train_table, with_hashes  # noqa: F401
 from .training import (ArrayRows, BestWeights, build_scope, check_model_path, file_identity, final_history,
                        finish_training, fit_resumably, prepare_backup, row_batches, settings_key)
 
@@ -337,20 +340,13 @@ def class_weights(counts: Sequence[int] | np.ndarray, method: str, beta: float =
 
 
 # ---------------------------------------------------------------------------------- answers
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """Each image's four likeliest known ids (``ids``), their probabilities (``top``, (N, 4)) and
-    the probability of the new_whale class (``own``, (N,); zeros when it is not a class)."""
-
-    ids: list[list[str]]
-    top: np.ndarray
-    own: np.ndarray
+# The probability-specific part; inserting new_whale and choosing its threshold is `ranking`'s.
 
 
 def rank_candidates(probabilities: np.ndarray, class_ids: Sequence[str]) -> Candidates:
-    """The `Candidates` of each row of `probabilities` (N, classes). Ties go to the earlier class."""
+    """The `Candidates` of each row of `probabilities` (N, classes): the four likeliest known
+    ids, and the probability of the new_whale class as ``own`` (zeros when it is not a class).
+    Ties go to the earlier class."""
     ids = np.asarray(class_ids, dtype=object)
     probabilities = np.asarray(probabilities)  # float32 kept: a test set's array is large
     if probabilities.ndim != 2 or probabilities.shape[1] != len(ids):
@@ -364,57 +360,31 @@ def rank_candidates(probabilities: np.ndarray, class_ids: Sequence[str]) -> Cand
     return Candidates(ids[known][order].tolist(), np.take_along_axis(known_probabilities, order, axis=1), own)
 
 
-def insert_new_whale(candidates: Candidates, threshold: float) -> list[list[str]]:
-    """Five answers per image: its candidates with `new_whale` at the first rank whose
-    candidate's probability is below `threshold`, or below the new_whale class's own
-    probability where that is higher; fifth if none is."""
-    below = candidates.top < np.maximum(float(threshold), candidates.own)[:, None]
-    position = np.where(below.any(axis=1), below.argmax(axis=1), N_ANSWERS - 1)
-    return [row[:at] + [NEW_WHALE] + row[at:] for row, at in zip(candidates.ids, position.tolist())]
-
-
 def rank_ids(probabilities: np.ndarray, class_ids: Sequence[str], threshold: float) -> list[list[str]]:
     """Five answers per row of `probabilities` (N, classes): the known ids by probability, with
-    new_whale inserted at `threshold` (see `insert_new_whale`)."""
+    new_whale inserted at `threshold` (see `ranking.insert_new_whale`)."""
     return insert_new_whale(rank_candidates(probabilities, class_ids), threshold)
 
 
 def final_answers(probabilities: np.ndarray | Candidates, class_ids: Sequence[str], threshold: float,
-                  duplicates: Sequence[Sequence[tuple[int, str]]] | None = None) -> list[list[str]]:
+                  duplicates: Duplicates | None = None) -> list[list[str]]:
     """`rank_ids`, with each row's `duplicates` (if given) ahead. `probabilities` may be given
     ranked already (`rank_candidates`), to rank once for many thresholds."""
     candidates = (probabilities if isinstance(probabilities, Candidates)
                   else rank_candidates(probabilities, class_ids))
-    answers = insert_new_whale(candidates, threshold)
-    if duplicates is None:
-        return answers
-    if len(duplicates) != len(answers):
-        raise ValueError(f"{len(duplicates)} duplicate lists for {len(answers)} images")
-    return [duplicates_first(found, row) for found, row in zip(duplicates, answers)]
+    return ranking.final_answers(candidates, threshold, duplicates)
 
 
 def sweep_new_whale_threshold(probabilities: np.ndarray, class_ids: Sequence[str], truths: Sequence[str],
                               thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-                              duplicates: Sequence[Sequence[tuple[int, str]]] | None = None
-                              ) -> tuple[float, pd.DataFrame]:
+                              duplicates: Duplicates | None = None) -> tuple[float, pd.DataFrame]:
     """The new_whale threshold with the best MAP@5 of `final_answers` against `truths` (the
     first of equals, in the order given), and the curve (threshold, map5, chosen)."""
-    if not len(thresholds):
-        raise ValueError("no thresholds to try")
-    candidates = rank_candidates(probabilities, class_ids)
-    scores = [map_at_5(final_answers(candidates, class_ids, t, duplicates), truths) for t in thresholds]
-    best = int(np.argmax(scores))
-    curve = pd.DataFrame({"threshold": [float(t) for t in thresholds], "map5": scores})
-    curve["chosen"] = curve.index == best
-    return float(thresholds[best]), curve
+    return ranking.sweep_new_whale_threshold(rank_candidates(probabilities, class_ids), truths, thresholds,
+                                             duplicates)
 
 
 # ---------------------------------------------------------------------------------- input
-
-
-def _read_table(path: str | Path) -> pd.DataFrame:
-    # Ids and image names are strings, whatever they look like ("NA", "0001").
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
 def code_scale(codes: np.ndarray, rows: Sequence[int] | np.ndarray, percentile: float = CODE_PERCENTILE,
@@ -503,20 +473,6 @@ class ValidationMap5(keras.callbacks.Callback):
 # ---------------------------------------------------------------------------------- stage
 
 
-def _train_table(index_csv: str | Path, split_csv: str | Path, n_rows: int) -> pd.DataFrame:
-    """Per array row: image, id, subset, truth."""
-    index = _read_table(index_csv)
-    if len(index) != n_rows:
-        raise ValueError(f"{index_csv} lists {len(index)} images but the array has {n_rows} rows")
-    split = _read_table(split_csv)
-    table = index[["image"]].merge(split[["image", "id", "subset", "truth"]], on="image", how="left",
-                                   validate="one_to_one")
-    missing = table.loc[table["subset"].isna(), "image"].tolist()
-    if missing:
-        raise ValueError(f"{len(missing)} images of {index_csv} are not in {split_csv}, e.g. {missing[:3]}")
-    return table
-
-
 def encode_labels(table: pd.DataFrame, new_whale: str) -> tuple[list[str], np.ndarray]:
     """The classes (sorted ids of the `fit` images; new_whale among them only when `new_whale`
     is "class") and each row's class index (-1 for rows not trained on)."""
@@ -574,7 +530,7 @@ def train_classifier(train_array: str | Path, train_index: str | Path, split_csv
         raise ValueError(f"{backbone} needs inputs of at least {MIN_SIDE}x{MIN_SIDE}, but {train_array} holds "
                          f"{array.shape[1]}x{array.shape[2]} and input_size is {input_size}: set input_size to "
                          f"{MIN_SIDE} or more to resize them in the model")
-    table = _train_table(train_index, split_csv, len(array))
+    table = train_table(train_index, split_csv, len(array))
     classes, labels_by_row = encode_labels(table, new_whale)
     fit_rows = np.flatnonzero(labels_by_row >= 0)
     counts = np.bincount(labels_by_row[fit_rows], minlength=len(classes))
@@ -635,25 +591,6 @@ def train_classifier(train_array: str | Path, train_index: str | Path, split_csv
     return model
 
 
-def _with_hashes(table: pd.DataFrame, manifest: pd.DataFrame, split: str, manifest_csv) -> pd.DataFrame:
-    """`table` with the pHash and content hash of its images (from the manifest rows of `split`)."""
-    photos = manifest.loc[manifest["split"] == split, ["image", "phash", "content_hash"]].set_index("image")
-    table = table.join(photos, on="image")
-    missing = table.loc[table["phash"].isna(), "image"].tolist()
-    if missing:
-        raise ValueError(f"{len(missing)} {split} images are not in {manifest_csv}, e.g. {missing[:3]}")
-    return table
-
-
-def chosen_phash_distance(threshold_csv: str | Path) -> int:
-    """The pHash distance the baseline chose (its ``phash_threshold.csv``, row ``chosen``)."""
-    curve = pd.read_csv(threshold_csv)
-    chosen = curve.loc[curve["chosen"].astype(str).str.lower() == "true", "max_distance"]
-    if len(chosen) != 1:
-        raise ValueError(f"{threshold_csv} must mark exactly one max_distance as chosen")
-    return int(chosen.iloc[0])
-
-
 def predict_classifier(model_path: str | Path, labels_path: str | Path, train_array: str | Path,
                        train_index: str | Path, test_array: str | Path, test_index: str | Path,
                        split_csv: str | Path, manifest_csv: str | Path, phash_max_distance: int,
@@ -671,9 +608,9 @@ def predict_classifier(model_path: str | Path, labels_path: str | Path, train_ar
     model = load_classifier(model_path)
     if model.output.shape[-1] != len(class_ids):
         raise ValueError(f"{model_path} has {model.output.shape[-1]} classes but {labels_path} lists {len(class_ids)}")
-    manifest = _read_table(manifest_csv)
-    train = _with_hashes(_train_table(train_index, split_csv, len(np.load(train_array, mmap_mode="r"))),
-                         manifest, "train", manifest_csv)
+    manifest = read_table(manifest_csv)
+    train = with_hashes(train_table(train_index, split_csv, len(np.load(train_array, mmap_mode="r"))),
+                        manifest, "train", manifest_csv)
     fit = train[train["subset"] == "fit"]
     validation_rows = np.flatnonzero((train["subset"] == "validation").to_numpy())
     validation = train.iloc[validation_rows]
@@ -687,7 +624,7 @@ def predict_classifier(model_path: str | Path, labels_path: str | Path, train_ar
     validation_answers = final_answers(probabilities, class_ids, chosen, duplicates)
     log.info("new_whale threshold %g: validation MAP@5 %.4f", chosen, curve.loc[curve["chosen"], "map5"].iloc[0])
 
-    test = _with_hashes(_read_table(test_index)[["image"]], manifest, "test", manifest_csv)
+    test = with_hashes(read_table(test_index)[["image"]], manifest, "test", manifest_csv)
     if len(test) != len(np.load(test_array, mmap_mode="r")):
         raise ValueError(f"{test_index} lists {len(test)} images but {test_array} has another number of rows")
     test_probabilities = predict_probabilities(model, test_array, None, batch_size)

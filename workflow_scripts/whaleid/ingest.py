@@ -117,7 +117,7 @@ def list_test_images(data_dir: str | Path) -> tuple[list[str], list[dict]]:
     return names, rejected
 
 
-def _inspect_file(path: Path, max_pixels: int) -> dict:
+def inspect_file(path: Path, max_pixels: int) -> dict:
     try:
         if not path.is_file():
             return {"error": "file not found"}
@@ -146,7 +146,7 @@ def build_manifest(data_dir: str | Path, *, max_pixels: int, max_rejected_fracti
     entries = [("train", image, whale_id, row) for image, whale_id, row in train_rows.itertuples(index=False)]
     entries += [("test", image, "", None) for image in test_names]
     infos = Parallel(n_jobs=n_jobs, batch_size=32)(
-        delayed(_inspect_file)(data_dir / split / image, max_pixels) for split, image, _, _ in entries)
+        delayed(inspect_file)(data_dir / split / image, max_pixels) for split, image, _, _ in entries)
 
     manifest_rows = []
     for (split, image, whale_id, row), info in zip(entries, infos):

@@ -1,4 +1,4 @@
-"""`python -m whaleid.summary RESULTS_DIR`: where the submission is and how it scored."""
+"""`python -m whaleid.summary RESULTS_DIR`: where the submission is and how each method scored."""
 
 from __future__ import annotations
 
@@ -7,14 +7,42 @@ from pathlib import Path
 
 import pandas as pd
 
+SPLITS = ("validation", "test")
+MEASURES = ("map5", "top1")
+
+
+def comparison_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per method (in the order first seen) from the long `scores` (method, split, map5,
+    top1, n_images): validation_map5, validation_top1, then test_map5, test_top1 where test was
+    scored, and the number of images of each split."""
+    methods = list(dict.fromkeys(scores["method"]))
+    wide = scores.pivot(index="method", columns="split", values=[*MEASURES, "n_images"]).reindex(methods)
+    table = pd.DataFrame({"method": methods})
+    for split in SPLITS:
+        if split in set(scores["split"]):
+            for measure in MEASURES:
+                table[f"{split}_{measure}"] = wide[(measure, split)].to_numpy()
+    for split in SPLITS:
+        if split in set(scores["split"]):
+            table[f"{split}_images"] = wide[("n_images", split)].to_numpy()
+    return table
+
+
+def format_comparison(table: pd.DataFrame) -> str:
+    """The comparison as aligned text, scores to four decimals."""
+    shown = table.copy()
+    for column in shown.columns:
+        if column.endswith(MEASURES):
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+    return shown.to_string(index=False)
+
 
 def summarise(results_dir: str | Path) -> str:
     results_dir = Path(results_dir)
-    scores = pd.read_csv(results_dir / "scores.csv")
-    lines = [f"submission: {(results_dir / 'submission.csv').resolve()}", "MAP@5 (top-1) by method and split:"]
-    for row in scores.itertuples():
-        lines.append(f"  {row.method:<12} {row.split:<11} MAP@5 {row.map5:.4f}  top-1 {row.top1:.4f}  ({row.n_images} images)")
-    return "\n".join(lines)
+    comparison = comparison_table(pd.read_csv(results_dir / "scores.csv"))
+    return "\n".join([f"submission: {(results_dir / 'submission.csv').resolve()}",
+                      "MAP@5 and top-1 accuracy by method, on the same validation split (and test where its "
+                      "truth is known):", format_comparison(comparison)])
 
 
 if __name__ == "__main__":

@@ -265,7 +265,8 @@ class BestWeights(keras.callbacks.Callback):
 
 
 def fit_resumably(model: keras.Model, data: tf.data.Dataset, backup_dir: str | Path, *, epochs: int,
-                  initial_epoch: int = 0, state: str = "keras", validation_data: tf.data.Dataset | None = None,
+                  initial_epoch: int = 0, state: str = "keras", steps_per_epoch: int | None = None,
+                  validation_data: tf.data.Dataset | None = None,
                   class_weight: dict[int, float] | None = None,
                   metric_callbacks: Sequence[keras.callbacks.Callback] = (),
                   callbacks: Sequence[keras.callbacks.Callback] = (), logger: logging.Logger = log) -> None:
@@ -278,13 +279,14 @@ def fit_resumably(model: keras.Model, data: tf.data.Dataset, backup_dir: str | P
     epoch left to train. One row an epoch is appended to ``backup_dir/history.csv`` (see
     `final_history`). `metric_callbacks` run first, so what they add to the epoch's logs is
     logged, written to the history and seen by the callbacks after them (a `BestWeights`,
-    say); `callbacks` run last, after the backup.
+    say); `callbacks` run last, after the backup. An endless `data` stream needs
+    `steps_per_epoch`.
     """
     backup_dir = Path(backup_dir)
     # The CSV row goes before the backup, so a kill between them repeats a row (resolved by
     # `final_history`) rather than losing one.
-    model.fit(data, validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
-              shuffle=False, class_weight=class_weight,
+    model.fit(data, validation_data=validation_data, epochs=epochs, initial_epoch=initial_epoch,
+              steps_per_epoch=steps_per_epoch, verbose=0, shuffle=False, class_weight=class_weight,
               callbacks=[*metric_callbacks, EpochLog(epochs, logger),
                          keras.callbacks.CSVLogger(str(backup_dir / HISTORY_FILE), append=True),
                          keras.callbacks.BackupAndRestore(str(backup_dir / state), double_checkpoint=True,

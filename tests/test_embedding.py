@@ -1,0 +1,237 @@
+"""The metric-learning embedding: its layers, its sampling, training and the catalogue additions."""
+
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import encode, textured
+from test_classifier import baseline_map5, offline, stage_inputs  # noqa: F401 (offline: a fixture)
+
+import whaleid.embedding as emb
+from whaleid.classifier import MissingWeightsError
+from whaleid.ranking import threshold_grid
+from whaleid.retrieval import rank_catalogue
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+def unit(angle):
+    return [math.cos(angle), math.sin(angle)]
+
+
+def test_arcface_widens_the_true_class_angle_by_the_margin_and_keeps_the_nearest_sub_centre():
+    layer = emb.SubCenterArcFace(n_classes=2, sub_centers=2, margin=0.3, scale=10.0)
+    layer.build([(None, 2), (None,)])
+    # class 0's sub-centres lie 0.5 and 1.0 rad from the embedding, class 1's 1.2 and 2.0 rad
+    centres = np.array([unit(0.5), unit(1.0), unit(1.2), unit(2.0)], np.float32).T
+    layer.centres.assign(centres * 3.0)  # their length must not matter
+    embedding = np.array([[2.0, 0.0]], np.float32)
+    as_class_0 = keras.ops.convert_to_numpy(layer([embedding, np.array([0])]))
+    np.testing.assert_allclose(as_class_0, [[10 * math.cos(0.5 + 0.3), 10 * math.cos(1.2)]], rtol=1e-5)
+    as_class_1 = keras.ops.convert_to_numpy(layer([embedding, np.array([1])]))
+    np.testing.assert_allclose(as_class_1, [[10 * math.cos(0.5), 10 * math.cos(1.2 + 0.3)]], rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.cosines(embedding)), [[math.cos(0.5), math.cos(1.2)]],
+                               rtol=1e-5)
+
+
+def test_arcface_past_pi_minus_the_margin_penalises_linearly_instead_of_rewarding():
+    layer = emb.SubCenterArcFace(n_classes=1, sub_centers=1, margin=0.5, scale=1.0)
+    layer.build([(None, 2), (None,)])
+    layer.centres.assign(np.array([unit(3.0)], np.float32).T)  # 3.0 rad > pi - 0.5
+    logit = float(keras.ops.convert_to_numpy(layer([np.array([[1.0, 0.0]], np.float32), np.array([0])]))[0, 0])
+    assert logit == pytest.approx(math.cos(3.0) - 0.5 * math.sin(0.5), rel=1e-5)
+    assert logit < math.cos(3.0)  # cos(3.0 + 0.5) would be larger: a reward for being far
+
+
+def test_gem_pooling_is_the_mean_at_p_1_and_near_the_maximum_at_large_p():
+    x = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
+    mean = keras.ops.convert_to_numpy(emb.GeneralizedMeanPooling(p=1.0)(x))
+    np.testing.assert_allclose(mean, x.mean(axis=(1, 2)), rtol=1e-5)
+    near_max = keras.ops.convert_to_numpy(emb.GeneralizedMeanPooling(p=60.0)(x))
+    np.testing.assert_allclose(near_max, x.max(axis=(1, 2)), rtol=0.06)
+    assert (near_max <= x.max(axis=(1, 2)) + 1e-6).all()
+
+
+def test_sampling_balances_individuals_by_the_power():
+    labels = np.array([0] * 9 + [1])
+    as_they_come = emb.sampling_probabilities(labels, 0.0)
+    np.testing.assert_allclose(as_they_come, np.full(10, 0.1))
+    equal = emb.sampling_probabilities(labels, 1.0)
+    assert equal[labels == 0].sum() == pytest.approx(0.5) and equal[9] == pytest.approx(0.5)
+    half = emb.sampling_probabilities(labels, 0.5)
+    assert half[labels == 0].sum() / half[9] == pytest.approx(3.0)  # sqrt(9) : sqrt(1)
+    with pytest.raises(ValueError, match="balance_power"):
+        emb.sampling_probabilities(labels, 1.5)
+
+
+def test_flipped_photos_become_new_identities_only_when_asked():
+    labels_by_row = np.array([0, -1, 1, 0])
+    rows, labels, flipped = emb.training_examples(labels_by_row, 2, flip_as_new_identity=False)
+    assert rows.tolist() == [0, 2, 3] and labels.tolist() == [0, 1, 0] and not flipped.any()
+    rows, labels, flipped = emb.training_examples(labels_by_row, 2, flip_as_new_identity=True)
+    assert rows.tolist() == [0, 2, 3, 0, 2, 3]
+    assert labels.tolist() == [0, 1, 0, 2, 3, 2] and flipped.tolist() == [False] * 3 + [True] * 3
+
+
+def test_balanced_batches_draw_individuals_equally_and_mirror_the_flipped(tmp_path):
+    # row r holds a ramp rising left to right, plus r: a mirrored one falls
+    images = (np.arange(8)[None, None, :] * 10 + np.arange(20)[:, None, None] + np.zeros((1, 8, 1))).astype(np.uint8)
+    np.save(tmp_path / "a.npy", images)
+    labels_by_row = np.array([0] * 18 + [1, 2])
+    rows, labels, flipped = emb.training_examples(labels_by_row, 3, flip_as_new_identity=True)
+    batches = emb.balanced_batches(tmp_path / "a.npy", rows, labels, flipped, 30, balance_power=1.0, seed=1)
+    seen = []
+    for (x, label), target in batches.take(40):
+        x, label = x.numpy(), label.numpy()
+        assert (label == target.numpy()).all()
+        row = x[:, 0, :, 0].min(axis=1).astype(int)  # the smallest pixel of a ramp is its row number
+        assert (labels_by_row[row] == label % 3).all()  # each photo comes with its own label
+        rising = x[:, 0, -1, 0] > x[:, 0, 0, 0]
+        assert (rising == (label < 3)).all()  # mirrored exactly when its class is a flipped one
+        seen += label.tolist()
+    shares = np.bincount(np.asarray(seen) % 3, minlength=3) / len(seen)
+    np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.05)  # 18 photos or 1: drawn alike
+    again = next(iter(emb.balanced_batches(tmp_path / "a.npy", rows, labels, flipped, 30, 1.0, seed=1)))
+    first = next(iter(batches))
+    np.testing.assert_array_equal(again[1].numpy(), first[1].numpy())  # reproducible for a seed
+
+
+def test_test_time_views_average_without_flipping():
+    embedder = emb.build_embedder((32, 32, 1), width=4, embedding_size=8, augment=False)
+    images = (textured(32, 32, 1, seed=2)[None]).astype(np.uint8)
+    one = emb.embed_rows(embedder, images, views=1)
+    direct = embedder.predict(images[..., None].astype(np.float32), verbose=0)
+    np.testing.assert_allclose(one, direct / np.linalg.norm(direct, axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
+    several = emb.embed_rows(embedder, images, views=4)
+    assert np.linalg.norm(several, axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert not np.allclose(several, one)
+    assert all(zoom > 0 for zoom, _, _ in emb.VIEWS)  # a negative zoom would mirror the photo
+    with pytest.raises(ValueError, match="views"):
+        emb.embed_rows(embedder, images, views=len(emb.VIEWS) + 1)
+
+
+def test_compact_backbone_refuses_pretrained_weights():
+    with pytest.raises(ValueError, match="no pre-trained weights"):
+        emb.build_embedder((32, 32, 1), backbone="compact", weights="imagenet")
+
+
+def test_missing_imagenet_weights_offline_say_which_file_goes_where(offline):
+    with pytest.raises(MissingWeightsError, match=r"place it, named mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"):
+        emb.build_embedder((32, 32, 1), backbone="mobilenetv2", weights="imagenet")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A compact embedding trained briefly on grey 32x32 photos of six easy individuals."""
+    folder = tmp_path_factory.mktemp("embedding")
+    paths, test_truth = stage_inputs(folder, kind="images")
+    out = {name: folder / name for name in ("model.keras", "history.csv")}
+    emb.train_embedding(paths["train.npy"], paths["train.csv"], paths["split.csv"], out["model.keras"],
+                        out["history.csv"], folder / "backup", width=8, embedding_size=16, epochs=8,
+                        learning_rate=3e-3, warmup_epochs=1, batch_size=8, augment=False,
+                        thresholds=threshold_grid(-0.2, 1.0, 0.05), mixed_precision=False, seed=0)
+    return {"folder": folder, "paths": paths, "test_truth": test_truth, **out}
+
+
+@pytest.mark.slow
+def test_training_separates_the_individuals_and_beats_the_baseline(trained):
+    history = pd.read_csv(trained["history.csv"])
+    assert history["epoch"].tolist() == list(range(8))
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    assert history["val_map5"].max() > baseline_map5(trained["paths"]["split.csv"]) + 0.2
+    assert not (trained["folder"] / "backup").exists()
+
+    embedder = emb.load_embedder(trained["model.keras"])
+    split = pd.read_csv(trained["paths"]["split.csv"])
+    known = (split["id"] != "new_whale").to_numpy()
+    embeddings = emb.embed_rows(embedder, np.load(trained["paths"]["train.npy"])[known])
+    ids = split.loc[known, "id"].to_numpy()
+    similarity = embeddings @ embeddings.T
+    np.fill_diagonal(similarity, -np.inf)
+    # each photo's nearest other photo shows the same individual
+    assert np.mean(ids[similarity.argmax(axis=1)] == ids) >= 0.9
+    same = ids[:, None] == ids[None, :]
+    assert similarity[same & np.isfinite(similarity)].mean() > similarity[~same].mean() + 0.1
+
+
+@pytest.mark.slow
+def test_the_saved_embedder_is_the_best_epoch_and_embeds_arrays_in_resumable_chunks(trained, tmp_path):
+    embedder = emb.load_embedder(trained["model.keras"])
+    assert embedder.get_layer("embedding").output.shape[-1] == 16
+    out = tmp_path / "test.npy"
+    emb.embed_array(embedder, trained["paths"]["test.npy"], out, batch_size=4, views=2, chunk_size=5)
+    embeddings = np.load(out)
+    test = np.load(trained["paths"]["test.npy"])
+    assert embeddings.shape == (len(test), 16) and embeddings.dtype == np.float32
+    np.testing.assert_allclose(embeddings, emb.embed_rows(embedder, test, views=2), atol=1e-5)
+    # the catalogue's nearest individual is the right one for most test photos of known whales
+    split = pd.read_csv(trained["paths"]["split.csv"])
+    known = (split["id"] != "new_whale").to_numpy()
+    catalogue = emb.embed_rows(embedder, np.load(trained["paths"]["train.npy"])[known], views=2)
+    names = pd.read_csv(trained["paths"]["test.csv"])["image"]
+    truths = [trained["test_truth"][n] for n in names]
+    first = [ids[0] for ids in rank_catalogue(embeddings, catalogue, split.loc[known, "id"].tolist()).ids]
+    hits = [f == t for f, t in zip(first, truths) if t != "new_whale"]
+    assert np.mean(hits) >= 0.75
+
+
+@pytest.mark.slow
+def test_photos_added_to_the_catalogue_are_checked_and_embedded(trained, tmp_path):
+    folder = tmp_path / "new_photos"
+    (folder / "train").mkdir(parents=True)
+    rows = []
+    for i in range(3):
+        (folder / "train" / f"p{i}.jpg").write_bytes(encode(textured(48, 64, 3, seed=i)))
+        rows.append((f"p{i}.jpg", "w_new"))
+    (folder / "train" / "broken.jpg").write_bytes(b"not an image")
+    (folder / "train" / "unknown.jpg").write_bytes(encode(textured(48, 64, 3, seed=9)))
+    rows += [("broken.jpg", "w_new"), ("unknown.jpg", "new_whale"), ("absent.jpg", "w_new")]
+    pd.DataFrame(rows, columns=["Image", "Id"]).to_csv(folder / "train.csv", index=False)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+    out = {name: tmp_path / "catalogue" / name for name in ("images.npy", "add.npy", "add.csv", "rejected.csv")}
+    index = emb.add_photos_to_catalogue(folder / "train.csv", folder / "train", trained["model.keras"],
+                                        images_out=out["images.npy"], embeddings_out=out["add.npy"],
+                                        index_out=out["add.csv"], rejected_out=out["rejected.csv"], size=32)
+    assert index["image"].tolist() == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert pd.read_csv(out["add.csv"]).values.tolist() == [[f"p{i}.jpg", "w_new"] for i in range(3)]
+    embeddings = np.load(out["add.npy"])
+    assert embeddings.shape == (3, 16) and np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    rejected = pd.read_csv(out["rejected.csv"]).set_index("image")
+    assert set(rejected.index) == {"broken.jpg", "unknown.jpg", "absent.jpg"}
+    assert rejected.loc["broken.jpg", "row"] == 5 and "broken.jpg" in rejected.loc["broken.jpg", "reason"]
+    assert "new_whale" in rejected.loc["unknown.jpg", "reason"]
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.rglob("*")) == before  # read, never written
+
+
+def test_training_interrupted_resumes_from_its_last_finished_epoch(tmp_path):
+    paths, _ = stage_inputs(tmp_path, kind="images")
+    out = {name: tmp_path / name for name in ("model.keras", "history.csv")}
+    settings = dict(width=4, embedding_size=8, epochs=3, batch_size=8, augment=False,
+                    thresholds=[0.0, 0.5], mixed_precision=False, seed=0)
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt  # as a kill would, after the epoch's backup was saved
+
+    with pytest.raises(KeyboardInterrupt):
+        emb.train_embedding(paths["train.npy"], paths["train.csv"], paths["split.csv"], out["model.keras"],
+                            out["history.csv"], tmp_path / "backup", callbacks=[StopAfterFirstEpoch()], **settings)
+    assert not out["model.keras"].exists() and (tmp_path / "backup").is_dir()
+    emb.train_embedding(paths["train.npy"], paths["train.csv"], paths["split.csv"], out["model.keras"],
+                        out["history.csv"], tmp_path / "backup", **settings)
+    history = pd.read_csv(out["history.csv"])
+    assert history["epoch"].tolist() == [0, 1, 2]
+    assert not (tmp_path / "backup").exists()
+
+
+def test_too_few_individuals_are_refused_before_training(tmp_path):
+    paths, _ = stage_inputs(tmp_path, kind="images")
+    split = pd.read_csv(paths["split.csv"])
+    split.loc[split["id"] != "w_0", "subset"] = "validation"
+    split.to_csv(paths["split.csv"], index=False)
+    with pytest.raises(ValueError, match="1 known individuals"):
+        emb.train_embedding(paths["train.npy"], paths["train.csv"], paths["split.csv"], tmp_path / "m.keras",
+                            tmp_path / "h.csv", tmp_path / "backup", width=4, epochs=1)

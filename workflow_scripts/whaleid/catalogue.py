@@ -1,0 +1,82 @@
+"""The catalogue of known individuals and the identification of photos against it, from
+embeddings already computed (numpy only: no TensorFlow here).
+
+Validation photos are identified against the `fit` part of train, as in training, so that the
+new_whale threshold chosen on them is honest; test photos against all of train, plus any
+photos added to the catalogue since (`add_to_catalogue`), which need no retraining.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .baseline import duplicate_matches
+from .ingest import NEW_WHALE
+from .ranking import final_answers, sweep_new_whale_threshold
+from .retrieval import add_to_catalogue, rank_catalogue
+from .tables import read_table, train_table, with_hashes
+
+log = logging.getLogger(__name__)
+
+
+def read_embeddings(embeddings_npy: str | Path, index_csv: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """The embeddings (N, D) float32 and their index (row i names embedding i)."""
+    embeddings = np.load(embeddings_npy)
+    index = read_table(index_csv)
+    if embeddings.ndim != 2 or len(embeddings) != len(index):
+        raise ValueError(f"{embeddings_npy} holds an array of shape {embeddings.shape}, but {index_csv} "
+                         f"lists {len(index)} images: expected one embedding row per image")
+    return embeddings.astype(np.float32, copy=False), index
+
+
+def identify_splits(train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
+                    split_csv: str | Path, manifest_csv: str | Path, phash_max_distance: int,
+                    thresholds: Sequence[float], *, additions: Sequence[str | Path] | None = None,
+                    aggregate: str = "max", top_k: int = 1
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float]:
+    """Validation and test answers (DataFrames image, answers: five ids), the new_whale threshold
+    curve (threshold, map5, chosen) and the chosen threshold.
+
+    Photos that are duplicates of catalogue photos (identical bytes, or a pHash within
+    `phash_max_distance` bits) take their ids first; then the individuals by similarity, with
+    new_whale where it falls below the threshold. `additions`: (embeddings .npy, index .csv) of
+    photos added to the test catalogue.
+    """
+    train_embeddings, _ = read_embeddings(train_npy, train_index)
+    manifest = read_table(manifest_csv)
+    train = with_hashes(train_table(train_index, split_csv, len(train_embeddings)), manifest, "train", manifest_csv)
+    fit = (train["subset"] == "fit").to_numpy()
+    validation_rows = np.flatnonzero((train["subset"] == "validation").to_numpy())
+    if not len(validation_rows):
+        raise ValueError(f"{split_csv} has no validation images to choose the new_whale threshold on")
+    validation = train.iloc[validation_rows]
+
+    candidates = rank_catalogue(train_embeddings[validation_rows], train_embeddings[fit], train["id"][fit].tolist(),
+                                aggregate=aggregate, top_k=top_k)
+    duplicates = duplicate_matches(validation, train[fit], phash_max_distance)
+    chosen, curve = sweep_new_whale_threshold(candidates, validation["truth"].tolist(), thresholds, duplicates)
+    validation_answers = final_answers(candidates, chosen, duplicates)
+    log.info("new_whale threshold %g: validation MAP@5 %.4f", chosen, curve.loc[curve["chosen"], "map5"].iloc[0])
+
+    test_embeddings, test_table = read_embeddings(test_npy, test_index)
+    test = with_hashes(test_table[["image"]], manifest, "test", manifest_csv)
+    catalogue, catalogue_ids = train_embeddings, train["id"].tolist()
+    if additions:
+        added, added_index = read_embeddings(*additions)
+        catalogue, catalogue_ids = add_to_catalogue(catalogue, catalogue_ids, added, added_index["id"].tolist())
+        log.info("catalogue: %d train photos and %d added ones", len(train), len(added_index))
+    test_candidates = rank_catalogue(test_embeddings, catalogue, catalogue_ids, aggregate=aggregate, top_k=top_k)
+    test_answers = final_answers(test_candidates, chosen, duplicate_matches(test, train, phash_max_distance))
+    return (pd.DataFrame({"image": validation["image"].tolist(), "answers": validation_answers}),
+            pd.DataFrame({"image": test["image"].tolist(), "answers": test_answers}),
+            curve, chosen)
+
+
+def known_individuals(ids: Sequence[str]) -> list[str]:
+    """The distinct ids of `ids` that name an individual (not new_whale), sorted."""
+    return sorted({i for i in ids if i != NEW_WHALE})
