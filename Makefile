@@ -27,6 +27,7 @@ lint: $(BIN)/.installed
 benchmark: $(BIN)/.installed
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/preprocess.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/autoencoder.py
+	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/retrieval.py
 
 clean:
 	rm -rf results resources .snakemake

@@ -15,10 +15,15 @@ R = os.path.normpath(config["results_dir"])
 USING_DEMO = DATA == DEMO_DIR
 SPLITS = ["train", "test"]
 
-if config["submit"] not in config["methods"]:
+if config["submit"] not in ["best", *config["methods"]]:
     raise WorkflowError(
-        f"config: submit={config['submit']!r} is not among methods={config['methods']}"
+        f"config: submit={config['submit']!r} is neither best nor among methods={config['methods']}"
     )
+
+
+def submission_candidates():
+    """The methods submission.csv may come from: all of them when the best on validation is chosen."""
+    return config["methods"] if config["submit"] == "best" else [config["submit"]]
 
 # A wrong data folder should fail now, not after the first jobs have run.
 if not USING_DEMO:

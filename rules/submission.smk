@@ -55,14 +55,19 @@ rule collect_scores:
 
 rule chosen_submission:
     input:
-        f"{R}/submissions/{config['submit']}.csv",
+        submissions=expand(f"{R}/submissions/{{method}}.csv", method=submission_candidates()),
+        # to choose by validation MAP@5 when submit is "best"
+        scores=f"{R}/scores.csv" if config["submit"] == "best" else [],
     output:
-        f"{R}/submission.csv",
+        submission=f"{R}/submission.csv",
+        method=f"{R}/submission_method.txt",
     log:
         f"{R}/logs/chosen_submission.log",
     benchmark:
         f"{R}/benchmarks/chosen_submission.tsv"
+    params:
+        methods=submission_candidates(),
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/copy_file.py"
+        "../workflow_scripts/choose_submission.py"

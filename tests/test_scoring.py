@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 
 from whaleid.metrics import average_precision_at_5, map_at_5, top1_accuracy
+from whaleid.summary import best_method, comparison_table, format_comparison
 from whaleid.submission import (SubmissionError, check_predictions, complete_submission,
                                 read_predictions, score_predictions, write_predictions)
 
@@ -56,3 +57,27 @@ def test_unreadable_test_images_still_get_a_row():
     assert images == ["q1.jpg", "q2.jpg"]
     assert answers[1] == ["new_whale", "w_1", "w_2", "w_3", "w_4"]
     assert filled == ["q2.jpg"]
+
+
+SCORES = pd.DataFrame({"method": ["baseline", "baseline", "classifier", "classifier", "metric_learning"],
+                       "split": ["validation", "test", "validation", "test", "validation"],
+                       "map5": [0.3, 0.31, 0.5, 0.4, 0.5], "top1": [0.2, 0.21, 0.4, 0.3, 0.45],
+                       "n_images": [10, 20, 10, 20, 10]})
+
+
+def test_comparison_puts_the_methods_side_by_side():
+    table = comparison_table(SCORES)
+    assert list(table.columns) == ["method", "validation_map5", "validation_top1", "test_map5", "test_top1",
+                                   "validation_images", "test_images"]
+    assert table["method"].tolist() == ["baseline", "classifier", "metric_learning"]
+    assert table.loc[1, "test_top1"] == 0.3 and table.loc[0, "validation_map5"] == 0.3
+    assert pd.isna(table.loc[2, "test_map5"])  # not scored on test: left empty, not zero
+    assert "0.5000" in format_comparison(table)
+
+
+def test_the_best_method_on_validation_is_chosen_the_first_listed_among_equals():
+    assert best_method(SCORES, ["baseline", "classifier", "metric_learning"]) == "classifier"
+    assert best_method(SCORES, ["metric_learning", "classifier"]) == "metric_learning"
+    assert best_method(SCORES, ["baseline"]) == "baseline"
+    with pytest.raises(ValueError, match="no validation score for other"):
+        best_method(SCORES, ["baseline", "other"])

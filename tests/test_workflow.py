@@ -97,12 +97,15 @@ def test_run_writes_a_valid_scored_submission(tiny_run):
     assert list(scores.columns) == ["method", "split", "map5", "top1", "n_images"]
     assert set(zip(scores["method"], scores["split"])) == {
         (method, split) for method in METHODS for split in ("validation", "test")}
-    # submission.csv is metric learning's, and its test score is the one an independent
-    # computation gives from the file
+    # submission.csv is the submission of the method best on validation, and its test score is
+    # the one an independent computation gives from the file
+    scored = scores.set_index(["method", "split"])
+    chosen = (results / "submission_method.txt").read_text().strip()
+    assert scored.loc[(chosen, "validation"), "map5"] == scored.xs("validation", level="split")["map5"].max()
+    assert (results / "submission.csv").read_bytes() == (results / "submissions" / f"{chosen}.csv").read_bytes()
     by_image = dict(zip(submission["Image"], answers))
     expected = map_at_5([by_image[i] for i in truth["Image"]], truth["Id"].tolist())
-    scored = scores.set_index(["method", "split"])
-    assert scored.loc[("metric_learning", "test"), "map5"] == pytest.approx(expected)
+    assert scored.loc[(chosen, "test"), "map5"] == pytest.approx(expected)
     assert (scored.xs("test", level="split")["n_images"] == len(truth)).all()
     # the baseline answers new_whale second at worst, so it scores at least what that earns
     assert scored.loc[("baseline", "test"), "map5"] >= 0.5 * (truth["Id"] == "new_whale").mean()
@@ -152,13 +155,12 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     work, config = tiny_run["work"], tiny_run["config"]
     assert planned_jobs(work, config) == {}
     autoencoder = {"train_autoencoder": 1, "encode": 2}
-    # a method's own submission and score, and the table; submission.csv is metric learning's
-    table = {"collect_scores": 1, "all": 1}
+    # a method's own submission and score, the table, and submission.csv (the best on validation)
+    table = {"collect_scores": 1, "chosen_submission": 1, "all": 1}
     classifier = {"train_classifier": 1, "predict_classifier": 1, "submission": 1, "score": 1, **table}
-    retrieval = {"identify_by_retrieval": 1, "submission": 1, "score": 1, "chosen_submission": 1, **table}
+    retrieval = {"identify_by_retrieval": 1, "submission": 1, "score": 1, **table}
     metric = {"train_embedding": 1, "embed": 2, **retrieval}
-    every_method = {"predict_classifier": 1, "identify_by_retrieval": 1, "submission": 3, "score": 3,
-                    "chosen_submission": 1, **table}
+    every_method = {"predict_classifier": 1, "identify_by_retrieval": 1, "submission": 3, "score": 3, **table}
     assert planned_jobs(work, merged(config, {"classifier": {"head_learning_rate": 0.002}})) == classifier
     assert planned_jobs(work, merged(config, {"metric_learning": {"margin": 0.25}})) == metric
     assert planned_jobs(work, merged(config, {"metric_learning": {"tta_views": 1}})) == {"embed": 2, **retrieval}
@@ -195,7 +197,7 @@ def test_photos_added_to_the_catalogue_need_no_retraining_and_change_only_their_
     photos.assign(Id="w_added").to_csv(additions / "train.csv", index=False)
     config = merged(tiny_run["config"], {"metric_learning": {"catalogue_additions": str(additions)}})
     assert planned_jobs(work, config) == {"add_to_catalogue": 1, "identify_by_retrieval": 1, "submission": 1,
-                                          "score": 1, "chosen_submission": 1, "collect_scores": 1, "all": 1}
+                                          "score": 1, "collect_scores": 1, "chosen_submission": 1, "all": 1}
     before = pd.read_csv(results / "predictions" / "metric_learning" / "test.csv", dtype=str)
     try:
         snakemake(work, config=config)

@@ -43,7 +43,7 @@ from joblib import Parallel, delayed
 
 from .arrays import ResumableArray
 from .classifier import (BACKBONES as APPLICATION_BACKBONES, MIN_SIDE, BackbonePreprocessing, ToPixels,
-                         build_augmentation, build_backbone, code_scale, resolve_weights)
+                         build_backbone, code_scale, resolve_weights)
 from .files import write_csv
 from .ingest import NEW_WHALE, REJECTED_COLUMNS, inspect_file, read_train_table
 from .preprocess import build_cache
@@ -59,6 +59,7 @@ BACKBONES = ("compact", *APPLICATION_BACKBONES)
 INPUT_KINDS = ("images", "codes")
 AGGREGATES = ("max", "mean_top_k")
 MONITOR = "val_map5"
+AUGMENT = {"brightness": 0.2, "contrast": 0.3, "rotation_degrees": 20.0, "shift": 0.1, "zoom": 0.15}
 # Keras's default 0.99 leaves the running statistics, which embedding uses, far from the
 # batches' after the few hundred steps a small catalogue trains for: every embedding then
 # shares one large offset and they all look alike.
@@ -156,6 +157,26 @@ class SubCenterArcFace(keras.layers.Layer):
 # ---------------------------------------------------------------------------------- model
 
 
+def build_augmentation(seed: int = 0) -> keras.Sequential:
+    """Random brightness, contrast, rotation, shift and zoom of 0..255 pictures (black where no
+    pixel comes from, like the padding of the preprocessed squares); never a flip. Stronger than
+    the classifier's: an embedding trained on a few photos an individual must not learn the
+    light and sea of the day they were taken. Active only in training."""
+    return keras.Sequential([
+        # Light first: after the geometric moves it would lift the black fill too.
+        keras.layers.RandomBrightness(AUGMENT["brightness"], value_range=(0.0, 255.0), seed=seed, dtype="float32",
+                                      name="brightness"),
+        keras.layers.RandomContrast(AUGMENT["contrast"], value_range=(0.0, 255.0), seed=seed + 1, dtype="float32",
+                                    name="contrast"),
+        keras.layers.RandomRotation(AUGMENT["rotation_degrees"] / 360.0, fill_mode="constant", fill_value=0.0,
+                                    seed=seed + 2, dtype="float32", name="rotate"),
+        keras.layers.RandomTranslation(AUGMENT["shift"], AUGMENT["shift"], fill_mode="constant", fill_value=0.0,
+                                       seed=seed + 3, dtype="float32", name="shift"),
+        keras.layers.RandomZoom(AUGMENT["zoom"], fill_mode="constant", fill_value=0.0, seed=seed + 4, dtype="float32",
+                                name="zoom"),
+    ], name="augmentation")
+
+
 def build_compact_backbone(input_shape: tuple[int, int, int], width: int = 32) -> keras.Model:
     """A plain convolutional network, named ``base``: five stages of two 3x3 Conv-BN-ReLU, the
     first four followed by 2x2 max pooling, `width` filters doubling each stage up to 8x.
@@ -197,7 +218,7 @@ def build_embedder(input_shape: tuple[int, ...], *, backbone: str = "compact", w
     inputs = keras.Input(tuple(input_shape), name="input")
     x = ToPixels(scale, dtype="float32", name="to_pixels")(inputs)
     if augment:
-        x = build_augmentation(flip=False, seed=seed)(x)
+        x = build_augmentation(seed)(x)
     if input_size:
         x = keras.layers.Resizing(input_size, input_size, dtype="float32", name="resize")(x)
     if backbone == "compact":

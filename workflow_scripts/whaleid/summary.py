@@ -24,8 +24,18 @@ def comparison_table(scores: pd.DataFrame) -> pd.DataFrame:
                 table[f"{split}_{measure}"] = wide[(measure, split)].to_numpy()
     for split in SPLITS:
         if split in set(scores["split"]):
-            table[f"{split}_images"] = wide[("n_images", split)].to_numpy()
+            table[f"{split}_images"] = pd.array(wide[("n_images", split)].to_numpy(), dtype="Int64")
     return table
+
+
+def best_method(scores: pd.DataFrame, methods: list[str]) -> str:
+    """The method of `methods` with the highest validation MAP@5 in `scores`; the first listed
+    among equals."""
+    validation = scores[scores["split"] == "validation"].set_index("method")["map5"]
+    missing = [m for m in methods if m not in validation.index]
+    if missing:
+        raise ValueError(f"no validation score for {', '.join(missing)}")
+    return max(methods, key=lambda m: (validation[m], -methods.index(m)))
 
 
 def format_comparison(table: pd.DataFrame) -> str:
@@ -40,7 +50,8 @@ def format_comparison(table: pd.DataFrame) -> str:
 def summarise(results_dir: str | Path) -> str:
     results_dir = Path(results_dir)
     comparison = comparison_table(pd.read_csv(results_dir / "scores.csv"))
-    return "\n".join([f"submission: {(results_dir / 'submission.csv').resolve()}",
+    method = (results_dir / "submission_method.txt").read_text().strip()
+    return "\n".join([f"submission: {(results_dir / 'submission.csv').resolve()} (from {method})",
                       "MAP@5 and top-1 accuracy by method, on the same validation split (and test where its "
                       "truth is known):", format_comparison(comparison)])
 
