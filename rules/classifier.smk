@@ -57,8 +57,6 @@ rule predict_classifier:
         test_index=classifier_input("test", "csv"),
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
-        # duplicates take first place, matched as the baseline chose on validation
-        phash_curve=f"{R}/baseline/phash_threshold.csv",
     output:
         validation=f"{R}/predictions/classifier/validation.csv",
         test=f"{R}/predictions/classifier/test.csv",
@@ -68,6 +66,8 @@ rule predict_classifier:
     benchmark:
         f"{R}/benchmarks/predict_classifier.tsv"
     params:
+        # duplicates take first place, up to a pHash distance chosen with the threshold
+        phash_distances=duplicate_distances(),
         thresholds=config["classifier"]["new_whale_thresholds"],
         batch_size=config["classifier"]["batch_size"],
     threads: config["classifier"]["threads"]

@@ -91,6 +91,13 @@ def catalogue_additions_output():
     return [f"{R}/catalogue/additions.npy", f"{R}/catalogue/additions.csv"] if ADDITIONS else []
 
 
+def duplicate_distances():
+    """The pHash distances a method may match duplicates up to: the baseline's candidates, each
+    method choosing its own on validation, or the one distance set in the config."""
+    distance = config["baseline"]["phash_max_distance"]
+    return config["baseline"]["phash_max_distance_candidates"] if distance == "auto" else [distance]
+
+
 def similarity_thresholds():
     """The cosine similarities tried as the new_whale threshold, start..stop (inclusive) by step."""
     grid = config["metric_learning"]["new_whale_thresholds"]

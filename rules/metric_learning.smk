@@ -112,8 +112,6 @@ rule identify_by_retrieval:
         test_index=f"{R}/embeddings/test.csv",
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
-        # duplicates take first place, matched as the baseline chose on validation
-        phash_curve=f"{R}/baseline/phash_threshold.csv",
         additions=catalogue_additions_output(),
     output:
         validation=f"{R}/predictions/metric_learning/validation.csv",
@@ -124,6 +122,8 @@ rule identify_by_retrieval:
     benchmark:
         f"{R}/benchmarks/identify_by_retrieval.tsv"
     params:
+        # duplicates take first place, up to a pHash distance chosen with the threshold
+        phash_distances=duplicate_distances(),
         thresholds=similarity_thresholds(),
         aggregate=config["metric_learning"]["aggregate"],
         top_k=config["metric_learning"]["top_k"],

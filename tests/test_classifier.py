@@ -129,7 +129,7 @@ def test_predictions_rank_duplicates_first_and_beat_the_baseline(trained):
     _, paths, out, _, test_truth = trained
     validation, test, curve, chosen = clf.predict_classifier(
         out["model.keras"], out["labels.json"], paths["train.npy"], paths["train.csv"], paths["test.npy"],
-        paths["test.csv"], paths["split.csv"], paths["manifest.csv"], phash_max_distance=4, batch_size=8)
+        paths["test.csv"], paths["split.csv"], paths["manifest.csv"], phash_distances=[0, 4], batch_size=8)
     split = pd.read_csv(paths["split.csv"]).set_index("image")
     assert validation["image"].tolist() == split.index[split["subset"] == "validation"].tolist()
     assert test["image"].tolist() == pd.read_csv(paths["test.csv"])["image"].tolist()
@@ -137,6 +137,7 @@ def test_predictions_rank_duplicates_first_and_beat_the_baseline(trained):
         check_predictions(answers["image"].tolist(), answers["answers"].tolist())
     truths = split.loc[validation["image"], "truth"].tolist()
     assert curve.loc[curve["chosen"], "threshold"].item() == chosen
+    assert sorted(set(curve["max_distance"])) == [0, 4]
     assert map_at_5(validation["answers"].tolist(), truths) == curve["map5"].max() > baseline_map5(paths["split.csv"])
     answers = dict(zip(test["image"], test["answers"]))
     assert answers["dup.jpg"][0] == "w_3"  # the same bytes as a train photo of w_3
@@ -333,9 +334,3 @@ def test_tiny_inputs_without_input_size_are_refused_before_any_work(tmp_path):
                              tmp_path / "labels.json", tmp_path / "history.csv", tmp_path / "backup",
                              backbone="vgg19", weights=None, input_kind="images")
     assert not (tmp_path / "backup").exists()
-
-
-def test_the_baselines_chosen_phash_distance_is_read(tmp_path):
-    pd.DataFrame({"max_distance": [0, 4, 8], "map5": [0.2, 0.3, 0.3], "chosen": [False, True, False]}
-                 ).to_csv(tmp_path / "phash_threshold.csv", index=False)
-    assert clf.chosen_phash_distance(tmp_path / "phash_threshold.csv") == 4

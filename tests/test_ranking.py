@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from whaleid.ranking import Candidates, final_answers, insert_new_whale, sweep_new_whale_threshold, threshold_grid
+from whaleid.ranking import (Candidates, final_answers, insert_new_whale, sweep_duplicates_and_threshold,
+                             sweep_new_whale_threshold, threshold_grid, within)
 
 # Cosine similarities, as a retrieval gives them: no new_whale score of its own.
 CANDIDATES = Candidates([["a", "b", "c", "d"], ["b", "a", "d", "c"]],
@@ -46,3 +47,20 @@ def test_threshold_grid_includes_its_stop_without_float_noise():
         threshold_grid(0.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="stop 0.1 is below its start 0.5"):
         threshold_grid(0.5, 0.1, 0.1)
+
+
+def test_each_method_chooses_how_loose_a_duplicate_may_be_with_its_threshold():
+    # image 0 (truth a) has an exact copy of an "a" photo and a loose pHash match to "z";
+    # image 1 (truth b) only a loose match to "x": loose matches push the right answers down
+    duplicates = [[(-1, "a"), (6, "z")], [(6, "x")]]
+    assert within(duplicates, 0) == [[(-1, "a")], []]
+    distance, threshold, curve = sweep_duplicates_and_threshold(CANDIDATES, ["a", "b"], [0.0, 0.45],
+                                                                duplicates, [6, 0])
+    assert (distance, threshold) == (0, 0.0)
+    assert list(curve.columns) == ["max_distance", "threshold", "map5", "chosen"]
+    assert curve["max_distance"].tolist() == [0, 0, 6, 6] and curve["chosen"].sum() == 1
+    assert curve.loc[curve["chosen"], "map5"].item() == 1.0
+    assert curve.loc[curve["max_distance"] == 6, "map5"].max() == pytest.approx(0.75)
+    # a loose match that is right is taken
+    distance, _, _ = sweep_duplicates_and_threshold(CANDIDATES, ["a", "x"], [0.0], duplicates, [0, 6])
+    assert distance == 6

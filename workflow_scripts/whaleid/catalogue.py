@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .baseline import duplicate_matches
-from .ingest import NEW_WHALE
-from .ranking import final_answers, sweep_new_whale_threshold
+from .ranking import final_answers, sweep_duplicates_and_threshold, within
 from .retrieval import add_to_catalogue, rank_catalogue
 from .tables import read_table, train_table, with_hashes
 
@@ -35,17 +34,17 @@ def read_embeddings(embeddings_npy: str | Path, index_csv: str | Path) -> tuple[
 
 
 def identify_splits(train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
-                    split_csv: str | Path, manifest_csv: str | Path, phash_max_distance: int,
+                    split_csv: str | Path, manifest_csv: str | Path, phash_distances: Sequence[int],
                     thresholds: Sequence[float], *, additions: Sequence[str | Path] | None = None,
                     aggregate: str = "max", top_k: int = 1
                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float]:
-    """Validation and test answers (DataFrames image, answers: five ids), the new_whale threshold
-    curve (threshold, map5, chosen) and the chosen threshold.
+    """Validation and test answers (DataFrames image, answers: five ids), the validation curve
+    (max_distance, threshold, map5, chosen) and the chosen new_whale threshold.
 
-    Photos that are duplicates of catalogue photos (identical bytes, or a pHash within
-    `phash_max_distance` bits) take their ids first; then the individuals by similarity, with
-    new_whale where it falls below the threshold. `additions`: (embeddings .npy, index .csv) of
-    photos added to the test catalogue.
+    Photos that are duplicates of catalogue photos (identical bytes, or a pHash within a
+    distance of `phash_distances` bits, chosen on validation with the threshold) take their ids
+    first; then the individuals by similarity, with new_whale where it falls below the
+    threshold. `additions`: (embeddings .npy, index .csv) of photos added to the test catalogue.
     """
     train_embeddings, _ = read_embeddings(train_npy, train_index)
     manifest = read_table(manifest_csv)
@@ -58,10 +57,12 @@ def identify_splits(train_npy: str | Path, train_index: str | Path, test_npy: st
 
     candidates = rank_catalogue(train_embeddings[validation_rows], train_embeddings[fit], train["id"][fit].tolist(),
                                 aggregate=aggregate, top_k=top_k)
-    duplicates = duplicate_matches(validation, train[fit], phash_max_distance)
-    chosen, curve = sweep_new_whale_threshold(candidates, validation["truth"].tolist(), thresholds, duplicates)
-    validation_answers = final_answers(candidates, chosen, duplicates)
-    log.info("new_whale threshold %g: validation MAP@5 %.4f", chosen, curve.loc[curve["chosen"], "map5"].iloc[0])
+    duplicates = duplicate_matches(validation, train[fit], max(phash_distances))
+    distance, chosen, curve = sweep_duplicates_and_threshold(candidates, validation["truth"].tolist(), thresholds,
+                                                             duplicates, phash_distances)
+    validation_answers = final_answers(candidates, chosen, within(duplicates, distance))
+    log.info("duplicates up to %d pHash bits first, new_whale threshold %g: validation MAP@5 %.4f", distance,
+             chosen, curve.loc[curve["chosen"], "map5"].iloc[0])
 
     test_embeddings, test_table = read_embeddings(test_npy, test_index)
     test = with_hashes(test_table[["image"]], manifest, "test", manifest_csv)
@@ -71,12 +72,8 @@ def identify_splits(train_npy: str | Path, train_index: str | Path, test_npy: st
         catalogue, catalogue_ids = add_to_catalogue(catalogue, catalogue_ids, added, added_index["id"].tolist())
         log.info("catalogue: %d train photos and %d added ones", len(train), len(added_index))
     test_candidates = rank_catalogue(test_embeddings, catalogue, catalogue_ids, aggregate=aggregate, top_k=top_k)
-    test_answers = final_answers(test_candidates, chosen, duplicate_matches(test, train, phash_max_distance))
+    test_answers = final_answers(test_candidates, chosen, duplicate_matches(test, train, distance))
     return (pd.DataFrame({"image": validation["image"].tolist(), "answers": validation_answers}),
             pd.DataFrame({"image": test["image"].tolist(), "answers": test_answers}),
             curve, chosen)
 
-
-def known_individuals(ids: Sequence[str]) -> list[str]:
-    """The distinct ids of `ids` that name an individual (not new_whale), sorted."""
-    return sorted({i for i in ids if i != NEW_WHALE})

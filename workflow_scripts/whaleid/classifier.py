@@ -44,8 +44,7 @@ from .files import write_text
 from .ingest import NEW_WHALE
 from .ranking import Candidates, Duplicates, insert_new_whale
 from .submission import N_ANSWERS
-# chosen_phash_distance stays importable from here: predict_classifier.py and the tests use it.
-from .tables import chosen_phash_distance, read_table, train_table, with_hashes  # noqa: F401
+from .tables import read_table, train_table, with_hashes
 from .training import (ArrayRows, BestWeights, build_scope, check_model_path, file_identity, final_history,
                        finish_training, fit_resumably, prepare_backup, row_batches, settings_key)
 
@@ -593,16 +592,17 @@ def train_classifier(train_array: str | Path, train_index: str | Path, split_csv
 
 def predict_classifier(model_path: str | Path, labels_path: str | Path, train_array: str | Path,
                        train_index: str | Path, test_array: str | Path, test_index: str | Path,
-                       split_csv: str | Path, manifest_csv: str | Path, phash_max_distance: int,
+                       split_csv: str | Path, manifest_csv: str | Path, phash_distances: Sequence[int],
                        thresholds: Sequence[float] = DEFAULT_THRESHOLDS, *, batch_size: int = 32
                        ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float]:
-    """Validation and test answers (DataFrames image, answers: five ids), the new_whale threshold
-    curve (threshold, map5, chosen) and the chosen threshold.
+    """Validation and test answers (DataFrames image, answers: five ids), the validation curve
+    (max_distance, threshold, map5, chosen) and the chosen new_whale threshold.
 
-    The threshold is chosen on validation by MAP@5 of the final answers: photos that are
-    duplicates of catalogue photos (identical bytes, or a pHash within `phash_max_distance`
-    bits) take their ids first, then the model's ranking with new_whale inserted. Validation
-    photos are matched against the `fit` part of train, test photos against all of train.
+    Photos that are duplicates of catalogue photos (identical bytes, or a pHash within a
+    distance of `phash_distances` bits) take their ids first, then the model's ranking with
+    new_whale inserted; the distance and the threshold are chosen together on validation by
+    MAP@5 (`ranking.sweep_duplicates_and_threshold`). Validation photos are matched against the
+    `fit` part of train, test photos against all of train.
     """
     class_ids = load_labels(labels_path)
     model = load_classifier(model_path)
@@ -617,19 +617,19 @@ def predict_classifier(model_path: str | Path, labels_path: str | Path, train_ar
     if not len(validation):
         raise ValueError(f"{split_csv} has no validation images to choose the new_whale threshold on")
 
-    probabilities = predict_probabilities(model, train_array, validation_rows, batch_size)
-    duplicates = duplicate_matches(validation, fit, phash_max_distance)
-    chosen, curve = sweep_new_whale_threshold(probabilities, class_ids, validation["truth"].tolist(), thresholds,
-                                              duplicates)
-    validation_answers = final_answers(probabilities, class_ids, chosen, duplicates)
-    log.info("new_whale threshold %g: validation MAP@5 %.4f", chosen, curve.loc[curve["chosen"], "map5"].iloc[0])
+    candidates = rank_candidates(predict_probabilities(model, train_array, validation_rows, batch_size), class_ids)
+    duplicates = duplicate_matches(validation, fit, max(phash_distances))
+    distance, chosen, curve = ranking.sweep_duplicates_and_threshold(
+        candidates, validation["truth"].tolist(), thresholds, duplicates, phash_distances)
+    validation_answers = ranking.final_answers(candidates, chosen, ranking.within(duplicates, distance))
+    log.info("duplicates up to %d pHash bits first, new_whale threshold %g: validation MAP@5 %.4f", distance,
+             chosen, curve.loc[curve["chosen"], "map5"].iloc[0])
 
     test = with_hashes(read_table(test_index)[["image"]], manifest, "test", manifest_csv)
     if len(test) != len(np.load(test_array, mmap_mode="r")):
         raise ValueError(f"{test_index} lists {len(test)} images but {test_array} has another number of rows")
     test_probabilities = predict_probabilities(model, test_array, None, batch_size)
-    test_answers = final_answers(test_probabilities, class_ids, chosen,
-                                 duplicate_matches(test, train, phash_max_distance))
+    test_answers = final_answers(test_probabilities, class_ids, chosen, duplicate_matches(test, train, distance))
     return (pd.DataFrame({"image": validation["image"].tolist(), "answers": validation_answers}),
             pd.DataFrame({"image": test["image"].tolist(), "answers": test_answers}),
             curve, chosen)

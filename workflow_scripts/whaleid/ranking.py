@@ -75,6 +75,35 @@ def sweep_new_whale_threshold(candidates: Candidates, truths: Sequence[str], thr
     return float(thresholds[best]), curve
 
 
+def within(duplicates: Duplicates, max_distance: int) -> list[list[tuple[int, str]]]:
+    """The `duplicates` of each image no more than `max_distance` pHash bits away (identical
+    bytes, distance -1, always)."""
+    return [[match for match in found if match[0] <= max_distance] for found in duplicates]
+
+
+def sweep_duplicates_and_threshold(candidates: Candidates, truths: Sequence[str], thresholds: Sequence[float],
+                                   duplicates: Duplicates, max_distances: Sequence[int]
+                                   ) -> tuple[int, float, pd.DataFrame]:
+    """The pHash distance up to which `duplicates` (found up to the largest of `max_distances`)
+    come first, and the new_whale threshold, with the best MAP@5 of `final_answers` together;
+    among equals the smallest distance, then the first threshold. Returns them and the curve
+    (max_distance, threshold, map5, chosen).
+
+    Chosen for each method rather than taken from the baseline: the baseline has nothing else
+    to answer with, so it gains from loose matches that push a good model's right answer down.
+    """
+    if not len(max_distances):
+        raise ValueError("no duplicate distances to try")
+    curves = []
+    for distance in sorted(max_distances):
+        _, curve = sweep_new_whale_threshold(candidates, truths, thresholds, within(duplicates, distance))
+        curves.append(curve.drop(columns="chosen").assign(max_distance=int(distance)))
+    curve = pd.concat(curves, ignore_index=True)[["max_distance", "threshold", "map5"]]
+    best = int(np.argmax(curve["map5"].to_numpy()))
+    curve["chosen"] = curve.index == best
+    return int(curve.loc[best, "max_distance"]), float(curve.loc[best, "threshold"]), curve
+
+
 def threshold_grid(start: float, stop: float, step: float) -> list[float]:
     """`start`, `start` + `step`, ... up to `stop` included (when the steps reach it), each
     rounded to `THRESHOLD_DIGITS` decimals."""

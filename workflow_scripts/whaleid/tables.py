@@ -39,12 +39,3 @@ def with_hashes(table: pd.DataFrame, manifest: pd.DataFrame, split: str, manifes
     if missing:
         raise ValueError(f"{len(missing)} {split} images are not in {manifest_csv}, e.g. {missing[:3]}")
     return table
-
-
-def chosen_phash_distance(threshold_csv: str | Path) -> int:
-    """The pHash distance the baseline chose (its ``phash_threshold.csv``, row ``chosen``)."""
-    curve = pd.read_csv(threshold_csv)
-    chosen = curve.loc[curve["chosen"].astype(str).str.lower() == "true", "max_distance"]
-    if len(chosen) != 1:
-        raise ValueError(f"{threshold_csv} must mark exactly one max_distance as chosen")
-    return int(chosen.iloc[0])
