@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 
 import cv2
@@ -38,3 +40,15 @@ def write_image(tmp_path):
         path.write_bytes(encode(image, Path(name).suffix, **params))
         return path
     return _write
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No network (name lookups and connections fail) and an empty Keras cache folder."""
+    def unreachable(*args, **kwargs):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable (blocked by the test)")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unreachable)
+    monkeypatch.setattr(socket.socket, "connect", unreachable)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    return tmp_path / "keras" / "models"

@@ -1,6 +1,4 @@
-import errno
 import json
-import socket
 
 import cv2
 import h5py
@@ -206,18 +204,6 @@ def test_weights_load_from_a_local_file(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), saved.get_weights()))
     with pytest.raises(FileNotFoundError, match="missing.weights.h5"):
         clf.build_backbone("mobilenetv2", tmp_path / "missing.weights.h5", (32, 32, 3))
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """No network (name lookups and connections fail) and an empty Keras cache folder."""
-    def unreachable(*args, **kwargs):
-        raise OSError(errno.ENETUNREACH, "Network is unreachable (blocked by the test)")
-
-    monkeypatch.setattr(socket, "getaddrinfo", unreachable)
-    monkeypatch.setattr(socket.socket, "connect", unreachable)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    return tmp_path / "keras" / "models"
 
 
 def test_missing_imagenet_weights_offline_say_which_file_goes_where(offline):

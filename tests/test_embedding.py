@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import encode, textured
-from test_classifier import baseline_map5, offline, stage_inputs  # noqa: F401 (offline: a fixture)
+from test_classifier import baseline_map5, stage_inputs
 
 import whaleid.embedding as emb
 from whaleid.classifier import MissingWeightsError

@@ -1,6 +1,5 @@
 import hashlib
 
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import encode, textured

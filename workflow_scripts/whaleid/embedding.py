@@ -50,8 +50,8 @@ from .preprocess import build_cache
 from .ranking import sweep_new_whale_threshold
 from .retrieval import rank_catalogue
 from .tables import train_table
-from .training import (ArrayRows, BestWeights, build_scope, check_model_path, file_identity, final_history,
-                       finish_training, fit_resumably, prepare_backup, settings_key)
+from .training import (ArrayRows, BestWeights, build_scope, check_model_path, file_identity, finish_training,
+                       fit_resumably, prepare_backup, settings_key)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ BACKBONES = ("compact", *APPLICATION_BACKBONES)
 INPUT_KINDS = ("images", "codes")
 AGGREGATES = ("max", "mean_top_k")
 MONITOR = "val_map5"
-AUGMENT = {"brightness": 0.2, "contrast": 0.3, "rotation_degrees": 20.0, "shift": 0.1, "zoom": 0.15}
+AUGMENT = {"brightness": 0.2, "contrast": 0.2, "rotation_degrees": 15.0, "shift": 0.1, "zoom": 0.1}
 # Keras's default 0.99 leaves the running statistics, which embedding uses, far from the
 # batches' after the few hundred steps a small catalogue trains for: every embedding then
 # shares one large offset and they all look alike.
