@@ -1,6 +1,7 @@
 # What every stage needs: a checked config, the data folder, and the result paths.
 # Nothing heavy is imported here, so `snakemake -n` stays fast.
 
+import math
 import os
 
 from snakemake.exceptions import WorkflowError
@@ -99,10 +100,13 @@ def duplicate_distances():
 
 
 def similarity_thresholds():
-    """The cosine similarities tried as the new_whale threshold, start..stop (inclusive) by step."""
+    """The cosine similarities tried as the new_whale threshold: start, start + step, ... up to
+    stop (as whaleid.ranking.threshold_grid makes them; numpy is not imported here)."""
     grid = config["metric_learning"]["new_whale_thresholds"]
-    count = int(round((grid["stop"] - grid["start"]) / grid["step"])) + 1
-    return [round(grid["start"] + i * grid["step"], 6) for i in range(count)]
+    if grid["stop"] < grid["start"]:
+        raise WorkflowError(f"metric_learning.new_whale_thresholds: stop {grid['stop']} is below start {grid['start']}")
+    steps = math.floor((grid["stop"] - grid["start"]) / grid["step"] + 1e-9)
+    return [round(grid["start"] + i * grid["step"], 6) + 0.0 for i in range(steps + 1)]
 
 
 def get_final_output():
