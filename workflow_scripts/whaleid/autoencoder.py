@@ -33,7 +33,7 @@ import tensorflow as tf
 from .arrays import ResumableArray
 from .files import atomic_output
 from .training import (ArrayRows, build_scope, check_model_path, file_identity, finish_training,
-                       fit_resumably, prepare_backup, row_batches, settings_key)
+                       fit_resumably, prepare_backup, row_batches, settings_key, weights_digest)
 
 log = logging.getLogger(__name__)
 
@@ -316,12 +316,6 @@ def encode_images(encoder: keras.Model, images: np.ndarray, batch_size: int) -> 
     return encoder.predict(to_model_input(images), batch_size=batch_size, verbose=0).astype(np.float16)
 
 
-def _weights_digest(model: keras.Model) -> str:
-    digest = hashlib.sha256()
-    for weights in model.get_weights():
-        digest.update(np.ascontiguousarray(weights).tobytes())
-    return digest.hexdigest()
-
 
 def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | Path, batch_size: int = 16,
                  chunk_size: int = 64, progress: Callable[[int, int], None] | None = None) -> None:
@@ -342,7 +336,7 @@ def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | P
     if tuple(encoder.output.shape[1:]) != shape[1:]:
         raise ValueError(f"encoder gives codes of shape {tuple(encoder.output.shape[1:])}, "
                          f"but the cache's {size}x{size} images need an encoder for that size")
-    key = hashlib.sha256(f"{file_identity(cache_path)}\n{_weights_digest(encoder)}".encode()).hexdigest()
+    key = hashlib.sha256(f"{file_identity(cache_path)}\n{weights_digest(encoder)}".encode()).hexdigest()
     codes = ResumableArray(out_path, shape, np.float16, chunk_size, key)
     for start in codes.pending():
         stop = min(n, start + chunk_size)

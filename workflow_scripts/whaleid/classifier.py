@@ -78,7 +78,7 @@ _WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 _MOBILENET_SIDES = (96, 128, 160, 192, 224)
 
 
-def _check_choice(name: str, value, allowed: Sequence) -> None:
+def check_choice(name: str, value, allowed: Sequence) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(str, allowed))}")
 
@@ -102,7 +102,7 @@ class MissingWeightsError(RuntimeError):
 def imagenet_weights(backbone: str, side: int) -> ImagenetWeights:
     """The no-top ImageNet weights file of `backbone` for inputs `side` pixels square (names,
     URLs and hashes as keras.applications has them)."""
-    _check_choice("backbone", backbone, BACKBONES)
+    check_choice("backbone", backbone, BACKBONES)
     if backbone == "vgg19":
         name = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
         return ImagenetWeights(name, f"{_WEIGHTS_URL}vgg19/{name}", "253f8cb515780f3b799900260a226db6")
@@ -165,7 +165,7 @@ def build_backbone(backbone: str, weights: str | Path | None, input_shape: tuple
     (random), or a path to a weights file of the same backbone without top: a
     ``.weights.h5`` as ``model.save_weights`` writes it, or a keras.applications ``.h5``.
     """
-    _check_choice("backbone", backbone, BACKBONES)
+    check_choice("backbone", backbone, BACKBONES)
     if min(input_shape[:2]) < MIN_SIDE:
         raise ValueError(f"{backbone} needs inputs of at least {MIN_SIDE}x{MIN_SIDE}, got {input_shape[:2]}: "
                          "set input_size to resize them")
@@ -212,7 +212,7 @@ class BackbonePreprocessing(keras.layers.Layer):
 
     def __init__(self, backbone: str, **kwargs):
         super().__init__(**kwargs)
-        _check_choice("backbone", backbone, BACKBONES)
+        check_choice("backbone", backbone, BACKBONES)
         self.backbone = backbone
 
     def call(self, x):
@@ -323,7 +323,7 @@ def class_weights(counts: Sequence[int] | np.ndarray, method: str, beta: float =
     "Class-balanced loss based on effective number of samples"): beta 0 weighs classes
     equally, beta near 1 approaches "inverse".
     """
-    _check_choice("class_weights", method, CLASS_WEIGHTS)
+    check_choice("class_weights", method, CLASS_WEIGHTS)
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim != 1 or not len(counts) or (counts < 1).any():
         raise ValueError(f"counts must be a vector of positive numbers, got {counts}")
@@ -403,14 +403,14 @@ def code_scale(codes: np.ndarray, rows: Sequence[int] | np.ndarray, percentile: 
 
 
 def _check_array(array: np.ndarray, input_kind: str, path) -> None:
-    _check_choice("input", input_kind, INPUT_KINDS)
+    check_choice("input", input_kind, INPUT_KINDS)
     if input_kind == "codes" and array.ndim != 4:
         raise ValueError(f"{path}: codes must be an array (N, s, s, channels), got {array.dtype} {array.shape}")
     if input_kind == "images" and (array.ndim != 3 or array.dtype != np.uint8):
         raise ValueError(f"{path}: images must be a uint8 array (N, S, S), got {array.dtype} {array.shape}")
 
 
-def _model_input(values: tf.Tensor) -> tf.Tensor:
+def model_input(values: tf.Tensor) -> tf.Tensor:
     """float32, with a channel axis for grey images (N, S, S)."""
     x = tf.cast(values, tf.float32)
     return x[..., tf.newaxis] if values.shape.rank == 3 else x
@@ -421,7 +421,7 @@ def training_data(array_path: str | Path, rows: np.ndarray, labels_by_row: np.nd
     """(x, class index) batches of `rows`, shuffled anew each epoch, streamed from the memory map."""
     labels = tf.constant(labels_by_row, dtype=tf.int32)
     batches = row_batches(ArrayRows([array_path]), rows, batch_size, shuffle=True, seed=seed)
-    return (batches.map(lambda batch_rows, values: (_model_input(values), tf.gather(labels, batch_rows)),
+    return (batches.map(lambda batch_rows, values: (model_input(values), tf.gather(labels, batch_rows)),
                         num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
@@ -429,7 +429,7 @@ def training_data(array_path: str | Path, rows: np.ndarray, labels_by_row: np.nd
 def input_data(array_path: str | Path, rows: Sequence[int] | np.ndarray, batch_size: int) -> tf.data.Dataset:
     """x batches of `rows` in ascending row order, streamed from the memory map."""
     batches = row_batches(ArrayRows([array_path]), rows, batch_size, shuffle=False)
-    return batches.map(lambda _, values: _model_input(values)).prefetch(tf.data.AUTOTUNE)
+    return batches.map(lambda _, values: model_input(values)).prefetch(tf.data.AUTOTUNE)
 
 
 def predict_probabilities(model: keras.Model, array_path: str | Path, rows: Sequence[int] | np.ndarray | None = None,
@@ -475,7 +475,7 @@ class ValidationMap5(keras.callbacks.Callback):
 def encode_labels(table: pd.DataFrame, new_whale: str) -> tuple[list[str], np.ndarray]:
     """The classes (sorted ids of the `fit` images; new_whale among them only when `new_whale`
     is "class") and each row's class index (-1 for rows not trained on)."""
-    _check_choice("new_whale", new_whale, NEW_WHALE_MODES)
+    check_choice("new_whale", new_whale, NEW_WHALE_MODES)
     learn = (table["subset"] == "fit") & ((table["id"] != NEW_WHALE) | (new_whale == "class"))
     classes = sorted(table.loc[learn, "id"].unique())
     if sum(c != NEW_WHALE for c in classes) < N_ANSWERS - 1:
@@ -515,7 +515,7 @@ def train_classifier(train_array: str | Path, train_index: str | Path, split_csv
     for name, value, allowed in (("backbone", backbone, BACKBONES), ("input", input_kind, INPUT_KINDS),
                                  ("class_weights", class_weights_method, CLASS_WEIGHTS),
                                  ("new_whale", new_whale, NEW_WHALE_MODES)):
-        _check_choice(name, value, allowed)
+        check_choice(name, value, allowed)
     if head_epochs < 0 or fine_tune_epochs < 0 or head_epochs + fine_tune_epochs < 1:
         raise ValueError(f"epochs must be 0 or more and at least one in all, got head {head_epochs}, "
                          f"fine-tune {fine_tune_epochs}")

@@ -43,7 +43,7 @@ from joblib import Parallel, delayed
 
 from .arrays import ResumableArray
 from .classifier import (BACKBONES as APPLICATION_BACKBONES, MIN_SIDE, BackbonePreprocessing, ToPixels,
-                         build_backbone, code_scale, resolve_weights)
+                         build_backbone, check_choice, code_scale, model_input, resolve_weights)
 from .files import write_csv
 from .ingest import NEW_WHALE, REJECTED_COLUMNS, inspect_file, read_train_table
 from .preprocess import build_cache
@@ -51,7 +51,7 @@ from .ranking import sweep_new_whale_threshold
 from .retrieval import rank_catalogue
 from .tables import train_table
 from .training import (ArrayRows, BestWeights, build_scope, check_model_path, file_identity, finish_training,
-                       fit_resumably, prepare_backup, settings_key)
+                       fit_resumably, prepare_backup, settings_key, weights_digest)
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,6 @@ BN_MOMENTUM = 0.9
 VIEWS = ((1.0, 0.0, 0.0), (0.9, 0.0, 0.0), (1.0, 0.04, 0.0), (1.0, -0.04, 0.0), (1.0, 0.0, 0.04),
          (1.0, 0.0, -0.04))
 
-
-def _check_choice(name: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(str, allowed))}")
 
 
 # ---------------------------------------------------------------------------------- layers
@@ -208,7 +204,7 @@ def build_embedder(input_shape: tuple[int, ...], *, backbone: str = "compact", w
     `weights` apply to the keras.applications backbones (as for the classifier); "compact"
     always starts from random weights, of `width` filters in its first stage.
     """
-    _check_choice("backbone", backbone, BACKBONES)
+    check_choice("backbone", backbone, BACKBONES)
     if embedding_size < 2:
         raise ValueError(f"embedding_size must be at least 2, got {embedding_size}")
     side = input_size or input_shape[0]
@@ -267,11 +263,6 @@ def load_embedder(path: str | Path) -> keras.Model:
 # ---------------------------------------------------------------------------------- input
 
 
-def _model_input(values: tf.Tensor) -> tf.Tensor:
-    """float32, with a channel axis for grey images (N, S, S)."""
-    x = tf.cast(values, tf.float32)
-    return x[..., tf.newaxis] if values.shape.rank == 3 else x
-
 
 def sampling_probabilities(labels: np.ndarray, balance_power: float) -> np.ndarray:
     """The chance of each photo (class index `labels`) to be drawn: count^-`balance_power`
@@ -319,7 +310,7 @@ def balanced_batches(array_path: str | Path, rows: np.ndarray, labels: np.ndarra
         # ArrayRows.read returns rows in ascending order: put the examples in that order first.
         examples = tf.gather(examples, tf.argsort(tf.gather(rows_t, examples), stable=True))
         values = tf.numpy_function(source.read, [tf.gather(rows_t, examples)], dtype, stateful=False)
-        x = _model_input(tf.ensure_shape(values, [None, *row_shape]))
+        x = model_input(tf.ensure_shape(values, [None, *row_shape]))
         x = tf.where(tf.gather(flipped_t, examples)[:, None, None, None], tf.reverse(x, axis=[2]), x)
         label = tf.gather(labels_t, examples)
         return (x, label), label
@@ -347,7 +338,7 @@ def embed_rows(embedder: keras.Model, values: np.ndarray, batch_size: int = 32, 
         raise ValueError(f"views must be 1..{len(VIEWS)}, got {views}")
     if not len(values):
         return np.zeros((0, embedder.output.shape[-1]), np.float32)
-    x = _model_input(tf.convert_to_tensor(np.asarray(values)))
+    x = model_input(tf.convert_to_tensor(np.asarray(values)))
     total = None
     for zoom, shift_x, shift_y in VIEWS[:views]:
         view = _view(x, zoom, shift_x, shift_y)
@@ -356,12 +347,6 @@ def embed_rows(embedder: keras.Model, values: np.ndarray, batch_size: int = 32, 
     norms = np.linalg.norm(total, axis=1, keepdims=True)
     return total / np.maximum(norms, 1e-12)
 
-
-def _weights_digest(model: keras.Model) -> str:
-    digest = hashlib.sha256()
-    for weights in model.get_weights():
-        digest.update(np.ascontiguousarray(weights).tobytes())
-    return digest.hexdigest()
 
 
 def embed_array(embedder: keras.Model, array_path: str | Path, out_path: str | Path, *, batch_size: int = 32,
@@ -375,7 +360,7 @@ def embed_array(embedder: keras.Model, array_path: str | Path, out_path: str | P
         raise ValueError(f"{array_path} holds rows of shape {array.shape[1:]}; the embedder takes {expected} "
                          "(grey images (S, S) or codes (s, s, 3), as it was trained on)")
     n = len(array)
-    key = hashlib.sha256(f"{file_identity(array_path)}\n{_weights_digest(embedder)}\n{views}".encode()).hexdigest()
+    key = hashlib.sha256(f"{file_identity(array_path)}\n{weights_digest(embedder)}\n{views}".encode()).hexdigest()
     out = ResumableArray(out_path, (n, embedder.output.shape[-1]), np.float32, chunk_size, key)
     for start in out.pending():
         stop = min(n, start + chunk_size)
@@ -441,7 +426,7 @@ def train_embedding(train_array: str | Path, train_index: str | Path, split_csv:
     """
     for name, value, allowed in (("backbone", backbone, BACKBONES), ("input", input_kind, INPUT_KINDS),
                                  ("aggregate", aggregate, AGGREGATES)):
-        _check_choice(name, value, allowed)
+        check_choice(name, value, allowed)
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     model_path = check_model_path(model_path)

@@ -178,6 +178,14 @@ def file_identity(path: str | Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def weights_digest(model: keras.Model) -> str:
+    """A digest of a model's weights, for the resume key of a cache it computes."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()
+
+
 def settings_key(settings: dict[str, Any]) -> str:
     """A digest of a run's inputs and settings (JSON-able values) for `prepare_backup`."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
