@@ -235,6 +235,15 @@ def test_config_errors_fail_before_any_job_and_name_the_key(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("preset", ["demo.yaml", "cpu.yaml"])
+def test_presets_are_valid_settings(preset, tmp_path):
+    result = subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n",
+                             "--cores", "1", "--configfile", str(REPO / "presets" / preset)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "train_embedding" in result.stdout and "train_classifier" in result.stdout
+
+
 def test_lint_is_clean():
     result = subprocess.run([SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
