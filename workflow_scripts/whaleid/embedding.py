@@ -348,7 +348,6 @@ def embed_rows(embedder: keras.Model, values: np.ndarray, batch_size: int = 32, 
     return total / np.maximum(norms, 1e-12)
 
 
-
 def embed_array(embedder: keras.Model, array_path: str | Path, out_path: str | Path, *, batch_size: int = 32,
                 views: int = 1, chunk_size: int = 256, progress: Callable[[int, int], None] | None = None) -> None:
     """Embed every row of `array_path` (a preprocess cache or codes) into `out_path` (.npy,
