@@ -64,6 +64,7 @@ rule embed:
     params:
         batch_size=config["metric_learning"]["embed_batch_size"],
         views=config["metric_learning"]["tta_views"],
+        # rows per resume checkpoint, as for the codes
         chunk_size=config["encode"]["chunk_size"],
     threads: config["metric_learning"]["threads"]
     resources:
