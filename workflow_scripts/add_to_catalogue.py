@@ -1,15 +1,13 @@
 """Rule add_to_catalogue: embed new labelled photos and add them to the catalogue, no retraining."""
 
-from whaleid.devices import select_devices
+from whaleid.devices import start_tensorflow_job
 from whaleid.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
-lease = select_devices(snakemake.resources.gpu)  # before TensorFlow is imported
+lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads)
 
 from whaleid.embedding import add_photos_to_catalogue  # noqa: E402
-from whaleid.training import limit_cpu_threads  # noqa: E402
 
-limit_cpu_threads(snakemake.threads)
 p = snakemake.params
 add_photos_to_catalogue(
     snakemake.input.labels[0],

@@ -1,16 +1,14 @@
 """Rule embed: the embedding of every photo of one split (train: the catalogue; test: queries)."""
 
-from whaleid.devices import select_devices
+from whaleid.devices import start_tensorflow_job
 from whaleid.files import write_bytes
 from whaleid.logs import Progress, log_to_file
 
 log = log_to_file(snakemake.log[0])
-lease = select_devices(snakemake.resources.gpu)  # before TensorFlow is imported
+lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads)
 
 from whaleid.embedding import embed_array, load_embedder  # noqa: E402
-from whaleid.training import limit_cpu_threads  # noqa: E402
 
-limit_cpu_threads(snakemake.threads)
 embed_array(
     load_embedder(snakemake.input.model),
     snakemake.input.array,

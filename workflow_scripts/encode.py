@@ -1,16 +1,14 @@
 """Rule encode: the autoencoder's codes of every image of one split, cached for the classifier."""
 
-from whaleid.devices import select_devices
+from whaleid.devices import start_tensorflow_job
 from whaleid.files import write_bytes
 from whaleid.logs import Progress, log_to_file
 
 log = log_to_file(snakemake.log[0])
-lease = select_devices(snakemake.resources.gpu)  # before TensorFlow is imported
+lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads)
 
 from whaleid.autoencoder import encode_cache, encoder_from, load_autoencoder  # noqa: E402
-from whaleid.training import limit_cpu_threads  # noqa: E402
 
-limit_cpu_threads(snakemake.threads)
 encode_cache(
     encoder_from(load_autoencoder(snakemake.input.model)),
     snakemake.input.cache,

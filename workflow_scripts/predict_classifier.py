@@ -1,17 +1,15 @@
 """Rule predict_classifier: top-5 ids per image, new_whale threshold chosen on validation."""
 
-from whaleid.devices import select_devices
+from whaleid.devices import start_tensorflow_job
 from whaleid.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
-lease = select_devices(snakemake.resources.gpu)  # before TensorFlow is imported
+lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads)
 
 from whaleid.classifier import predict_classifier  # noqa: E402
 from whaleid.files import write_csv  # noqa: E402
 from whaleid.submission import write_predictions  # noqa: E402
-from whaleid.training import limit_cpu_threads  # noqa: E402
 
-limit_cpu_threads(snakemake.threads)
 i = snakemake.input
 validation, test, curve, threshold = predict_classifier(
     i.model, i.labels, i.train_array, i.train_index, i.test_array, i.test_index, i.split, i.manifest,

@@ -2,17 +2,14 @@
 
 import numpy as np
 
-from whaleid.devices import select_devices
+from whaleid.devices import start_tensorflow_job
 from whaleid.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
-# Choose the GPUs before TensorFlow is imported: CUDA reads CUDA_VISIBLE_DEVICES only once.
-lease = select_devices(snakemake.resources.gpu)
+lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads)
 
 from whaleid.autoencoder import save_reconstruction_png, train_autoencoder  # noqa: E402
-from whaleid.training import limit_cpu_threads  # noqa: E402
 
-limit_cpu_threads(snakemake.threads)
 model = train_autoencoder(
     snakemake.input.caches,
     snakemake.output.model,

@@ -1,15 +1,13 @@
 """Rule train_classifier: transfer learning on the codes (or images) of the fit split."""
 
-from whaleid.devices import select_devices
+from whaleid.devices import start_tensorflow_job
 from whaleid.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
-lease = select_devices(snakemake.resources.gpu)  # before TensorFlow is imported
+lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads)
 
 from whaleid.classifier import train_classifier  # noqa: E402
-from whaleid.training import limit_cpu_threads  # noqa: E402
 
-limit_cpu_threads(snakemake.threads)
 p = snakemake.params
 train_classifier(
     snakemake.input.array,

@@ -224,8 +224,8 @@ def select_devices(count: int, lease_dir: str | Path | None = None, timeout: flo
 
     Under SLURM (``SLURM_JOB_ID`` set) the devices are the ones SLURM assigned and nothing is
     leased; elsewhere they are leased with `lease_gpus` (lock files in `lease_dir`, default
-    `default_lease_dir()`), and a machine with no GPU at all runs the job on the CPU. Sets ``CUDA_VISIBLE_DEVICES`` ("" when `count` is 0, so TensorFlow
-    runs on the CPU). Call it before TensorFlow is imported, and keep the returned lease
+    `default_lease_dir()`), and a machine with no GPU at all runs the job on the CPU. Sets
+    ``CUDA_VISIBLE_DEVICES`` ("" when `count` is 0, so TensorFlow runs on the CPU). Call it before TensorFlow is imported, and keep the returned lease
     referenced until the job ends.
     """
     if count < 0:
@@ -253,4 +253,16 @@ def select_devices(count: int, lease_dir: str | Path | None = None, timeout: flo
             count = 0
         lease = lease_gpus(count, lease_dir, timeout)
     os.environ["CUDA_VISIBLE_DEVICES"] = lease.visible_devices
+    return lease
+
+
+def start_tensorflow_job(gpus: int, threads: int) -> GpuLease:
+    """What every TensorFlow rule script does first, in the only order that works: lease its
+    `gpus` (`select_devices`, before TensorFlow is imported), then import TensorFlow and keep
+    its CPU work to `threads` cores (`training.limit_cpu_threads`, before its first operation).
+    Keep the returned lease referenced until the job ends."""
+    lease = select_devices(gpus)
+    from .training import limit_cpu_threads  # imports TensorFlow, now that the devices are set
+
+    limit_cpu_threads(threads)
     return lease
