@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import errno
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -52,3 +58,63 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", unreachable)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     return tmp_path / "keras" / "models"
+
+
+# The start of a training run in a process of its own, to be killed for real. It logs to
+# stdout and reads from argv its folder, the epoch after which to pause (-1: none) and any
+# further arguments; `Pause` stops it dead after that epoch's backup (the test then kills it),
+# so the kill always lands between epochs at a known point. The code appended trains with
+# callbacks=[Pause()].
+PAUSING_WORKER = """
+import logging, sys, time
+from pathlib import Path
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s %(message)s", force=True)
+import keras
+import tensorflow as tf
+from whaleid.training import limit_cpu_threads
+folder, pause_after, arguments = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+limit_cpu_threads(1)
+assert tf.config.threading.get_intra_op_parallelism_threads() == 1
+
+class Pause(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == pause_after:
+            (folder / "paused").write_text(str(epoch))
+            time.sleep(600)
+"""
+
+
+def _start_worker(training: str, folder: Path, pause_after: int, arguments, **popen) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-c", PAUSING_WORKER + training, str(folder), str(pause_after),
+                             *map(str, arguments)], env=env, text=True, **popen)
+
+
+def kill_after_epoch_1(training: str, folder: Path, *arguments, timeout: float = 180) -> str:
+    """Run `training` (see PAUSING_WORKER) until it has finished epoch 1, SIGKILL it, and
+    return what it logged."""
+    log_path = folder / "killed.log"
+    with open(log_path, "w") as stdout:
+        worker = _start_worker(training, folder, 1, arguments, stdout=stdout, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not (folder / "paused").exists():
+            assert worker.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "the worker never finished epoch 1"
+            time.sleep(0.1)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    return log_path.read_text()
+
+
+def run_to_the_end(training: str, folder: Path, *arguments, timeout: float = 180) -> str:
+    """Run `training` (see PAUSING_WORKER) without a pause; return what it logged."""
+    worker = _start_worker(training, folder, -1, arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log_text, _ = worker.communicate(timeout=timeout)
+    assert worker.returncode == 0, log_text
+    return log_text
+
+
+def started_epochs(log_text: str, logger: str, epochs: int) -> list[int]:
+    """The epochs whose start `logger` logged, in order."""
+    return [int(m) for m in re.findall(rf"{re.escape(logger)} epoch (\d+)/{epochs} started", log_text)]
+

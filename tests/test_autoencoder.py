@@ -1,9 +1,4 @@
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import cv2
 import keras
@@ -11,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import REPO, textured
+from conftest import kill_after_epoch_1, run_to_the_end, started_epochs, textured
 
 import whaleid.autoencoder as ae
 
@@ -164,59 +159,21 @@ def test_same_seed_gives_the_same_codes(caches, tmp_path):
     assert not np.allclose(codes[0], untrained, atol=1e-2)  # the runs did learn something
 
 
-# Trains for four epochs; with a pause epoch given, stops dead after that epoch's backup (the
-# test then kills it) so the kill always lands between epochs at a known point.
-WORKER = """
-import logging, sys, time
-from pathlib import Path
-logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s %(message)s", force=True)
-import keras
-import tensorflow as tf
+# Four epochs (see conftest.PAUSING_WORKER); the caches are its further arguments.
+TRAINING = """
 from whaleid.autoencoder import train_autoencoder
-from whaleid.training import limit_cpu_threads
-out, pause_after, caches = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
-limit_cpu_threads(1)
-assert tf.config.threading.get_intra_op_parallelism_threads() == 1
-
-class Pause(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == pause_after:
-            (out / "paused").write_text(str(epoch))
-            time.sleep(600)
-
-train_autoencoder(caches, out / "ae.keras", out / "history.csv", out / "backup", epochs=4, batch_size=8,
-                  validation_fraction=0.2, seed=0, callbacks=[Pause()])
+train_autoencoder(arguments, folder / "ae.keras", folder / "history.csv", folder / "backup", epochs=4,
+                  batch_size=8, validation_fraction=0.2, seed=0, callbacks=[Pause()])
 """
 
 
-def run_worker(out, pause_after, caches, **popen):
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-c", WORKER, str(out), str(pause_after), *map(str, caches)],
-                            env=env, text=True, **popen)
-
-
-def started_epochs(log_text):
-    return [int(m) for m in re.findall(r"whaleid.autoencoder epoch (\d+)/4 started", log_text)]
-
-
 def test_training_killed_mid_run_resumes_from_the_last_finished_epoch(caches, tmp_path):
-    first_log = tmp_path / "first.log"
-    with open(first_log, "w") as stdout:
-        first = run_worker(tmp_path, 1, caches, stdout=stdout, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "paused").exists():
-            assert first.poll() is None, first_log.read_text()
-            assert time.monotonic() < deadline, "the worker never finished epoch 1"
-            time.sleep(0.1)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
-    assert started_epochs(first_log.read_text()) == [0, 1]
+    killed_log = kill_after_epoch_1(TRAINING, tmp_path, *caches, timeout=120)
+    assert started_epochs(killed_log, "whaleid.autoencoder", 4) == [0, 1]
     assert (tmp_path / "backup").is_dir() and not (tmp_path / "ae.keras").exists()
 
-    second = run_worker(tmp_path, -1, caches, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    log_text, _ = second.communicate(timeout=120)
-    assert second.returncode == 0, log_text
-    assert started_epochs(log_text) == [2, 3]  # the finished epochs were not redone
+    log_text = run_to_the_end(TRAINING, tmp_path, *caches, timeout=120)
+    assert started_epochs(log_text, "whaleid.autoencoder", 4) == [2, 3]  # the finished epochs were not redone
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history["epoch"]) == [0, 1, 2, 3]
     assert not (tmp_path / "backup").exists()

@@ -1,18 +1,13 @@
 """The metric-learning embedding: its layers, its sampling, training and the catalogue additions."""
 
 import math
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, encode, textured
+from conftest import encode, kill_after_epoch_1, run_to_the_end, started_epochs, textured
 from test_classifier import baseline_map5, stage_inputs
 
 import whaleid.embedding as emb
@@ -233,57 +228,23 @@ def test_training_interrupted_resumes_from_its_last_finished_epoch(tmp_path):
     assert not (tmp_path / "backup").exists()
 
 
-KILLABLE_WORKER = """
-import logging, sys, time
-from pathlib import Path
-logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s %(message)s", force=True)
-import keras
+# Four epochs (see conftest.PAUSING_WORKER) on the stage inputs in its folder.
+TRAINING = """
 from whaleid.embedding import train_embedding
-from whaleid.training import limit_cpu_threads
-folder, pause_after = Path(sys.argv[1]), int(sys.argv[2])
-limit_cpu_threads(1)
-
-class Pause(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == pause_after:
-            (folder / "paused").write_text(str(epoch))
-            time.sleep(600)
-
 train_embedding(folder / "train.npy", folder / "train.csv", folder / "split.csv", folder / "model.keras",
                 folder / "history.csv", folder / "backup", width=4, embedding_size=8, epochs=4, batch_size=8,
                 thresholds=[0.0, 0.5], mixed_precision=False, seed=0, callbacks=[Pause()])
 """
 
 
-def run_killable_worker(folder, pause_after, **popen):
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-c", KILLABLE_WORKER, str(folder), str(pause_after)], env=env,
-                            text=True, **popen)
-
-
-def started_epochs(log_text):
-    return [int(m) for m in re.findall(r"whaleid.embedding epoch (\d+)/4 started", log_text)]
-
-
 def test_training_killed_mid_run_resumes_from_the_last_finished_epoch(tmp_path):
     stage_inputs(tmp_path, kind="images")
-    first_log = tmp_path / "first.log"
-    with open(first_log, "w") as stdout:
-        first = run_killable_worker(tmp_path, 1, stdout=stdout, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while not (tmp_path / "paused").exists():
-            assert first.poll() is None, first_log.read_text()
-            assert time.monotonic() < deadline, "the worker never finished epoch 1"
-            time.sleep(0.1)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
-    assert started_epochs(first_log.read_text()) == [0, 1]
+    killed_log = kill_after_epoch_1(TRAINING, tmp_path)
+    assert started_epochs(killed_log, "whaleid.embedding", 4) == [0, 1]
     assert (tmp_path / "backup").is_dir() and not (tmp_path / "model.keras").exists()
 
-    second = run_killable_worker(tmp_path, -1, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    log_text, _ = second.communicate(timeout=180)
-    assert second.returncode == 0, log_text
-    assert started_epochs(log_text) == [2, 3]  # the finished epochs were not redone
+    log_text = run_to_the_end(TRAINING, tmp_path)
+    assert started_epochs(log_text, "whaleid.embedding", 4) == [2, 3]  # the finished epochs were not redone
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2, 3]
     # the best epoch is chosen over all four, those before the kill included
