@@ -1,7 +1,6 @@
 # What every stage needs: a checked config, the data folder, and the result paths.
 # Nothing heavy is imported here, so `snakemake -n` stays fast.
 
-import math
 import os
 
 from snakemake.exceptions import WorkflowError
@@ -99,14 +98,13 @@ def duplicate_distances():
     return config["baseline"]["phash_max_distance_candidates"] if distance == "auto" else [distance]
 
 
-def similarity_thresholds():
-    """The cosine similarities tried as the new_whale threshold: start, start + step, ... up to
-    stop (as whaleid.ranking.threshold_grid makes them; numpy is not imported here)."""
-    grid = config["metric_learning"]["new_whale_thresholds"]
-    if grid["stop"] < grid["start"]:
-        raise WorkflowError(f"metric_learning.new_whale_thresholds: stop {grid['stop']} is below start {grid['start']}")
-    steps = math.floor((grid["stop"] - grid["start"]) / grid["step"] + 1e-9)
-    return [round(grid["start"] + i * grid["step"], 6) + 0.0 for i in range(steps + 1)]
+# The grid itself is made by the scripts (whaleid.ranking.threshold_grid); a wrong one fails now.
+SIMILARITY_GRID = config["metric_learning"]["new_whale_thresholds"]
+if SIMILARITY_GRID["stop"] < SIMILARITY_GRID["start"]:
+    raise WorkflowError(
+        f"metric_learning.new_whale_thresholds: stop {SIMILARITY_GRID['stop']} is below start "
+        f"{SIMILARITY_GRID['start']}"
+    )
 
 
 def get_final_output():

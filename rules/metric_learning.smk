@@ -37,7 +37,7 @@ rule train_embedding:
         flip_as_new_identity=config["metric_learning"]["flip_as_new_identity"],
         aggregate=config["metric_learning"]["aggregate"],
         top_k=config["metric_learning"]["top_k"],
-        thresholds=similarity_thresholds(),
+        threshold_grid=SIMILARITY_GRID,
         mixed_precision=config["metric_learning"]["mixed_precision"],
         seed=config["metric_learning"]["seed"],
     threads: config["metric_learning"]["threads"]
@@ -125,7 +125,7 @@ rule identify_by_retrieval:
     params:
         # duplicates take first place, up to a pHash distance chosen with the threshold
         phash_distances=duplicate_distances(),
-        thresholds=similarity_thresholds(),
+        threshold_grid=SIMILARITY_GRID,
         aggregate=config["metric_learning"]["aggregate"],
         top_k=config["metric_learning"]["top_k"],
     conda:

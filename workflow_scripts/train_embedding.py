@@ -1,15 +1,14 @@
 """Rule train_embedding: a sub-center ArcFace embedding of the fit photos' individuals."""
 
-from whaleid.devices import select_devices
+from whaleid.devices import start_tensorflow_job
 from whaleid.logs import log_to_file
+from whaleid.ranking import threshold_grid
 
 log = log_to_file(snakemake.log[0])
-lease = select_devices(snakemake.resources.gpu)  # before TensorFlow is imported
+lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads)
 
 from whaleid.embedding import train_embedding  # noqa: E402
-from whaleid.training import limit_cpu_threads  # noqa: E402
 
-limit_cpu_threads(snakemake.threads)
 p = snakemake.params
 train_embedding(
     snakemake.input.array,
@@ -37,7 +36,7 @@ train_embedding(
     flip_as_new_identity=p.flip_as_new_identity,
     aggregate=p.aggregate,
     top_k=p.top_k,
-    thresholds=p.thresholds,
+    thresholds=threshold_grid(**p.threshold_grid),
     mixed_precision=p.mixed_precision,
     seed=p.seed,
 )
