@@ -15,8 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .baseline import duplicate_matches
-from .ranking import final_answers, sweep_duplicates_and_threshold, within
+from .ranking import answer_validation_and_test
 from .retrieval import add_to_catalogue, rank_catalogue
 from .tables import read_table, train_table, with_hashes
 
@@ -57,12 +56,6 @@ def identify_splits(train_npy: str | Path, train_index: str | Path, test_npy: st
 
     candidates = rank_catalogue(train_embeddings[validation_rows], train_embeddings[fit], train["id"][fit].tolist(),
                                 aggregate=aggregate, top_k=top_k)
-    duplicates = duplicate_matches(validation, train[fit], max(phash_distances))
-    distance, chosen, curve = sweep_duplicates_and_threshold(candidates, validation["truth"].tolist(), thresholds,
-                                                             duplicates, phash_distances)
-    validation_answers = final_answers(candidates, chosen, within(duplicates, distance))
-    log.info("duplicates up to %d pHash bits first, new_whale threshold %g: validation MAP@5 %.4f", distance,
-             chosen, curve.loc[curve["chosen"], "map5"].iloc[0])
 
     test_embeddings, test_table = read_embeddings(test_npy, test_index)
     test = with_hashes(test_table[["image"]], manifest, "test", manifest_csv)
@@ -72,8 +65,5 @@ def identify_splits(train_npy: str | Path, train_index: str | Path, test_npy: st
         catalogue, catalogue_ids = add_to_catalogue(catalogue, catalogue_ids, added, added_index["id"].tolist())
         log.info("catalogue: %d train photos and %d added ones", len(train), len(added_index))
     test_candidates = rank_catalogue(test_embeddings, catalogue, catalogue_ids, aggregate=aggregate, top_k=top_k)
-    test_answers = final_answers(test_candidates, chosen, duplicate_matches(test, train, distance))
-    return (pd.DataFrame({"image": validation["image"].tolist(), "answers": validation_answers}),
-            pd.DataFrame({"image": test["image"].tolist(), "answers": test_answers}),
-            curve, chosen)
-
+    return answer_validation_and_test(validation, candidates, train[fit], test, test_candidates, train,
+                                      phash_distances, thresholds, log)

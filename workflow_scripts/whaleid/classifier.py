@@ -39,7 +39,6 @@ import pandas as pd
 import tensorflow as tf
 
 from . import ranking
-from .baseline import duplicate_matches
 from .files import write_text
 from .ingest import NEW_WHALE
 from .ranking import Candidates, Duplicates, insert_new_whale
@@ -402,12 +401,21 @@ def code_scale(codes: np.ndarray, rows: Sequence[int] | np.ndarray, percentile: 
     return [255.0 / h if h > 0 else 1.0 for h in high.tolist()]
 
 
-def _check_array(array: np.ndarray, input_kind: str, path) -> None:
+def check_array(array: np.ndarray, input_kind: str, path) -> None:
+    """`array` (from `path`) is what `input_kind` says: codes (N, s, s, c) or uint8 grey images (N, S, S)."""
     check_choice("input", input_kind, INPUT_KINDS)
     if input_kind == "codes" and array.ndim != 4:
         raise ValueError(f"{path}: codes must be an array (N, s, s, channels), got {array.dtype} {array.shape}")
     if input_kind == "images" and (array.ndim != 3 or array.dtype != np.uint8):
         raise ValueError(f"{path}: images must be a uint8 array (N, S, S), got {array.dtype} {array.shape}")
+
+
+def check_rows_fit(model: keras.Model, array: np.ndarray, path) -> None:
+    """The rows of `array` (from `path`) are what `model` takes: the kind it was trained on."""
+    expected = tuple(model.input.shape[1:])
+    if (*array.shape[1:], *([1] if array.ndim == 3 else [])) != expected:
+        raise ValueError(f"{path} holds rows of shape {array.shape[1:]}; the model takes {expected} "
+                         "(codes (s, s, 3) or grey images (S, S), as it was trained on)")
 
 
 def model_input(values: tf.Tensor) -> tf.Tensor:
@@ -437,10 +445,7 @@ def predict_probabilities(model: keras.Model, array_path: str | Path, rows: Sequ
     """Class probabilities (len(rows), classes) of the array's `rows` (default all), in the
     order given."""
     array = np.load(array_path, mmap_mode="r")
-    expected = tuple(model.input.shape[1:])
-    if (*array.shape[1:], *([1] if array.ndim == 3 else [])) != expected:
-        raise ValueError(f"{array_path} holds rows of shape {array.shape[1:]}; the model takes {expected} "
-                         "(codes (s, s, 3) or grey images (S, S), as it was trained on)")
+    check_rows_fit(model, array, array_path)
     rows = np.arange(len(array)) if rows is None else np.asarray(rows, dtype=np.int64)
     order = np.argsort(rows, kind="stable")
     if not len(rows):
@@ -524,7 +529,7 @@ def train_classifier(train_array: str | Path, train_index: str | Path, split_csv
     keras.utils.set_random_seed(seed)
 
     array = np.load(train_array, mmap_mode="r")
-    _check_array(array, input_kind, train_array)
+    check_array(array, input_kind, train_array)
     if (input_size or array.shape[1]) < MIN_SIDE:
         raise ValueError(f"{backbone} needs inputs of at least {MIN_SIDE}x{MIN_SIDE}, but {train_array} holds "
                          f"{array.shape[1]}x{array.shape[2]} and input_size is {input_size}: set input_size to "
@@ -618,18 +623,9 @@ def predict_classifier(model_path: str | Path, labels_path: str | Path, train_ar
         raise ValueError(f"{split_csv} has no validation images to choose the new_whale threshold on")
 
     candidates = rank_candidates(predict_probabilities(model, train_array, validation_rows, batch_size), class_ids)
-    duplicates = duplicate_matches(validation, fit, max(phash_distances))
-    distance, chosen, curve = ranking.sweep_duplicates_and_threshold(
-        candidates, validation["truth"].tolist(), thresholds, duplicates, phash_distances)
-    validation_answers = ranking.final_answers(candidates, chosen, ranking.within(duplicates, distance))
-    log.info("duplicates up to %d pHash bits first, new_whale threshold %g: validation MAP@5 %.4f", distance,
-             chosen, curve.loc[curve["chosen"], "map5"].iloc[0])
-
     test = with_hashes(read_table(test_index)[["image"]], manifest, "test", manifest_csv)
     if len(test) != len(np.load(test_array, mmap_mode="r")):
         raise ValueError(f"{test_index} lists {len(test)} images but {test_array} has another number of rows")
-    test_probabilities = predict_probabilities(model, test_array, None, batch_size)
-    test_answers = final_answers(test_probabilities, class_ids, chosen, duplicate_matches(test, train, distance))
-    return (pd.DataFrame({"image": validation["image"].tolist(), "answers": validation_answers}),
-            pd.DataFrame({"image": test["image"].tolist(), "answers": test_answers}),
-            curve, chosen)
+    test_candidates = rank_candidates(predict_probabilities(model, test_array, None, batch_size), class_ids)
+    return ranking.answer_validation_and_test(validation, candidates, fit, test, test_candidates, train,
+                                              phash_distances, thresholds, log)

@@ -42,13 +42,14 @@ import tensorflow as tf
 from joblib import Parallel, delayed
 
 from .arrays import ResumableArray
-from .classifier import (BACKBONES as APPLICATION_BACKBONES, MIN_SIDE, BackbonePreprocessing, ToPixels,
-                         build_backbone, check_choice, code_scale, model_input, resolve_weights)
+from .classifier import (BACKBONES as APPLICATION_BACKBONES, INPUT_KINDS, MIN_SIDE, MONITOR, BackbonePreprocessing,
+                         ToPixels, build_backbone, check_array, check_choice, check_rows_fit, code_scale,
+                         model_input, resolve_weights)
 from .files import write_csv
 from .ingest import NEW_WHALE, REJECTED_COLUMNS, inspect_file, read_train_table
 from .preprocess import build_cache
 from .ranking import sweep_new_whale_threshold
-from .retrieval import rank_catalogue
+from .retrieval import AGGREGATES, rank_catalogue
 from .tables import train_table
 from .training import (ArrayRows, BestWeights, build_scope, check_model_path, file_identity, finish_training,
                        fit_resumably, prepare_backup, settings_key, weights_digest)
@@ -56,9 +57,6 @@ from .training import (ArrayRows, BestWeights, build_scope, check_model_path, fi
 log = logging.getLogger(__name__)
 
 BACKBONES = ("compact", *APPLICATION_BACKBONES)
-INPUT_KINDS = ("images", "codes")
-AGGREGATES = ("max", "mean_top_k")
-MONITOR = "val_map5"
 AUGMENT = {"brightness": 0.2, "contrast": 0.2, "rotation_degrees": 15.0, "shift": 0.1, "zoom": 0.1}
 # Keras's default 0.99 leaves the running statistics, which embedding uses, far from the
 # batches' after the few hundred steps a small catalogue trains for: every embedding then
@@ -354,10 +352,7 @@ def embed_array(embedder: keras.Model, array_path: str | Path, out_path: str | P
     float32 (N, D)); row i is the embedding of the array's row i. Built chunk by chunk: a rerun
     after a kill embeds only the chunks not yet done."""
     array = np.load(array_path, mmap_mode="r")
-    expected = tuple(embedder.input.shape[1:])
-    if (*array.shape[1:], *([1] if array.ndim == 3 else [])) != expected:
-        raise ValueError(f"{array_path} holds rows of shape {array.shape[1:]}; the embedder takes {expected} "
-                         "(grey images (S, S) or codes (s, s, 3), as it was trained on)")
+    check_rows_fit(embedder, array, array_path)
     n = len(array)
     key = hashlib.sha256(f"{file_identity(array_path)}\n{weights_digest(embedder)}\n{views}".encode()).hexdigest()
     out = ResumableArray(out_path, (n, embedder.output.shape[-1]), np.float32, chunk_size, key)
@@ -384,19 +379,21 @@ class ValidationRetrievalMap5(keras.callbacks.Callback):
                  thresholds: Sequence[float], *, batch_size: int = 32, aggregate: str = "max", top_k: int = 1):
         super().__init__()
         self.embedder, self.array_path, self.batch_size = embedder, array_path, batch_size
-        self.catalogue_rows, self.catalogue_ids = np.asarray(catalogue_rows), list(catalogue_ids)
-        self.query_rows, self.truths, self.thresholds = np.asarray(query_rows), list(truths), list(thresholds)
-        self.aggregate, self.top_k = aggregate, top_k
+        # Rows ascending, each with its id or truth: a memory map reads them front to back.
+        catalogue_order, query_order = np.argsort(catalogue_rows, kind="stable"), np.argsort(query_rows, kind="stable")
+        self.catalogue_rows = np.asarray(catalogue_rows)[catalogue_order]
+        self.catalogue_ids = np.asarray(catalogue_ids, dtype=object)[catalogue_order].tolist()
+        self.query_rows = np.asarray(query_rows)[query_order]
+        self.truths = np.asarray(truths, dtype=object)[query_order].tolist()
+        self.thresholds, self.aggregate, self.top_k = list(thresholds), aggregate, top_k
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         array = np.load(self.array_path, mmap_mode="r")
-        catalogue = embed_rows(self.embedder, array[np.sort(self.catalogue_rows)], self.batch_size)
-        queries = embed_rows(self.embedder, array[np.sort(self.query_rows)], self.batch_size)
-        order_c, order_q = np.argsort(self.catalogue_rows, kind="stable"), np.argsort(self.query_rows, kind="stable")
-        catalogue_ids = np.asarray(self.catalogue_ids, dtype=object)[order_c].tolist()
-        truths = np.asarray(self.truths, dtype=object)[order_q].tolist()
-        candidates = rank_catalogue(queries, catalogue, catalogue_ids, aggregate=self.aggregate, top_k=self.top_k)
-        threshold, curve = sweep_new_whale_threshold(candidates, truths, self.thresholds)
+        catalogue = embed_rows(self.embedder, array[self.catalogue_rows], self.batch_size)
+        queries = embed_rows(self.embedder, array[self.query_rows], self.batch_size)
+        candidates = rank_catalogue(queries, catalogue, self.catalogue_ids, aggregate=self.aggregate,
+                                    top_k=self.top_k)
+        threshold, curve = sweep_new_whale_threshold(candidates, self.truths, self.thresholds)
         if logs is not None:
             logs[MONITOR] = float(curve.loc[curve["chosen"], "map5"].iloc[0])
             logs["val_new_whale_threshold"] = threshold
@@ -433,10 +430,7 @@ def train_embedding(train_array: str | Path, train_index: str | Path, split_csv:
     keras.utils.set_random_seed(seed)
 
     array = np.load(train_array, mmap_mode="r")
-    if input_kind == "images" and (array.ndim != 3 or array.dtype != np.uint8):
-        raise ValueError(f"{train_array}: images must be a uint8 array (N, S, S), got {array.dtype} {array.shape}")
-    if input_kind == "codes" and array.ndim != 4:
-        raise ValueError(f"{train_array}: codes must be an array (N, s, s, 3), got {array.dtype} {array.shape}")
+    check_array(array, input_kind, train_array)
     table = train_table(train_index, split_csv, len(array))
     known_fit = ((table["subset"] == "fit") & (table["id"] != NEW_WHALE)).to_numpy()
     classes = sorted(table.loc[known_fit, "id"].unique())

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .baseline import duplicates_first
+from .baseline import duplicate_matches, duplicates_first
 from .ingest import NEW_WHALE
 from .metrics import map_at_5
 from .submission import N_ANSWERS
@@ -102,6 +102,28 @@ def sweep_duplicates_and_threshold(candidates: Candidates, truths: Sequence[str]
     best = int(np.argmax(curve["map5"].to_numpy()))
     curve["chosen"] = curve.index == best
     return int(curve.loc[best, "max_distance"]), float(curve.loc[best, "threshold"]), curve
+
+
+def answer_validation_and_test(validation: pd.DataFrame, validation_candidates: Candidates, fit: pd.DataFrame,
+                               test: pd.DataFrame, test_candidates: Candidates, train: pd.DataFrame,
+                               phash_distances: Sequence[int], thresholds: Sequence[float], logger=None
+                               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float]:
+    """How every model-based method ends. The duplicate distance and the new_whale threshold
+    are chosen together on the `validation` photos (image, truth, phash, content_hash), their
+    duplicates looked for among the `fit` photos; test photos' duplicates are looked for among
+    all of `train`. Returns the validation and test answers (DataFrames image, answers: five
+    ids), the curve (`sweep_duplicates_and_threshold`) and the chosen threshold."""
+    duplicates = duplicate_matches(validation, fit, max(phash_distances))
+    distance, chosen, curve = sweep_duplicates_and_threshold(validation_candidates, validation["truth"].tolist(),
+                                                             thresholds, duplicates, phash_distances)
+    validation_answers = final_answers(validation_candidates, chosen, within(duplicates, distance))
+    if logger is not None:
+        logger.info("duplicates up to %d pHash bits first, new_whale threshold %g: validation MAP@5 %.4f",
+                    distance, chosen, curve.loc[curve["chosen"], "map5"].iloc[0])
+    test_answers = final_answers(test_candidates, chosen, duplicate_matches(test, train, distance))
+    return (pd.DataFrame({"image": validation["image"].tolist(), "answers": validation_answers}),
+            pd.DataFrame({"image": test["image"].tolist(), "answers": test_answers}),
+            curve, chosen)
 
 
 def threshold_grid(start: float, stop: float, step: float) -> list[float]:
