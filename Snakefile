@@ -14,6 +14,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/weights.smk"
 include: "rules/demo.smk"
 include: "rules/ingest.smk"
 include: "rules/preprocess.smk"
@@ -23,6 +24,21 @@ include: "rules/baseline.smk"
 include: "rules/classifier.smk"
 include: "rules/metric_learning.smk"
 include: "rules/submission.smk"
+
+
+# Run by Snakemake itself, never submitted to a cluster: stages of seconds, where queueing would
+# cost more than the work, and stage_weights, which needs the submit host's internet.
+localrules:
+    all,
+    demo_dataset,
+    validation_split,
+    baseline,
+    identify_by_retrieval,
+    submission,
+    score,
+    collect_scores,
+    chosen_submission,
+    stage_weights,
 
 
 rule all:

@@ -8,6 +8,8 @@ rule train_classifier:
         index=classifier_input("train", "csv"),
         split=f"{R}/validation/split.csv",
         weights=weights_input("classifier"),
+        # weights: imagenet: the file rule stage_weights put in keras_home on the submit host
+        imagenet=staged_weights_input("classifier"),
     output:
         model=f"{R}/classifier/model.keras",
         labels=f"{R}/classifier/labels.json",
@@ -21,6 +23,7 @@ rule train_classifier:
         backup_dir=f"{R}/classifier_backup",
         backbone=config["classifier"]["backbone"],
         weights=config["classifier"]["weights"],
+        keras_home=keras_home_param,
         input_kind=config["classifier"]["input"],
         input_size=config["classifier"]["input_size"],
         head_epochs=config["classifier"]["head_epochs"],

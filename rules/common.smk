@@ -2,6 +2,7 @@
 # Nothing heavy is imported here, so `snakemake -n` stays fast.
 
 import os
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -70,6 +71,60 @@ def weights_input(section):
     """A local weights file is an input, so replacing it retrains; `imagenet` and `none` are not files."""
     weights = str(config[section]["weights"])
     return [] if weights.lower() in ("imagenet", "none") else [weights]
+
+
+# Which ImageNet weights file a backbone reads. whaleid.pretrained is the one module of the
+# package imported here: standard library only (tests/test_weights.py checks), so `snakemake -n`
+# stays fast.
+sys.path.append(os.path.join(workflow.basedir, "workflow_scripts"))
+import whaleid.pretrained as pretrained
+KERAS_HOME = os.path.normpath(config["keras_home"])
+if os.path.commonpath([os.path.abspath(KERAS_HOME), os.path.abspath(DATA)]) == os.path.abspath(DATA):
+    raise WorkflowError(
+        f"keras_home {KERAS_HOME!r} is inside data_dir {DATA!r}; the data folder is never written to"
+    )
+
+
+def imagenet_backbone(section):
+    """(backbone, side it sees) where train_<section> starts from ImageNet weights, else None:
+    its method is not run, its weights are not `imagenet`, or its backbone has none (compact,
+    which the script then refuses, saying why). The side is worked out as the scripts do."""
+    settings = config[section]
+    if section not in config["methods"] or str(settings["weights"]).lower() != "imagenet":
+        return None
+    if settings["backbone"] not in pretrained.IMAGENET_BACKBONES:
+        return None
+    input_side = pretrained.array_side(settings["input"], config["preprocess"]["size"])
+    return settings["backbone"], pretrained.backbone_side(input_side, settings["input_size"])
+
+
+def staged_file(backbone, side):
+    """Where rule stage_weights puts `backbone`'s ImageNet weights for inputs `side` square."""
+    return f"{KERAS_HOME}/models/{pretrained.imagenet_weights(backbone, side).file_name}"
+
+
+def staged_weights():
+    """{staged file: {backbone, side}}, each file once: what rule stage_weights puts in
+    <keras_home>/models/ for the training jobs (nothing when none starts from ImageNet)."""
+    staged = {}
+    for section in ("classifier", "metric_learning"):
+        wanted = imagenet_backbone(section)
+        if wanted:
+            staged.setdefault(staged_file(*wanted), {"backbone": wanted[0], "side": wanted[1]})
+    return staged
+
+
+def staged_weights_input(section):
+    """The staged ImageNet weights file train_<section> reads (an input, so it is staged first),
+    or none."""
+    wanted = imagenet_backbone(section)
+    return [staged_file(*wanted)] if wanted else []
+
+
+def keras_home_param(wildcards, input):
+    """A training job's KERAS_HOME where it reads staged ImageNet weights (`input.imagenet`, in
+    its models/), else None: Keras's own."""
+    return os.path.dirname(os.path.dirname(input.imagenet[0])) if input.imagenet else None
 
 
 ADDITIONS = config["metric_learning"]["catalogue_additions"]

@@ -8,6 +8,8 @@ rule train_embedding:
         index=metric_learning_input("train", "csv"),
         split=f"{R}/validation/split.csv",
         weights=weights_input("metric_learning"),
+        # weights: imagenet: the file rule stage_weights put in keras_home on the submit host
+        imagenet=staged_weights_input("metric_learning"),
     output:
         model=f"{R}/metric_learning/model.keras",
         history=f"{R}/metric_learning/history.csv",
@@ -20,6 +22,7 @@ rule train_embedding:
         backup_dir=f"{R}/metric_learning_backup",
         backbone=config["metric_learning"]["backbone"],
         weights=config["metric_learning"]["weights"],
+        keras_home=keras_home_param,
         input_kind=config["metric_learning"]["input"],
         input_size=config["metric_learning"]["input_size"],
         width=config["metric_learning"]["width"],

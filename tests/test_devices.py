@@ -20,9 +20,12 @@ sys.stdin.read()
 """
 
 
-def start_holder(lease_dir, count=1, timeout=30.0, gpus="0,1"):
+def start_holder(lease_dir, count=1, timeout=30.0, gpus="0,1", slurm=None):
+    """`slurm`: the variables of the SLURM allocation it runs in (none: not under SLURM)."""
     env = {**os.environ, "WHALEID_GPUS": gpus, "PYTHONPATH": str(REPO / "workflow_scripts")}
-    env.pop("SLURM_JOB_ID", None)
+    for variable in ("SLURM_JOB_ID", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES"):
+        env.pop(variable, None)
+    env.update(slurm or {})
     return subprocess.Popen([sys.executable, "-c", HOLDER, str(count), str(lease_dir), str(timeout)],
                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -128,6 +131,18 @@ def test_under_slurm_the_assigned_devices_are_used_and_nothing_is_locked(tmp_pat
     assert not (tmp_path / "leases").exists()
     with pytest.raises(RuntimeError, match="SLURM assigned"):
         select_devices(2, tmp_path / "leases")
+
+
+def test_jobs_sharing_one_slurm_allocation_lease_its_devices_among_themselves(tmp_path, holders):
+    # Snakemake run inside `sbatch --gpus=2`: every job sees the allocation's two GPUs.
+    allocation = {"SLURM_JOB_ID": "42", "CUDA_VISIBLE_DEVICES": "2,3"}
+    first, second = (start_holder(tmp_path, gpus="0,1,2,3", slurm=allocation) for _ in range(2))
+    holders += [first, second]
+    assert {first.stdout.readline().strip(), second.stdout.readline().strip()} == {"2", "3"}
+    third = start_holder(tmp_path, timeout=1.5, gpus="0,1,2,3", slurm=allocation)
+    holders.append(third)
+    _, error = third.communicate(timeout=30)
+    assert third.returncode != 0 and "could not lease 1 of GPUs ['2', '3']" in error
 
 
 def test_no_gpu_means_an_empty_device_list_for_tensorflow(tmp_path, no_slurm, monkeypatch):

@@ -4,7 +4,7 @@ from whaleid.devices import start_tensorflow_job
 from whaleid.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
-lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads)
+lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads, snakemake.params.keras_home)
 
 from whaleid.classifier import train_classifier  # noqa: E402
 

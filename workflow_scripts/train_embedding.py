@@ -5,7 +5,7 @@ from whaleid.logs import log_to_file
 from whaleid.ranking import threshold_grid
 
 log = log_to_file(snakemake.log[0])
-lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads)
+lease = start_tensorflow_job(snakemake.resources.gpu, snakemake.threads, snakemake.params.keras_home)
 
 from whaleid.embedding import train_embedding  # noqa: E402
 

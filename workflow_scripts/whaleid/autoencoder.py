@@ -54,7 +54,10 @@ def _conv_bn_relu(x, filters: int, name: str):
     # Momentum 0.9, not Keras's 0.99: the running statistics that inference (and so every
     # cached code) uses must settle within the few hundred steps of a small dataset's training;
     # at 0.99 the demo's validation loss stayed 15x its training loss and reconstructions grey.
-    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    # synchronized: on several GPUs, the statistics of the whole batch rather than of each
+    # device's share, so that every device's running statistics stay the same (the saved model
+    # keeps the first device's). One device: no difference.
+    x = keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -41,6 +39,9 @@ import tensorflow as tf
 from . import ranking
 from .files import write_text
 from .ingest import NEW_WHALE
+# The TensorFlow-free part, which the Snakefile uses too; re-exported for the callers of this module.
+from .pretrained import (IMAGENET_BACKBONES, MissingWeightsError, backbone_side, check_choice,
+                         imagenet_weights, keras_models_dir, placement_advice)
 from .ranking import Candidates, Duplicates, insert_new_whale
 from .submission import N_ANSWERS
 from .tables import read_table, train_table, with_hashes
@@ -49,7 +50,7 @@ from .training import (ArrayRows, BestWeights, build_scope, check_model_path, fi
 
 log = logging.getLogger(__name__)
 
-BACKBONES = ("vgg19", "resnet50", "mobilenetv2")
+BACKBONES = IMAGENET_BACKBONES
 INPUT_KINDS = ("codes", "images")
 CLASS_WEIGHTS = ("none", "inverse", "effective")
 NEW_WHALE_MODES = ("exclude", "class")
@@ -72,50 +73,7 @@ _APPLICATIONS = {
     "resnet50": (keras.applications.ResNet50, keras.applications.resnet50.preprocess_input),
     "mobilenetv2": (keras.applications.MobileNetV2, keras.applications.mobilenet_v2.preprocess_input),
 }
-_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
-# MobileNetV2 has ImageNet weights for these input sides; keras.applications uses 224's otherwise.
-_MOBILENET_SIDES = (96, 128, 160, 192, 224)
-
-
-def check_choice(name: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(map(str, allowed))}")
-
-
 # ---------------------------------------------------------------------------------- backbones
-
-
-@dataclass(frozen=True)
-class ImagenetWeights:
-    """The file keras.applications downloads for a backbone without its top."""
-
-    file_name: str
-    url: str
-    md5: str | None
-
-
-class MissingWeightsError(RuntimeError):
-    """ImageNet weights that are neither in the Keras cache nor downloadable."""
-
-
-def imagenet_weights(backbone: str, side: int) -> ImagenetWeights:
-    """The no-top ImageNet weights file of `backbone` for inputs `side` pixels square (names,
-    URLs and hashes as keras.applications has them)."""
-    check_choice("backbone", backbone, BACKBONES)
-    if backbone == "vgg19":
-        name = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
-        return ImagenetWeights(name, f"{_WEIGHTS_URL}vgg19/{name}", "253f8cb515780f3b799900260a226db6")
-    if backbone == "resnet50":
-        name = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-        return ImagenetWeights(name, f"{_WEIGHTS_URL}resnet/{name}", "4d473c1dd8becc155b73f8504c6f6626")
-    rows = side if side in _MOBILENET_SIDES else 224
-    name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
-    return ImagenetWeights(name, f"{_WEIGHTS_URL}mobilenet_v2/{name}", None)
-
-
-def keras_models_dir() -> Path:
-    """Where Keras keeps downloaded weights: ``$KERAS_HOME/models`` if set, else ``~/.keras/models``."""
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "models"
 
 
 def fetch_imagenet_weights(backbone: str, side: int) -> Path:
@@ -139,9 +97,9 @@ def fetch_imagenet_weights(backbone: str, side: int) -> Path:
                    if staged.exists() else "")
         raise MissingWeightsError(
             f"the ImageNet weights of {backbone} are not in the Keras cache and could not be downloaded "
-            f"({type(error).__name__}: {error}).{present} On a machine with network access, download {spec.url} "
-            f"and place it, named {spec.file_name}, in {folder}/ (Keras looks in $KERAS_HOME/models/ "
-            f"when KERAS_HOME is set, else in ~/.keras/models/). Or set weights to the path of a local "
+            f"({type(error).__name__}: {error}).{present} {placement_advice(spec, folder)} (Keras looks in "
+            f"$KERAS_HOME/models/ when KERAS_HOME is set, else in ~/.keras/models/; the workflow's rule "
+            f"stage_weights puts it in keras_home/models/ on the submit host). Or set weights to the path of a local "
             f"weights file, or to none to train from scratch.") from error
 
 
@@ -257,10 +215,9 @@ def build_classifier(input_shape: tuple[int, ...], n_classes: int, *, backbone: 
     x = ToPixels(scale, dtype="float32", name="to_pixels")(inputs)
     if augment:
         x = build_augmentation(flip=flip, seed=seed)(x)
-    side = input_shape[0]
     if input_size:
         x = keras.layers.Resizing(input_size, input_size, dtype="float32", name="resize")(x)
-        side = input_size
+    side = backbone_side(input_shape[0], input_size)  # as the Snakefile works it out for stage_weights
     x = BackbonePreprocessing(backbone, dtype="float32", name="preprocess")(x)
     base = build_backbone(backbone, weights, (side, side, 3))
     # training=False keeps the base's batch normalisation in inference mode while it is
@@ -530,7 +487,7 @@ def train_classifier(train_array: str | Path, train_index: str | Path, split_csv
 
     array = np.load(train_array, mmap_mode="r")
     check_array(array, input_kind, train_array)
-    if (input_size or array.shape[1]) < MIN_SIDE:
+    if backbone_side(array.shape[1], input_size) < MIN_SIDE:
         raise ValueError(f"{backbone} needs inputs of at least {MIN_SIDE}x{MIN_SIDE}, but {train_array} holds "
                          f"{array.shape[1]}x{array.shape[2]} and input_size is {input_size}: set input_size to "
                          f"{MIN_SIDE} or more to resize them in the model")

@@ -7,8 +7,12 @@ those (``CUDA_VISIBLE_DEVICES``). The lock is an ``flock``: the kernel drops it 
 holder's process ends however it ends (SIGKILL, OOM killer, node reboot of a local disk), so
 a crashed job's device is free again with no stale file to clean up.
 
-Under SLURM the scheduler has already chosen the devices; the job takes those and leases
-nothing.
+Under SLURM the scheduler has already chosen the devices. A job that SLURM gave exactly the
+devices it asked for (the executor plugin submits each job on its own) takes them and leases
+nothing. Where Snakemake itself runs inside one allocation with more GPUs than one job needs
+(``sbatch --gpus=2 snakemake --resources gpu=2``), its jobs share the allocation's devices
+and lease among them, as on a workstation, in a lock folder of that allocation's (beside the
+default one).
 
 Call `select_devices` before TensorFlow is imported: the CUDA runtime reads
 ``CUDA_VISIBLE_DEVICES`` once, when TensorFlow first initialises it, and ignores later
@@ -222,8 +226,9 @@ def lease_gpus(count: int, lease_dir: str | Path | None = None, timeout: float =
 def select_devices(count: int, lease_dir: str | Path | None = None, timeout: float = 3600.0) -> GpuLease:
     """Choose this job's `count` GPUs and make them the only ones TensorFlow will see.
 
-    Under SLURM (``SLURM_JOB_ID`` set) the devices are the ones SLURM assigned and nothing is
-    leased; elsewhere they are leased with `lease_gpus` (lock files in `lease_dir`, default
+    Under SLURM (``SLURM_JOB_ID`` set) the devices are the ones SLURM assigned: all of them, and
+    nothing leased, when they are as many as `count`; else `count` of them leased (in a folder
+    of this allocation's unless `lease_dir` is given). Elsewhere they are leased with `lease_gpus` (lock files in `lease_dir`, default
     `default_lease_dir()`), and a machine with no GPU at all runs the job on the CPU. Sets
     ``CUDA_VISIBLE_DEVICES`` ("" when `count` is 0, so TensorFlow runs on the CPU). Call it before TensorFlow is imported, and keep the returned lease
     referenced until the job ends.
@@ -238,10 +243,16 @@ def select_devices(count: int, lease_dir: str | Path | None = None, timeout: flo
         if len(assigned) < count:
             raise RuntimeError(f"{count} GPU(s) requested but SLURM assigned {assigned}; "
                                "ask SLURM for as many (resources: gpu=...)")
-        if len(assigned) > count:
-            log.warning("SLURM assigned GPUs %s; using the first %d", assigned, count)
-        lease = GpuLease(assigned[:count])
-        log.info("using the GPU(s) SLURM assigned: %s", lease.devices or "none (CPU)")
+        if len(assigned) == count:
+            lease = GpuLease(assigned)
+            log.info("using the GPU(s) SLURM assigned: %s", lease.devices or "none (CPU)")
+        else:
+            # Other jobs of the same Snakemake may run in this allocation at the same time.
+            if lease_dir is None:
+                # Beside the default folder, not in it: that one may belong to another user.
+                lease_dir = Path(tempfile.gettempdir()) / f"whaleid-gpu-leases-slurm-{os.environ['SLURM_JOB_ID']}"
+            log.info("SLURM assigned GPU(s) %s to the allocation; leasing %d of them", assigned, count)
+            lease = lease_gpus(count, lease_dir, timeout, devices=assigned)
     else:
         # nvidia-smi numbers devices in PCI bus order, CUDA by default fastest first: make
         # CUDA count the way the ids were chosen.
@@ -256,12 +267,21 @@ def select_devices(count: int, lease_dir: str | Path | None = None, timeout: flo
     return lease
 
 
-def start_tensorflow_job(gpus: int, threads: int) -> GpuLease:
+def start_tensorflow_job(gpus: int, threads: int, keras_home: str | Path | None = None) -> GpuLease:
     """What every TensorFlow rule script does first, in the only order that works: lease its
     `gpus` (`select_devices`, before TensorFlow is imported), then import TensorFlow and keep
     its CPU work to `threads` cores (`training.limit_cpu_threads`, before its first operation).
-    Keep the returned lease referenced until the job ends."""
+    With `keras_home`, it is the job's ``KERAS_HOME`` (set before Keras is imported, which reads
+    its settings from there then): ImageNet weights are looked for in its ``models/``, where rule
+    stage_weights put them on the submit host, so the job downloads nothing. Keep the returned
+    lease referenced until the job ends."""
+    if keras_home:
+        # Absolute: the job may change its working directory later.
+        os.environ["KERAS_HOME"] = os.path.abspath(os.path.expanduser(keras_home))
+        log.info("KERAS_HOME=%s", os.environ["KERAS_HOME"])
     lease = select_devices(gpus)
+    # Leased, SLURM's or none: the one line that tells, in every TensorFlow job's log, what it ran on.
+    log.info("CUDA_VISIBLE_DEVICES=%s", os.environ["CUDA_VISIBLE_DEVICES"])
     from .training import limit_cpu_threads  # imports TensorFlow, now that the devices are set
 
     limit_cpu_threads(threads)

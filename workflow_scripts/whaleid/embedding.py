@@ -184,7 +184,8 @@ def build_compact_backbone(input_shape: tuple[int, int, int], width: int = 32) -
         for conv in range(2):
             name = f"stage{stage + 1}_conv{conv + 1}"
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
-            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+            # synchronized: as in the autoencoder, the same statistics on every GPU.
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name=f"{name}_bn")(x)
             x = keras.layers.ReLU(name=f"{name}_relu")(x)
         if stage < 4:
             x = keras.layers.MaxPooling2D(name=f"stage{stage + 1}_pool")(x)
@@ -228,7 +229,8 @@ def build_embedder(input_shape: tuple[int, ...], *, backbone: str = "compact", w
     x = GeneralizedMeanPooling(name="gem")(x)
     x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
     x = keras.layers.Dense(embedding_size, dtype="float32", name="projection")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, dtype="float32", name="projection_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, dtype="float32",
+                                        name="projection_bn")(x)
     outputs = keras.layers.UnitNormalization(dtype="float32", name="embedding")(x)
     return keras.Model(inputs, outputs, name=f"{backbone}_embedder")
 

@@ -58,14 +58,23 @@ def visible_gpus() -> list:
     return tf.config.list_physical_devices("GPU")
 
 
-@functools.cache
 def distribution_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy (data-parallel, each batch split across the devices) when more than one
-    GPU is visible, else the default strategy.
+    """The strategy of the scope the caller is in, if any (a notebook that chose its own devices
+    or kind of strategy: ``with strategy.scope(): train_autoencoder(...)``); else MirroredStrategy
+    (data-parallel, each batch split across the devices) when more than one GPU is visible, else
+    the default strategy.
 
     One per process: a model's variables belong to the strategy they were made under, and
     recompiling it (a new optimizer, as for fine-tuning) must happen under the same one.
     """
+    if tf.distribute.has_strategy():
+        # Entering a second strategy's scope inside the caller's would raise.
+        return tf.distribute.get_strategy()
+    return _strategy_for_visible_gpus()
+
+
+@functools.cache
+def _strategy_for_visible_gpus() -> tf.distribute.Strategy:
     if len(visible_gpus()) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
