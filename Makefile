@@ -16,7 +16,9 @@ $(BIN)/.installed: requirements.txt
 
 demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/demo.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/demo.yaml --report results/report.html
 	@PYTHONPATH=workflow_scripts $(BIN)/python -m whaleid.summary results
+	@echo "report: $(abspath results/report.html)"
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -13,6 +13,10 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+# `snakemake --report results/report.html`: the outputs flagged report(...) in rules/, by stage.
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/weights.smk"
 include: "rules/demo.smk"
@@ -23,7 +27,9 @@ include: "rules/validation.smk"
 include: "rules/baseline.smk"
 include: "rules/classifier.smk"
 include: "rules/metric_learning.smk"
+include: "rules/gallery.smk"
 include: "rules/submission.smk"
+include: "rules/report.smk"
 
 
 # Run by Snakemake itself, never submitted to a cluster: stages of seconds, where queueing would
@@ -38,6 +44,7 @@ localrules:
     score,
     collect_scores,
     chosen_submission,
+    candidate_gallery,
     stage_weights,
 
 

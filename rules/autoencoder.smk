@@ -8,7 +8,11 @@ rule train_autoencoder:
     output:
         model=f"{R}/autoencoder/model.keras",
         history=f"{R}/autoencoder/history.csv",
-        reconstructions=f"{R}/autoencoder/reconstructions.png",
+        reconstructions=report(
+            f"{R}/autoencoder/reconstructions.png",
+            category="Autoencoder",
+            caption="../report/reconstructions.rst",
+        ),
     log:
         f"{R}/logs/train_autoencoder.log",
     benchmark:

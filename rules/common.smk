@@ -162,14 +162,44 @@ if SIMILARITY_GRID["stop"] < SIMILARITY_GRID["start"]:
     )
 
 
+def uses_codes():
+    """Whether a method that runs reads the autoencoder's codes (so the autoencoder is trained)."""
+    return any(m in config["methods"] and config[m]["input"] == "codes" for m in ("classifier", "metric_learning"))
+
+
+def trained_models():
+    """The models this config trains: the autoencoder where a method reads its codes, then the
+    classifier and the embedding where their methods run."""
+    models = [m for m in ("classifier", "metric_learning") if m in config["methods"]]
+    return ["autoencoder", *models] if uses_codes() else models
+
+
+def report_figures():
+    """The report's figures and tables (rules in report.smk and gallery.smk), but the resources
+    per job: the data; preprocessing examples where a model runs (so the cache is made anyway);
+    each trained model's training curves; each method's threshold curve; the candidate gallery."""
+    figures = [f"{R}/report/dataset.png", f"{R}/report/dataset.csv"]
+    if trained_models():
+        figures.append(f"{R}/report/preprocessing.png")
+    figures += expand(f"{R}/report/training/{{model}}.png", model=trained_models())
+    figures += expand(f"{R}/report/thresholds/{{method}}.png", method=config["methods"])
+    if "metric_learning" in config["methods"]:
+        figures += [f"{R}/report/gallery/metric_learning_{page}.html" for page in ("best_hits", "worst_misses")]
+    return figures
+
+
+# What every job of a run cost: made last, from every other job's benchmark file (report.smk).
+REPORT_RESOURCES = [f"{R}/report/resources.csv", f"{R}/report/resources.png"]
+
+
 def get_final_output():
     outputs = [f"{R}/scores.csv", f"{R}/submission.csv"]
     outputs += expand(f"{R}/submissions/{{method}}.csv", method=config["methods"])
     outputs.append(f"{R}/comparison.csv")
     # The autoencoder's picture of what it learned, wherever a method reads its codes.
-    if any(m in config["methods"] and config[m]["input"] == "codes" for m in ("classifier", "metric_learning")):
+    if uses_codes():
         outputs.append(f"{R}/autoencoder/reconstructions.png")
-    return outputs
+    return outputs + report_figures() + REPORT_RESOURCES
 
 
 wildcard_constraints:

@@ -42,7 +42,7 @@ rule collect_scores:
         expand(f"{R}/scores/{{method}}.csv", method=config["methods"]),
     output:
         scores=f"{R}/scores.csv",
-        comparison=f"{R}/comparison.csv",
+        comparison=report(f"{R}/comparison.csv", category="Comparison", caption="../report/comparison.rst"),
     log:
         f"{R}/logs/collect_scores.log",
     benchmark:

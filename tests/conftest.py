@@ -116,5 +116,25 @@ def run_to_the_end(training: str, folder: Path, *arguments, timeout: float = 180
 
 def started_epochs(log_text: str, logger: str, epochs: int) -> list[int]:
     """The epochs whose start `logger` logged, in order."""
-    return [int(m) for m in re.findall(rf"{re.escape(logger)} epoch (\d+)/{epochs} started", log_text)]
+    # the log counts from 1, Keras (and these tests) from 0
+    return [int(m) - 1 for m in re.findall(rf"{re.escape(logger)} epoch (\d+)/{epochs} started", log_text)]
 
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One finished run of the whole workflow (every method, the report's figures and pages) on
+    a tiny dataset outside the checkout, as a user's data would be; shared by the test modules
+    that check what a run writes. A test that changes it puts it back."""
+    from test_workflow import TINY, folder_digest, merged, snakemake
+
+    from whaleid.demo_data import generate_demo_dataset
+
+    root = tmp_path_factory.mktemp("tiny")
+    data = root / "data"
+    generate_demo_dataset(data, n_individuals=24, n_train_images=90, n_test_images=40, max_side=160, seed=7)
+    before = folder_digest(data)
+    work = root / "work"
+    work.mkdir()
+    config = merged(TINY, {"data_dir": str(data), "results_dir": "results"})
+    snakemake(work, config=config)
+    return {"data": data, "work": work, "results": work / "results", "config": config, "before": before}

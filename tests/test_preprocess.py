@@ -28,7 +28,8 @@ def test_interrupted_build_resumes_from_the_finished_chunks(tmp_path, photos, mo
     out = tmp_path / "cache.npy"
 
     def stop_after_first_chunk(done, total):
-        raise KeyboardInterrupt  # as if the job were killed once a chunk is recorded
+        if done:  # the first call, with nothing done, only says where the job starts
+            raise KeyboardInterrupt  # as if the job were killed once a chunk is recorded
 
     with pytest.raises(KeyboardInterrupt):
         preprocess.build_cache(photos, out, size=32, n_jobs=1, chunk_size=3, progress=stop_after_first_chunk)
@@ -47,9 +48,12 @@ def test_interrupted_build_resumes_from_the_finished_chunks(tmp_path, photos, mo
 
 def test_leftover_partial_from_other_settings_is_not_reused(tmp_path, photos):
     out = tmp_path / "cache.npy"
+
+    def stop_after_first_chunk(done, total):
+        if done:
+            raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        preprocess.build_cache(photos, out, size=32, n_jobs=1, chunk_size=3,
-                               progress=lambda d, t: (_ for _ in ()).throw(KeyboardInterrupt))
+        preprocess.build_cache(photos, out, size=32, n_jobs=1, chunk_size=3, progress=stop_after_first_chunk)
     preprocess.build_cache(photos, out, size=40, n_jobs=1, chunk_size=3)
     cache = np.load(out)
     assert cache.shape == (7, 40, 40)

@@ -37,9 +37,13 @@ SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+)")
 
 
 def localrules() -> set[str]:
-    """The rules the Snakefile runs on the submit host, read from its `localrules:` block."""
-    block = (REPO / "Snakefile").read_text().split("localrules:", 1)[1]
-    return set(re.findall(r"^\s+(\w+),$", block.split("\n\n", 1)[0], re.MULTILINE))
+    """The rules run on the submit host: those in the `localrules:` blocks of the Snakefile and
+    rules/*.smk."""
+    names = set()
+    for source in [REPO / "Snakefile", *(REPO / "rules").glob("*.smk")]:
+        for block in source.read_text().split("localrules:")[1:]:
+            names |= set(re.findall(r"^\s+(\w+),$", block.split("\n\n", 1)[0], re.MULTILINE))
+    return names
 
 
 def sacct(job_ids: list[str]) -> list[dict[str, str]]:

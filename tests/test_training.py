@@ -1,4 +1,5 @@
 import json
+import re
 import logging
 
 import keras
@@ -147,7 +148,7 @@ def test_a_run_in_two_phases_resumes_after_its_last_finished_epoch(tmp_path, int
     with caplog.at_level(logging.INFO, logger="whaleid.training"):
         model = two_phases(backup, started)
     assert started == resumed  # the finished epochs were not redone, in either phase
-    assert f"epoch {resumed[0]}/" in caplog.text
+    assert f"epoch {resumed[0] + 1}/" in caplog.text  # the log counts epochs from 1
     training.finish_training(model, tmp_path / "model.keras", tmp_path / "history.csv", backup)
     assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [0, 1, 2, 3]
     assert not backup.exists()
@@ -182,3 +183,14 @@ def test_build_scope_puts_the_global_policy_back():
 def test_thread_count_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         training.limit_cpu_threads(0)
+
+
+def test_each_epoch_leaves_one_line_with_its_metrics_in_the_log(caplog):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((4, 2), np.float32)
+    with caplog.at_level(logging.INFO, logger="test.stage"):
+        model.fit(x, x[:, :1], epochs=2, verbose=0, callbacks=[training.EpochLog(2, logging.getLogger("test.stage"))])
+    lines = [r.getMessage() for r in caplog.records if r.name == "test.stage"]
+    assert lines[0] == "epoch 1/2 started" and lines[2] == "epoch 2/2 started"
+    assert re.fullmatch(r"epoch 2/2 finished in \d+ s: loss=0", lines[3]), lines

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from conftest import REPO, RIGHT_WHALE
 
-from whaleid.demo_data import generate_demo_dataset
 from whaleid.metrics import map_at_5
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -23,7 +22,8 @@ TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"
         "classifier": {"backbone": "mobilenetv2", "weights": "none", "input_size": 32, "head_epochs": 1,
                        "fine_tune_epochs": 1, "batch_size": 8, "threads": 2},
         "metric_learning": {"width": 4, "input_size": 32, "embedding_size": 16, "epochs": 2, "batch_size": 8,
-                            "tta_views": 2, "threads": 2}}
+                            "tta_views": 2, "threads": 2},
+        "report": {"gallery_size": 4}}
 METHODS = ("baseline", "classifier", "metric_learning")
 
 
@@ -70,20 +70,6 @@ def merged(*layers: dict) -> dict:
     return result
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """One finished run on a tiny dataset outside the checkout, as a user's data would be."""
-    root = tmp_path_factory.mktemp("tiny")
-    data = root / "data"
-    generate_demo_dataset(data, n_individuals=24, n_train_images=90, n_test_images=40, max_side=160, seed=7)
-    before = folder_digest(data)
-    work = root / "work"
-    work.mkdir()
-    config = merged(TINY, {"data_dir": str(data), "results_dir": "results"})
-    snakemake(work, config=config)
-    return {"data": data, "work": work, "results": work / "results", "config": config, "before": before}
-
-
 @pytest.mark.slow
 def test_run_writes_a_valid_scored_submission(tiny_run):
     results, data = tiny_run["results"], tiny_run["data"]
@@ -125,7 +111,7 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
                   "preprocess/test", "train_autoencoder", "encode/train", "encode/test",
                   "train_classifier", "predict_classifier", "submission/baseline", "score/baseline",
                   "submission/classifier", "score/classifier", "train_embedding", "embed/train", "embed/test",
-                  "identify_by_retrieval", "submission/metric_learning", "score/metric_learning"]:
+                  "identify_by_retrieval", "submission/metric_learning", "score/metric_learning", "candidate_gallery"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
         assert (results / "benchmarks" / f"{stage}.tsv").is_file(), stage
     cache = results / "preprocess" / "train.npy"
@@ -151,39 +137,67 @@ def test_input_folder_is_unchanged_by_a_run(tiny_run):
     assert folder_digest(tiny_run["data"]) == tiny_run["before"]
 
 
+# What `snakemake --report` takes from a run of TINY (every method, the classifier on codes):
+# each output flagged report(...) in rules/, under the name the report shows.
+REPORTED = ["comparison.csv", "reconstructions.png", "dataset.png", "dataset.csv", "preprocessing.png",
+            "autoencoder.png", "classifier.png", "metric_learning.png", "baseline.png", "classifier.png",
+            "metric_learning.png", "metric_learning_best_hits.html", "metric_learning_worst_misses.html",
+            "resources.csv", "resources.png"]
+
+
+@pytest.mark.slow
+def test_the_report_holds_every_flagged_output(tiny_run):
+    report = tiny_run["work"] / "report.html"
+    result = snakemake(tiny_run["work"], "--report", str(report), config=tiny_run["config"])
+    added = re.findall(r"^Adding (\S+) \(", result.stdout + result.stderr, re.MULTILINE)
+    assert sorted(added) == sorted(REPORTED)
+    html = report.read_text()
+    # one self-contained file: nothing fetched from elsewhere when a researcher opens it
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"https?://", html)
+    for category in ["Data", "Preprocessing", "Autoencoder", "Training", "Thresholds", "Comparison",
+                     "Candidate gallery", "Resources"]:
+        assert category in html, category
+
+
 @pytest.mark.slow
 def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     work, config = tiny_run["work"], tiny_run["config"]
     assert planned_jobs(work, config) == {}
-    autoencoder = {"train_autoencoder": 1, "encode": 2}
+    # with each model its training curves (report_training), with each method's answers its
+    # threshold curve (report_thresholds), and after any job the table of what jobs cost
+    autoencoder = {"train_autoencoder": 1, "encode": 2, "report_training": 1}
     # a method's own submission and score, the table, and submission.csv (the best on validation)
-    table = {"collect_scores": 1, "chosen_submission": 1, "all": 1}
-    classifier = {"train_classifier": 1, "predict_classifier": 1, "submission": 1, "score": 1, **table}
-    retrieval = {"identify_by_retrieval": 1, "submission": 1, "score": 1, **table}
-    metric = {"train_embedding": 1, "embed": 2, **retrieval}
-    every_method = {"predict_classifier": 1, "identify_by_retrieval": 1, "submission": 3, "score": 3, **table}
+    table = {"collect_scores": 1, "chosen_submission": 1, "report_resources": 1, "all": 1}
+    classifier = {"train_classifier": 1, "report_training": 1, "predict_classifier": 1, "report_thresholds": 1,
+                  "submission": 1, "score": 1, **table}
+    # retrieval's answers are also what the candidate gallery shows
+    retrieval = {"identify_by_retrieval": 1, "report_thresholds": 1, "candidate_gallery": 1, "submission": 1,
+                 "score": 1, **table}
+    metric = {"train_embedding": 1, "report_training": 1, "embed": 2, **retrieval}
+    every_method = {"predict_classifier": 1, "identify_by_retrieval": 1, "candidate_gallery": 1, "submission": 3,
+                    "score": 3, "report_thresholds": 3, **table}
+    both_models = {"train_classifier": 1, "train_embedding": 1, "embed": 2, "report_training": 2}
     assert planned_jobs(work, merged(config, {"classifier": {"head_learning_rate": 0.002}})) == classifier
     assert planned_jobs(work, merged(config, {"metric_learning": {"margin": 0.25}})) == metric
     assert planned_jobs(work, merged(config, {"metric_learning": {"tta_views": 1}})) == {"embed": 2, **retrieval}
     assert planned_jobs(work, merged(config, {"metric_learning": {"new_whale_thresholds": {"step": 0.05}}})) == {
-        "train_embedding": 1, "embed": 2, **retrieval}  # also how training scores its epochs
+        "train_embedding": 1, "report_training": 1, "embed": 2, **retrieval}  # also how training scores its epochs
     assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"encode": 2, **classifier}
     assert planned_jobs(work, merged(config, {"autoencoder": {"learning_rate": 0.002}})) == {
-        **autoencoder, **classifier}
+        **classifier, **autoencoder, "report_training": 2}
     # the baseline reads the manifest's hashes, not the images
     assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {
-        "preprocess": 2, **autoencoder, "train_classifier": 1, "train_embedding": 1, "embed": 2,
-        **every_method, "submission": 2, "score": 2}
+        "preprocess": 2, "report_preprocessing": 1, **autoencoder, **every_method, **both_models,
+        "report_training": 3, "submission": 2, "score": 2, "report_thresholds": 2}
     # duplicates come first in every method, matched as the baseline chose
     assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {
         "baseline": 1, **every_method}
     assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
-        "validation_split": 1, "baseline": 1, "train_classifier": 1, "train_embedding": 1, "embed": 2,
-        **every_method}
+        "validation_split": 1, "report_dataset": 1, "baseline": 1, **both_models, **every_method}
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
-        "ingest": 1, "preprocess": 2, **autoencoder, "validation_split": 1, "baseline": 1,
-        "train_classifier": 1, "train_embedding": 1, "embed": 2, **every_method}
+        "ingest": 1, "report_dataset": 1, "preprocess": 2, "report_preprocessing": 1, **autoencoder,
+        "validation_split": 1, "baseline": 1, **both_models, **every_method, "report_training": 3}
 
 
 @pytest.mark.slow
@@ -197,8 +211,9 @@ def test_photos_added_to_the_catalogue_need_no_retraining_and_change_only_their_
         (additions / "train" / image).write_bytes((data / "train" / image).read_bytes())
     photos.assign(Id="w_added").to_csv(additions / "train.csv", index=False)
     config = merged(tiny_run["config"], {"metric_learning": {"catalogue_additions": str(additions)}})
-    assert planned_jobs(work, config) == {"add_to_catalogue": 1, "identify_by_retrieval": 1, "submission": 1,
-                                          "score": 1, "collect_scores": 1, "chosen_submission": 1, "all": 1}
+    assert planned_jobs(work, config) == {"add_to_catalogue": 1, "identify_by_retrieval": 1, "report_thresholds": 1,
+                                          "candidate_gallery": 1, "submission": 1, "score": 1, "collect_scores": 1,
+                                          "chosen_submission": 1, "report_resources": 1, "all": 1}
     before = pd.read_csv(results / "predictions" / "metric_learning" / "test.csv", dtype=str)
     try:
         snakemake(work, config=config)

@@ -33,7 +33,7 @@ import tensorflow as tf
 from .arrays import ResumableArray
 from .files import atomic_output
 from .training import (ArrayRows, build_scope, check_model_path, file_identity, finish_training,
-                       fit_resumably, prepare_backup, row_batches, settings_key, weights_digest)
+                       fit_resumably, prepare_backup, row_batches, settings_key, several_replicas, weights_digest)
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,10 @@ def _conv_bn_relu(x, filters: int, name: str):
     # Momentum 0.9, not Keras's 0.99: the running statistics that inference (and so every
     # cached code) uses must settle within the few hundred steps of a small dataset's training;
     # at 0.99 the demo's validation loss stayed 15x its training loss and reconstructions grey.
-    # synchronized: on several GPUs, the statistics of the whole batch rather than of each
-    # device's share, so that every device's running statistics stay the same (the saved model
-    # keeps the first device's). One device: no difference.
-    x = keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name=f"{name}_bn")(x)
+    # synchronized on several GPUs: the statistics of the whole batch rather than of each
+    # device's share, so every device's running statistics stay the same (the saved model keeps
+    # the first device's).
+    x = keras.layers.BatchNormalization(momentum=0.9, synchronized=several_replicas(), name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
 
@@ -341,6 +341,8 @@ def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | P
                          f"but the cache's {size}x{size} images need an encoder for that size")
     key = hashlib.sha256(f"{file_identity(cache_path)}\n{weights_digest(encoder)}".encode()).hexdigest()
     codes = ResumableArray(out_path, shape, np.float16, chunk_size, key)
+    if progress:
+        progress(min(n, len(codes.done) * chunk_size), n)  # where a resumed job starts
     for start in codes.pending():
         stop = min(n, start + chunk_size)
         codes.write_rows(start, encode_images(encoder, cache[start:stop], batch_size))

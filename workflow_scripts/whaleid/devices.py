@@ -228,10 +228,11 @@ def select_devices(count: int, lease_dir: str | Path | None = None, timeout: flo
 
     Under SLURM (``SLURM_JOB_ID`` set) the devices are the ones SLURM assigned: all of them, and
     nothing leased, when they are as many as `count`; else `count` of them leased (in a folder
-    of this allocation's unless `lease_dir` is given). Elsewhere they are leased with `lease_gpus` (lock files in `lease_dir`, default
-    `default_lease_dir()`), and a machine with no GPU at all runs the job on the CPU. Sets
-    ``CUDA_VISIBLE_DEVICES`` ("" when `count` is 0, so TensorFlow runs on the CPU). Call it before TensorFlow is imported, and keep the returned lease
-    referenced until the job ends.
+    of this allocation's unless `lease_dir` is given). Elsewhere they are leased with
+    `lease_gpus` (lock files in `lease_dir`, default `default_lease_dir()`), and a machine with
+    no GPU at all runs the job on the CPU. Sets ``CUDA_VISIBLE_DEVICES`` ("" when `count` is 0,
+    so TensorFlow runs on the CPU). Call it before TensorFlow is imported, and keep the returned
+    lease referenced until the job ends.
     """
     if count < 0:
         raise ValueError(f"count must be 0 or more, got {count}")

@@ -52,7 +52,7 @@ from .ranking import sweep_new_whale_threshold
 from .retrieval import AGGREGATES, rank_catalogue
 from .tables import train_table
 from .training import (ArrayRows, BestWeights, build_scope, check_model_path, file_identity, finish_training,
-                       fit_resumably, prepare_backup, settings_key, weights_digest)
+                       fit_resumably, prepare_backup, settings_key, several_replicas, weights_digest)
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,9 @@ def build_compact_backbone(input_shape: tuple[int, int, int], width: int = 32) -
         for conv in range(2):
             name = f"stage{stage + 1}_conv{conv + 1}"
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
-            # synchronized: as in the autoencoder, the same statistics on every GPU.
-            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name=f"{name}_bn")(x)
+            # synchronized on several GPUs, as in the autoencoder: the same statistics on each.
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=several_replicas(),
+                                                name=f"{name}_bn")(x)
             x = keras.layers.ReLU(name=f"{name}_relu")(x)
         if stage < 4:
             x = keras.layers.MaxPooling2D(name=f"stage{stage + 1}_pool")(x)
@@ -229,7 +230,7 @@ def build_embedder(input_shape: tuple[int, ...], *, backbone: str = "compact", w
     x = GeneralizedMeanPooling(name="gem")(x)
     x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
     x = keras.layers.Dense(embedding_size, dtype="float32", name="projection")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, dtype="float32",
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=several_replicas(), dtype="float32",
                                         name="projection_bn")(x)
     outputs = keras.layers.UnitNormalization(dtype="float32", name="embedding")(x)
     return keras.Model(inputs, outputs, name=f"{backbone}_embedder")
@@ -358,6 +359,8 @@ def embed_array(embedder: keras.Model, array_path: str | Path, out_path: str | P
     n = len(array)
     key = hashlib.sha256(f"{file_identity(array_path)}\n{weights_digest(embedder)}\n{views}".encode()).hexdigest()
     out = ResumableArray(out_path, (n, embedder.output.shape[-1]), np.float32, chunk_size, key)
+    if progress:
+        progress(min(n, len(out.done) * chunk_size), n)  # where a resumed job starts
     for start in out.pending():
         stop = min(n, start + chunk_size)
         out.write_rows(start, embed_rows(embedder, array[start:stop], batch_size, views))

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -78,6 +79,15 @@ def _strategy_for_visible_gpus() -> tf.distribute.Strategy:
     if len(visible_gpus()) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def several_replicas() -> bool:
+    """Whether models built now train on several devices at once (a MirroredStrategy over more
+    than one): there batch norm must compute its statistics over the whole batch
+    (``BatchNormalization(synchronized=...)``). On one device it must not: Keras's synchronized
+    path computes the variance in one pass, as E[x²] - E[x]², which is less exact and changed
+    the demo's results."""
+    return tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
 def precision_policy(mixed_precision: bool) -> str:
@@ -226,11 +236,14 @@ class EpochLog(keras.callbacks.Callback):
         self.epochs, self.logger = epochs, logger
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        self.logger.info("epoch %d/%d started", epoch, self.epochs)
+        self.started = time.monotonic()
+        # Counted from 1 for people; Keras's own epoch numbers (history.csv) start at 0.
+        self.logger.info("epoch %d/%d started", epoch + 1, self.epochs)
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         values = ", ".join(f"{k}={v:.5g}" for k, v in sorted((logs or {}).items()))
-        self.logger.info("epoch %d/%d finished: %s", epoch, self.epochs, values)
+        self.logger.info("epoch %d/%d finished in %.0f s: %s", epoch + 1, self.epochs,
+                         time.monotonic() - self.started, values)
 
 
 class BestWeights(keras.callbacks.Callback):

@@ -1,0 +1,150 @@
+# The figures and tables of the Snakemake report (`snakemake --report results/report.html`), under
+# results/report/: the data, preprocessing, training, the validation curves of each method's
+# chosen setting, and what every job cost. report_figures() and REPORT_RESOURCES in common.smk list
+# them for rule all.
+
+# Each method's curve of validation MAP@5 against the setting it chose on validation: the
+# baseline's pHash duplicate distance, the models' new_whale threshold (and duplicate distance).
+THRESHOLD_CURVES = {
+    "baseline": f"{R}/baseline/phash_threshold.csv",
+    "classifier": f"{R}/classifier/new_whale_threshold.csv",
+    "metric_learning": f"{R}/metric_learning/new_whale_threshold.csv",
+}
+
+
+# Seconds of plotting on small files: run by Snakemake itself, never submitted to a cluster.
+localrules:
+    report_dataset,
+    report_preprocessing,
+    report_training,
+    report_thresholds,
+    report_resources,
+
+
+rule report_dataset:
+    input:
+        manifest=f"{R}/ingest/manifest.csv",
+        rejected=f"{R}/ingest/rejected.csv",
+        split=f"{R}/validation/split.csv",
+    output:
+        figure=report(
+            f"{R}/report/dataset.png",
+            category="Data",
+            caption="../report/dataset.rst",
+            labels={"content": "dataset statistics", "kind": "figure"},
+        ),
+        table=report(
+            f"{R}/report/dataset.csv",
+            category="Data",
+            caption="../report/dataset_table.rst",
+            labels={"content": "key numbers", "kind": "table"},
+        ),
+    log:
+        f"{R}/logs/report_dataset.log",
+    benchmark:
+        f"{R}/benchmarks/report_dataset.tsv"
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/report_dataset.py"
+
+
+rule report_preprocessing:
+    input:
+        cache=f"{R}/preprocess/train.npy",
+        index=f"{R}/preprocess/train.csv",
+        # the original photos, named by the cache's index (the manifest's train rows)
+        images=f"{DATA}/train",
+    output:
+        figure=report(
+            f"{R}/report/preprocessing.png",
+            category="Preprocessing",
+            caption="../report/preprocessing.rst",
+            labels={"content": "examples", "kind": "figure"},
+        ),
+    log:
+        f"{R}/logs/report_preprocessing.log",
+    benchmark:
+        f"{R}/benchmarks/report_preprocessing.tsv"
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/report_preprocessing.py"
+
+
+rule report_training:
+    input:
+        history=f"{R}/{{model}}/history.csv",
+    output:
+        figure=report(
+            f"{R}/report/training/{{model}}.png",
+            category="Training",
+            caption="../report/training.rst",
+            labels={"model": "{model}", "kind": "figure"},
+        ),
+    log:
+        f"{R}/logs/report_training/{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/report_training/{{model}}.tsv"
+    wildcard_constraints:
+        model="autoencoder|classifier|metric_learning",
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/report_training.py"
+
+
+rule report_thresholds:
+    input:
+        curve=lambda wildcards: THRESHOLD_CURVES[wildcards.method],
+    output:
+        figure=report(
+            f"{R}/report/thresholds/{{method}}.png",
+            category="Thresholds",
+            caption="../report/thresholds.rst",
+            labels={"method": "{method}", "kind": "figure"},
+        ),
+    log:
+        f"{R}/logs/report_thresholds/{{method}}.log",
+    benchmark:
+        f"{R}/benchmarks/report_thresholds/{{method}}.tsv"
+    wildcard_constraints:
+        method="|".join(THRESHOLD_CURVES),
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/report_thresholds.py"
+
+
+rule report_resources:
+    input:
+        # Benchmark files are no job's output, so they cannot be inputs. Instead this job waits
+        # for the run's final products and every other figure, by when every other job of the
+        # run has finished and written its benchmark; the script then reads the whole folder
+        # (benchmarks of earlier runs' jobs whose outputs are still current included).
+        final=[path for path in get_final_output() if path not in REPORT_RESOURCES],
+    output:
+        table=report(
+            f"{R}/report/resources.csv",
+            category="Resources",
+            caption="../report/resources_table.rst",
+            labels={"content": "per job", "kind": "table"},
+        ),
+        figure=report(
+            f"{R}/report/resources.png",
+            category="Resources",
+            caption="../report/resources.rst",
+            labels={"content": "per job", "kind": "figure"},
+        ),
+    log:
+        f"{R}/logs/report_resources.log",
+    benchmark:
+        f"{R}/benchmarks/report_resources.tsv"
+    params:
+        benchmarks=f"{R}/benchmarks",
+        # its own, from an earlier run: left out rather than reported stale
+        own_benchmark=f"{R}/benchmarks/report_resources.tsv",
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/report_resources.py"

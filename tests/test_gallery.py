@@ -1,0 +1,368 @@
+"""The candidate gallery: the right catalogue photos, in the right order, marked right, and pages
+a browser shows whole without fetching anything."""
+
+from __future__ import annotations
+
+import base64
+import math
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from whaleid.gallery import (NOT_ANSWERED, Photos, best_hits, confidence, match_answers, query_table, render_page,
+                             thumbnail_uri, truth_rank, worst_misses, write_galleries)
+
+CHROMIUM = shutil.which("chromium")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian package `chromium`): "
+                                                             "the pages cannot be checked in a browser")
+
+
+def at(*degrees: float) -> np.ndarray:
+    """Unit embeddings at these angles, so that similarities are cosines of their differences."""
+    radians = np.radians(degrees)
+    return np.stack([np.cos(radians), np.sin(radians)], axis=1).astype(np.float32)
+
+
+def squares(n: int, side: int = 40) -> list[np.ndarray]:
+    return [np.full((side, side), 10 * i, np.uint8) for i in range(n)]
+
+
+class Gallery(HTMLParser):
+    """The queries of a gallery page, each with its candidates and truth tile (attributes, as a
+    browser reads them), and every image."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.body: dict = {}
+        self.queries: list[dict] = []
+        self.images: list[dict] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "body":
+            self.body = attributes
+        elif tag == "section" and "query" in classes:
+            self.queries.append({**attributes, "candidates": [], "truth": None})
+        elif tag == "figure" and "candidate" in classes:
+            self.queries[-1]["candidates"].append(attributes)
+        elif tag == "figure" and "truth" in classes:
+            self.queries[-1]["truth"] = attributes
+        elif tag == "img":
+            self.images.append(attributes)
+
+
+def assert_self_contained(text: str) -> None:
+    lowered = text.lower()
+    for outside in ('src="http', "src='http", "<script", "<link", "url(", "@import", "//fonts"):
+        assert outside not in lowered, outside
+
+
+def assert_truth_marked(page: Gallery) -> None:
+    for query in page.queries:
+        marked = [c for c in query["candidates"] if c["data-correct"] == "true"]
+        assert [c["data-id"] for c in marked] == [query["data-truth"]] * len(marked)
+        answers = [c["data-id"] for c in query["candidates"]]
+        assert len(marked) == answers.count(query["data-truth"])
+        rank = int(query["data-truth-rank"])
+        assert rank == (answers.index(query["data-truth"]) + 1 if marked else NOT_ANSWERED)
+
+
+# --- matching answers to catalogue photos ---------------------------------------------------
+
+def test_each_answer_is_shown_by_its_individuals_photo_most_similar_to_the_query():
+    catalogue = at(0, 40, 90, 180, 5)
+    ids = ["A", "A", "B", "C", "new_whale"]
+    queries = at(30, 100)
+    answers = [["A", "B", "new_whale", "C", "Z"], ["B", "C", "A", "new_whale", "Z"]]
+    photo, score, best_known = match_answers(queries, answers, catalogue, ids)
+    assert photo.tolist() == [[1, 2, -1, 3, -1], [2, 3, 1, -1, -1]]  # new_whale, and Z without a photo: none
+    expected = np.cos(np.radians([[10, 60, np.nan, 150, np.nan], [10, 80, 60, np.nan, np.nan]]))
+    np.testing.assert_allclose(score, expected, atol=1e-6)
+    # the new_whale photo at 5 degrees is nobody's: the best known for the first query is A at 40
+    np.testing.assert_allclose(best_known, np.cos(np.radians([10, 10])), atol=1e-6)
+    # compared a query at a time, the same (and embeddings of any length are normalised first)
+    again = match_answers(3 * queries, answers, 0.5 * catalogue, ids, block_size=1)
+    for got, want in zip(again, (photo, score, best_known)):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_matching_refuses_embeddings_of_another_model():
+    with pytest.raises(ValueError, match="same model"):
+        match_answers(np.ones((1, 3)), [["A"]], np.ones((2, 2)), ["A", "B"])
+    with pytest.raises(ValueError, match="2 catalogue ids for 3"):
+        match_answers(at(0), [["A"]], at(0, 1, 2), ["A", "B"])
+
+
+def test_truth_rank_and_confidence():
+    assert truth_rank(["A", "B", "new_whale", "C", "D"], "new_whale") == 3
+    assert truth_rank(["A", "B", "new_whale", "C", "D"], "E") == NOT_ANSWERED == 6
+    assert confidence("A", 0.9, 0.9, 0.6) == pytest.approx(0.3)
+    assert confidence("new_whale", math.nan, 0.4, 0.6) == pytest.approx(0.2)  # the best known is far below
+
+
+# --- choosing the queries -----------------------------------------------------------------
+
+def made_up_table() -> pd.DataFrame:
+    rows = [("hit_low", 1, 0.1), ("hit_high", 1, 0.5), ("hit_unknown", 1, math.nan), ("second", 2, 0.4),
+            ("fifth", 5, 0.05), ("absent_sure", 6, 0.3), ("absent_unsure", 6, 0.01), ("fifth_sure", 5, 0.2),
+            ("hit_tie_b", 1, 0.1)]
+    return pd.DataFrame([{"image": image, "split": "validation", "truth_rank": rank, "confidence": c}
+                         for image, rank, c in rows])
+
+
+def test_best_hits_are_right_at_rank_1_most_confident_first():
+    table = made_up_table()
+    assert best_hits(table, 10)["image"].tolist() == ["hit_high", "hit_low", "hit_tie_b", "hit_unknown"]
+    assert best_hits(table, 2)["image"].tolist() == ["hit_high", "hit_low"]
+
+
+def test_worst_misses_have_the_truth_absent_or_lowest_then_the_most_confident_first():
+    table = made_up_table()
+    assert worst_misses(table, 10)["image"].tolist() == ["absent_sure", "absent_unsure", "fifth_sure", "fifth",
+                                                          "second"]
+    assert worst_misses(table, 1)["image"].tolist() == ["absent_sure"]
+    assert worst_misses(table[table["truth_rank"] == 1], 3).empty
+
+
+# --- the page ---------------------------------------------------------------------------
+
+def test_thumbnails_are_small_pngs_never_enlarged():
+    for shape, expected in [((300, 300), (128, 128)), ((200, 100), (128, 64)), ((50, 50), (50, 50))]:
+        uri = thumbnail_uri(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8))
+        assert uri.startswith("data:image/png;base64,")
+        png = np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8)
+        assert cv2.imdecode(png, cv2.IMREAD_UNCHANGED).shape == expected
+
+
+def tricky_page(page: str = "worst_misses") -> str:
+    """A page whose ids and image names hold HTML's special characters."""
+    odd = 'w_<b>"&\'x'
+    catalogue = Photos(["c<0>.jpg", "c1.jpg", "c2.jpg", "c3.jpg", "c4.jpg"], [odd, "B", "C", "D", "E"],
+                       at(0, 90, 180, 270, 45), squares(5))
+    queries = Photos(['q"1.jpg', "q2.jpg"], [odd, "B"], at(10, 20), squares(2))
+    table = query_table(queries, "validation", [odd, "new_whale"], [["B", odd, "C", "new_whale", "D"],
+                                                                     ["B", "C", "D", "E", odd]],
+                        catalogue, 0.5)
+    selected = worst_misses(table, 5) if page == "worst_misses" else best_hits(table, 5)
+    return render_page(page, selected, {"validation": queries}, {"validation": catalogue}, 0.5,
+                       counts={"validation": 2})
+
+
+def test_a_page_shows_each_query_with_its_five_answers_in_order_and_marks_the_truth():
+    text = tricky_page()
+    page = Gallery(text)
+    assert page.body["data-page"] == "worst_misses" and page.body["data-threshold"] == "0.500"
+    # q2.jpg's truth (new_whale) is not among its answers: it comes first
+    assert [(q["data-image"], q["data-truth"], q["data-truth-rank"]) for q in page.queries] == [
+        ("q2.jpg", "new_whale", "6"), ('q"1.jpg', 'w_<b>"&\'x', "2")]
+    first, second = page.queries
+    assert [c["data-id"] for c in second["candidates"]] == ["B", 'w_<b>"&\'x', "C", "new_whale", "D"]
+    assert [c["data-rank"] for c in second["candidates"]] == ["1", "2", "3", "4", "5"]
+    assert [c["data-correct"] for c in second["candidates"]] == ["false", "true", "false", "false", "false"]
+    assert [c.get("data-photo") for c in second["candidates"]] == ["c1.jpg", "c<0>.jpg", "c2.jpg", None, "c3.jpg"]
+    scores = [c["data-score"] for c in second["candidates"]]
+    assert scores[3] == "" and second["candidates"][3]["data-threshold"] == "0.500"
+    np.testing.assert_allclose([float(s) for s in scores[:3] + scores[4:]],
+                               np.cos(np.radians([80, 10, 170, 260])), atol=1e-3)
+    assert not any(c["data-correct"] == "true" for c in first["candidates"])
+    assert first["truth"] is None  # new_whale has no catalogue photo to show
+    assert_truth_marked(page)
+    # one image per query and per answer with a photo: new_whale is a placeholder
+    assert len(page.images) == 2 + 4 + 5 and all(i["src"].startswith("data:image/png;base64,") for i in page.images)
+
+
+def test_text_is_escaped_and_the_page_is_self_contained():
+    text = tricky_page()
+    assert 'w_<b>"' not in text and "c<0>" not in text and 'q"1' not in text
+    assert "w_&lt;b&gt;&quot;&amp;&#x27;x" in text
+    assert_self_contained(text)
+    assert_self_contained(tricky_page("best_hits"))
+
+
+def test_an_empty_selection_still_makes_a_page():
+    catalogue = Photos(["c.jpg"], ["A"], at(0), squares(1))
+    text = render_page("best_hits", query_table(Photos([], [], np.zeros((0, 2), np.float32), []), "validation", [],
+                                                [], catalogue, 0.5), {}, {}, 0.5)
+    assert Gallery(text).queries == [] and "No query to show" in text
+
+
+# --- from the workflow's files ------------------------------------------------------------
+
+TRAIN = [  # image, id, subset, truth, angle
+    ("a1.jpg", "A", "fit", "A", 0), ("a2.jpg", "A", "fit", "A", 40), ("b1.jpg", "B", "fit", "B", 90),
+    ("c1.jpg", "C", "fit", "C", 180), ("d1.jpg", "D", "fit", "D", 270), ("n1.jpg", "new_whale", "fit", "new_whale", 8),
+    ("a3.jpg", "A", "validation", "A", 10), ("g1.jpg", "G", "validation", "new_whale", 200),
+]
+TEST = [("t1.jpg", "B", 85), ("t2.jpg", "E", 0), ("t3.jpg", "A", 12), ("t4.jpg", "C", 300)]  # t4: no truth
+ADDED = [("e1.jpg", "E", 355)]
+
+
+@pytest.fixture
+def results(tmp_path):
+    """The files rule candidate_gallery reads, made up: embeddings at known angles."""
+    r = tmp_path / "results"
+    for folder in ("embeddings", "validation", "predictions", "metric_learning", "preprocess", "catalogue"):
+        (r / folder).mkdir(parents=True)
+    train = pd.DataFrame(TRAIN, columns=["image", "id", "subset", "truth", "angle"])
+    train[["image", "id", "subset", "truth"]].to_csv(r / "validation" / "split.csv", index=False)
+    # the preprocess index and the embeddings' in the same (sorted) order; split.csv's differs
+    order = train.sort_values("image")
+    test = pd.DataFrame(TEST, columns=["image", "id", "angle"])
+    for split, table in (("train", order), ("test", test)):
+        table[["image"]].assign(id="").to_csv(r / "embeddings" / f"{split}.csv", index=False)
+        table[["image"]].assign(id="").to_csv(r / "preprocess" / f"{split}.csv", index=False)
+        np.save(r / "embeddings" / f"{split}.npy", at(*table["angle"]))
+        np.save(r / "preprocess" / f"{split}.npy", np.stack(squares(len(table), 64)))
+    added = pd.DataFrame(ADDED, columns=["image", "id", "angle"])
+    added[["image", "id"]].to_csv(r / "catalogue" / "additions.csv", index=False)
+    np.save(r / "catalogue" / "additions.npy", at(*added["angle"]))
+    np.save(r / "catalogue" / "additions_images.npy", np.stack(squares(1, 64)))
+    test[test["image"] != "t4.jpg"].rename(columns={"image": "Image", "id": "Id"})[["Image", "Id"]].to_csv(
+        tmp_path / "test_truth.csv", index=False)
+    pd.DataFrame({"Image": ["a3.jpg", "g1.jpg"], "Id": ["A B new_whale C D", "C D new_whale A B"]}).to_csv(
+        r / "predictions" / "validation.csv", index=False)
+    pd.DataFrame({"Image": ["t1.jpg", "t2.jpg", "t3.jpg", "t4.jpg"],
+                  "Id": ["B A C D new_whale", "A new_whale B C D", "A B C D new_whale", "D C B A new_whale"]}).to_csv(
+        r / "predictions" / "test.csv", index=False)
+    pd.DataFrame({"max_distance": [0, 0], "threshold": [0.4, 0.5], "map5": [0.1, 0.2],
+                  "chosen": [False, True]}).to_csv(r / "metric_learning" / "curve.csv", index=False)
+    return r
+
+
+def make_galleries(r: Path, *, size: int = 12, test_truth: bool = True,
+                   additions: bool = True) -> tuple[Gallery, Gallery]:
+    out = r / "report" / "gallery"
+    counts = write_galleries(
+        train_embeddings=r / "embeddings/train.npy", train_index=r / "embeddings/train.csv",
+        test_embeddings=r / "embeddings/test.npy", test_index=r / "embeddings/test.csv",
+        split_csv=r / "validation/split.csv", validation_predictions=r / "predictions/validation.csv",
+        test_predictions=r / "predictions/test.csv", threshold_curve=r / "metric_learning/curve.csv",
+        train_images=r / "preprocess/train.npy", train_images_index=r / "preprocess/train.csv",
+        test_images=r / "preprocess/test.npy", test_images_index=r / "preprocess/test.csv",
+        test_truth=r.parent / "test_truth.csv" if test_truth else None,
+        additions=(r / "catalogue/additions.npy", r / "catalogue/additions.csv",
+                   r / "catalogue/additions_images.npy") if additions else None,
+        best_hits_out=out / "best.html", worst_misses_out=out / "worst.html", size=size)
+    assert counts == ({"validation": 2, "test": 3} if test_truth else {"validation": 2})
+    return Gallery((out / "best.html").read_text()), Gallery((out / "worst.html").read_text())
+
+
+def candidates(query: dict) -> list[tuple[str, str | None]]:
+    return [(c["data-id"], c.get("data-photo")) for c in query["candidates"]]
+
+
+def test_galleries_from_the_workflows_files(results):
+    best, worst = make_galleries(results)
+    # hits, by similarity past the 0.5 threshold: t3 (2 degrees from a3), t1 (5 from b1), a3 (10 from a1)
+    assert [q["data-image"] for q in best.queries] == ["t3.jpg", "t1.jpg", "a3.jpg"]
+    assert [q["data-split"] for q in best.queries] == ["test", "test", "validation"]
+    t3, t1, a3 = best.queries
+    # validation photos are answered from the fit photos: a3 itself (1.0) is not its own match,
+    # and the new_whale photo n1 (2 degrees away) stands for no one
+    assert candidates(a3) == [("A", "a1.jpg"), ("B", "b1.jpg"), ("new_whale", None), ("C", "c1.jpg"),
+                              ("D", "d1.jpg")]
+    # test photos from all of train, validation photos included
+    assert candidates(t3)[0] == ("A", "a3.jpg")
+    assert candidates(t1)[:2] == [("B", "b1.jpg"), ("A", "a2.jpg")]
+    assert float(t3["candidates"][0]["data-score"]) == pytest.approx(math.cos(math.radians(2)), abs=1e-3)
+    # misses: t2's truth E (only among the added photos) is not answered, g1's (new_whale) is third
+    assert [(q["data-image"], q["data-truth"], q["data-truth-rank"]) for q in worst.queries] == [
+        ("t2.jpg", "E", "6"), ("g1.jpg", "new_whale", "3")]
+    t2, g1 = worst.queries
+    assert t2["truth"]["data-photo"] == "e1.jpg"
+    assert float(t2["truth"]["data-score"]) == pytest.approx(math.cos(math.radians(5)), abs=1e-3)
+    assert [c["data-correct"] for c in g1["candidates"]] == ["false", "false", "true", "false", "false"]
+    for page in (best, worst):
+        assert_truth_marked(page)
+        assert all(len(q["candidates"]) == 5 for q in page.queries)
+    assert all(q["data-image"] != "t4.jpg" for q in best.queries + worst.queries)  # no truth: not shown
+
+
+def test_galleries_without_test_truth_show_validation_only_and_keep_to_their_size(results):
+    best, worst = make_galleries(results, test_truth=False, additions=False)
+    assert [q["data-image"] for q in best.queries + worst.queries] == ["a3.jpg", "g1.jpg"]
+    best, worst = make_galleries(results, size=1)
+    assert [q["data-image"] for q in best.queries + worst.queries] == ["t3.jpg", "t2.jpg"]
+
+
+# --- in a browser -------------------------------------------------------------------------
+
+PROBE = """<script>
+window.addEventListener("load", function () {
+  for (const image of document.images) {
+    image.setAttribute("data-loaded", String(image.complete && image.naturalWidth > 0));
+  }
+  document.body.setAttribute("data-probed", "true");
+});
+</script>
+"""
+
+
+def browser_dom(page: Path, folder: Path) -> Gallery:
+    """`page` as headless Chromium leaves it once loaded: each image marked data-loaded."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probed = folder / f"probed_{page.name}"
+    text = page.read_text()
+    assert text.count("</body>") == 1
+    probed.write_text(text.replace("</body>", PROBE + "</body>"))
+    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             f"--user-data-dir={folder / 'chromium'}", "--virtual-time-budget=10000",
+                             "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    dom = Gallery(result.stdout)
+    assert dom.body.get("data-probed") == "true", result.stdout[:2000]
+    return dom
+
+
+def assert_shown_whole(page: Path, folder: Path) -> Gallery:
+    dom = browser_dom(page, folder)
+    assert dom.images, "no image on the page"
+    not_loaded = [image.get("alt") for image in dom.images if image.get("data-loaded") != "true"]
+    assert not not_loaded, f"{len(not_loaded)} of {len(dom.images)} images did not load, e.g. {not_loaded[:3]}"
+    assert_truth_marked(dom)
+    return dom
+
+
+@needs_chromium
+def test_a_browser_shows_every_image_and_the_marks(results, tmp_path):
+    make_galleries(results)
+    for name, images in (("best.html", 3 * 5), ("worst.html", 2 + 4 + 4 + 1)):
+        dom = assert_shown_whole(results / "report" / "gallery" / name, tmp_path / "browser")
+        assert len(dom.images) == images
+        assert any(c["data-correct"] == "true" for q in dom.queries for c in q["candidates"])
+
+
+# --- end to end ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_workflow_makes_the_gallery_pages(tiny_run, tmp_path):
+    data, work, results = tiny_run["data"], tiny_run["work"], tiny_run["results"]
+    pages = {page: f"results/report/gallery/metric_learning_{page}.html" for page in ("best_hits", "worst_misses")}
+    assert (results / "logs" / "candidate_gallery.log").is_file()
+    assert (results / "benchmarks" / "candidate_gallery.tsv").is_file()
+    split = pd.read_csv(results / "validation" / "split.csv", dtype=str, keep_default_na=False)
+    truth = {**dict(zip(split["image"], split["truth"])),
+             **pd.read_csv(data / "test_truth.csv", dtype=str).set_index("Image")["Id"].to_dict()}
+    fit = set(split.loc[split["subset"] == "fit", "image"])
+    shown = []
+    for page, path in pages.items():
+        text = (work / path).read_text()
+        assert_self_contained(text)
+        dom = assert_shown_whole(work / path, tmp_path / "browser")
+        assert 1 <= len(dom.queries) <= tiny_run["config"]["report"]["gallery_size"]
+        for query in dom.queries:
+            assert query["data-truth"] == truth[query["data-image"]]
+            assert (query["data-truth-rank"] == "1") == (page == "best_hits")
+            if query["data-split"] == "validation":
+                assert {c["data-photo"] for c in query["candidates"] if "data-photo" in c} <= fit
+        shown += [q["data-image"] for q in dom.queries]
+    assert len(shown) == len(set(shown))

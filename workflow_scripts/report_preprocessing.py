@@ -1,0 +1,15 @@
+"""Rule report_preprocessing: a few original train photos above their preprocessed squares."""
+
+import numpy as np
+
+from whaleid.logs import log_to_file
+from whaleid.report_figures import preprocessing_figure
+from whaleid.tables import read_table
+
+log = log_to_file(snakemake.log[0])
+preprocessing_figure(
+    np.load(snakemake.input.cache, mmap_mode="r"),
+    read_table(snakemake.input.index),
+    snakemake.input.images,
+    snakemake.output.figure,
+)
