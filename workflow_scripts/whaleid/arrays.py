@@ -45,6 +45,12 @@ class ResumableArray:
     def chunk_starts(self) -> list[int]:
         return list(range(0, self.shape[0], self.chunk_size))
 
+    @property
+    def rows_done(self) -> int:
+        """How many rows the finished chunks hold (the last chunk may be short, and may finish
+        before others)."""
+        return sum(min(self.chunk_size, self.shape[0] - start) for start in self.done)
+
     def pending(self) -> list[int]:
         """First rows of the chunks still to compute."""
         return [start for start in self.chunk_starts() if start not in self.done]

@@ -342,11 +342,11 @@ def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | P
     key = hashlib.sha256(f"{file_identity(cache_path)}\n{weights_digest(encoder)}".encode()).hexdigest()
     codes = ResumableArray(out_path, shape, np.float16, chunk_size, key)
     if progress:
-        progress(min(n, len(codes.done) * chunk_size), n)  # where a resumed job starts
+        progress(codes.rows_done, n)  # where a resumed job starts
     for start in codes.pending():
         stop = min(n, start + chunk_size)
         codes.write_rows(start, encode_images(encoder, cache[start:stop], batch_size))
         codes.mark_done(start)
         if progress:
-            progress(min(n, len(codes.done) * chunk_size), n)
+            progress(codes.rows_done, n)
     codes.finish()

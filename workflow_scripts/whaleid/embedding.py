@@ -360,13 +360,13 @@ def embed_array(embedder: keras.Model, array_path: str | Path, out_path: str | P
     key = hashlib.sha256(f"{file_identity(array_path)}\n{weights_digest(embedder)}\n{views}".encode()).hexdigest()
     out = ResumableArray(out_path, (n, embedder.output.shape[-1]), np.float32, chunk_size, key)
     if progress:
-        progress(min(n, len(out.done) * chunk_size), n)  # where a resumed job starts
+        progress(out.rows_done, n)  # where a resumed job starts
     for start in out.pending():
         stop = min(n, start + chunk_size)
         out.write_rows(start, embed_rows(embedder, array[start:stop], batch_size, views))
         out.mark_done(start)
         if progress:
-            progress(min(n, len(out.done) * chunk_size), n)
+            progress(out.rows_done, n)
     out.finish()
 
 

@@ -60,11 +60,11 @@ def build_cache(paths: list[str | Path], out_path: str | Path, *, size: int, n_j
     tasks = (delayed(_fill_chunk)(str(cache.partial_path), s, paths[s:s + chunk_size], sizes[s:s + chunk_size], size)
              for s in cache.pending())
     if progress:
-        progress(min(len(paths), len(cache.done) * chunk_size), len(paths))  # where a resumed job starts
+        progress(cache.rows_done, len(paths))  # where a resumed job starts
     for finished in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
         cache.mark_done(finished)
         if progress:
-            progress(min(len(paths), len(cache.done) * chunk_size), len(paths))
+            progress(cache.rows_done, len(paths))
     cache.finish()
 
 
