@@ -27,6 +27,8 @@ include: "rules/validation.smk"
 include: "rules/baseline.smk"
 include: "rules/classifier.smk"
 include: "rules/metric_learning.smk"
+include: "rules/local_features.smk"
+include: "rules/fusion.smk"
 include: "rules/gallery.smk"
 include: "rules/submission.smk"
 include: "rules/report.smk"
@@ -40,6 +42,7 @@ localrules:
     validation_split,
     baseline,
     identify_by_retrieval,
+    fuse_rankings,
     submission,
     score,
     collect_scores,

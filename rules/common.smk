@@ -22,6 +22,13 @@ if config["submit"] not in ["best", *config["methods"]]:
     )
 
 
+if "fused" in config["methods"] and not {"local", "metric_learning"} <= set(config["methods"]):
+    raise WorkflowError(
+        f"config: methods={config['methods']} lists fused without both methods it combines; "
+        "add local and metric_learning"
+    )
+
+
 def submission_candidates():
     """The methods submission.csv may come from: all of them when the best on validation is chosen."""
     return config["methods"] if config["submit"] == "best" else [config["submit"]]

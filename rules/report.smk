@@ -9,6 +9,8 @@ THRESHOLD_CURVES = {
     "baseline": f"{R}/baseline/phash_threshold.csv",
     "classifier": f"{R}/classifier/new_whale_threshold.csv",
     "metric_learning": f"{R}/metric_learning/new_whale_threshold.csv",
+    "local": f"{R}/local/new_whale_threshold.csv",
+    "fused": f"{R}/fused/new_whale_threshold.csv",
 }
 
 

@@ -23,8 +23,9 @@ TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"
                        "fine_tune_epochs": 1, "batch_size": 8, "threads": 2},
         "metric_learning": {"width": 4, "input_size": 32, "embedding_size": 16, "epochs": 2, "batch_size": 8,
                             "tta_views": 2, "threads": 2},
+        "local": {"image_size": 128, "n_features": 150, "threads": 2},
         "report": {"gallery_size": 4}}
-METHODS = ("baseline", "classifier", "metric_learning")
+METHODS = ("baseline", "classifier", "metric_learning", "local", "fused")
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True,
@@ -111,7 +112,9 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
                   "preprocess/test", "train_autoencoder", "encode/train", "encode/test",
                   "train_classifier", "predict_classifier", "submission/baseline", "score/baseline",
                   "submission/classifier", "score/classifier", "train_embedding", "embed/train", "embed/test",
-                  "identify_by_retrieval", "submission/metric_learning", "score/metric_learning", "candidate_gallery"]:
+                  "identify_by_retrieval", "submission/metric_learning", "score/metric_learning", "candidate_gallery",
+                  "extract_local_features/train", "extract_local_features/test", "identify_by_local_features",
+                  "submission/local", "score/local", "fuse_rankings", "submission/fused", "score/fused"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
         assert (results / "benchmarks" / f"{stage}.tsv").is_file(), stage
     cache = results / "preprocess" / "train.npy"
@@ -130,6 +133,14 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
     assert pd.read_csv(results / "metric_learning" / "history.csv")["epoch"].tolist() == [0, 1]
     assert pd.read_csv(results / "metric_learning" / "new_whale_threshold.csv")["chosen"].sum() == 1
     assert not (results / "metric_learning_backup").exists()
+    keypoints = np.load(results / "local_features" / "train.npy", mmap_mode="r")
+    assert keypoints.shape == (len(index), 150) and set(keypoints.dtype.names) == {"xy", "descriptor"}
+    assert (~np.isnan(keypoints["xy"][:, :, 0])).sum(axis=1).mean() > 10  # keypoints found on 32-pixel squares
+    shortlists = pd.read_csv(results / "local" / "shortlists" / "test.csv")
+    assert set(shortlists["image"]) <= set(pd.read_csv(results / "local_features" / "test.csv")["image"])
+    assert (shortlists.groupby("image")["rank"].max() < 10).all()  # the configured shortlist of 10
+    weights = pd.read_csv(results / "fused" / "weights.csv")
+    assert weights["chosen"].sum() == 1 and weights["weight"].tolist() == pytest.approx([i / 10 for i in range(11)])
 
 
 @pytest.mark.slow
@@ -141,7 +152,8 @@ def test_input_folder_is_unchanged_by_a_run(tiny_run):
 # each output flagged report(...) in rules/, under the name the report shows.
 REPORTED = ["comparison.csv", "reconstructions.png", "dataset.png", "dataset.csv", "preprocessing.png",
             "autoencoder.png", "classifier.png", "metric_learning.png", "baseline.png", "classifier.png",
-            "metric_learning.png", "metric_learning_best_hits.html", "metric_learning_worst_misses.html",
+            "metric_learning.png", "local.png", "fused.png", "metric_learning_best_hits.html",
+            "metric_learning_worst_misses.html",
             "resources.csv", "resources.png"]
 
 
@@ -173,22 +185,33 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     # retrieval's answers are also what the candidate gallery shows
     retrieval = {"identify_by_retrieval": 1, "report_thresholds": 1, "candidate_gallery": 1, "submission": 1,
                  "score": 1, **table}
-    metric = {"train_embedding": 1, "report_training": 1, "embed": 2, **retrieval}
-    every_method = {"predict_classifier": 1, "identify_by_retrieval": 1, "candidate_gallery": 1, "submission": 3,
-                    "score": 3, "report_thresholds": 3, **table}
+    # and the fused method reads both the embedding's and the local method's
+    retrieval_and_fused = {**retrieval, "fuse_rankings": 1, "report_thresholds": 2, "submission": 2, "score": 2}
+    metric = {"train_embedding": 1, "report_training": 1, "embed": 2, **retrieval_and_fused}
+    local = {"identify_by_local_features": 1, "fuse_rankings": 1, "report_thresholds": 2, "submission": 2,
+             "score": 2, **table}
+    every_method = {"predict_classifier": 1, "identify_by_retrieval": 1, "candidate_gallery": 1,
+                    "identify_by_local_features": 1, "fuse_rankings": 1, "submission": 5, "score": 5,
+                    "report_thresholds": 5, **table}
     both_models = {"train_classifier": 1, "train_embedding": 1, "embed": 2, "report_training": 2}
     assert planned_jobs(work, merged(config, {"classifier": {"head_learning_rate": 0.002}})) == classifier
     assert planned_jobs(work, merged(config, {"metric_learning": {"margin": 0.25}})) == metric
-    assert planned_jobs(work, merged(config, {"metric_learning": {"tta_views": 1}})) == {"embed": 2, **retrieval}
+    assert planned_jobs(work, merged(config, {"metric_learning": {"tta_views": 1}})) == {
+        "embed": 2, **retrieval_and_fused}
     assert planned_jobs(work, merged(config, {"metric_learning": {"new_whale_thresholds": {"step": 0.05}}})) == {
-        "train_embedding": 1, "report_training": 1, "embed": 2, **retrieval}  # also how training scores its epochs
+        "train_embedding": 1, "report_training": 1, "embed": 2, **retrieval_and_fused}  # also how training scores
+    # the keypoints are cached: matching settings reuse them, extraction settings remake them
+    assert planned_jobs(work, merged(config, {"local": {"shortlist": 6}})) == local
+    assert planned_jobs(work, merged(config, {"local": {"n_features": 120}})) == {"extract_local_features": 2, **local}
+    assert planned_jobs(work, merged(config, {"fused": {"half_inliers": 5}})) == {
+        "fuse_rankings": 1, "report_thresholds": 1, "submission": 1, "score": 1, **table}
     assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"encode": 2, **classifier}
     assert planned_jobs(work, merged(config, {"autoencoder": {"learning_rate": 0.002}})) == {
         **classifier, **autoencoder, "report_training": 2}
     # the baseline reads the manifest's hashes, not the images
     assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {
         "preprocess": 2, "report_preprocessing": 1, **autoencoder, **every_method, **both_models,
-        "report_training": 3, "submission": 2, "score": 2, "report_thresholds": 2}
+        "extract_local_features": 2, "report_training": 3, "submission": 4, "score": 4, "report_thresholds": 4}
     # duplicates come first in every method, matched as the baseline chose
     assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {
         "baseline": 1, **every_method}
@@ -197,7 +220,8 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
         "ingest": 1, "report_dataset": 1, "preprocess": 2, "report_preprocessing": 1, **autoencoder,
-        "validation_split": 1, "baseline": 1, **both_models, **every_method, "report_training": 3}
+        "validation_split": 1, "baseline": 1, **both_models, **every_method, "extract_local_features": 2,
+        "report_training": 3}
 
 
 @pytest.mark.slow
@@ -249,6 +273,9 @@ def test_config_errors_fail_before_any_job_and_name_the_key(tmp_path):
     assert bad_type.returncode != 0 and "['preprocess']['size']" in bad_type.stderr + bad_type.stdout
     missing = snakemake(tmp_path, "-n", config=merged(TINY, {"data_dir": str(tmp_path / "nowhere")}), check=False)
     assert missing.returncode != 0 and "folder not found" in missing.stderr + missing.stdout
+    fused_alone = snakemake(tmp_path, "-n", config=merged(TINY, {"methods": ["fused"], "submit": "fused"}),
+                            check=False)
+    assert fused_alone.returncode != 0 and "add local and metric_learning" in fused_alone.stderr + fused_alone.stdout
     assert not (tmp_path / "results").exists()
 
 
@@ -292,5 +319,5 @@ def test_baseline_on_real_photos_beats_the_sample_submission(tmp_path):
     assert sample_score == pytest.approx(0.21884, abs=1e-4)
     assert scores.loc[("baseline", "test"), "map5"] >= sample_score
     assert scores.loc[("baseline", "test"), "n_images"] == len(truth)
-    for method in ("classifier", "metric_learning"):
+    for method in ("classifier", "metric_learning", "local", "fused"):
         assert scores.loc[(method, "test"), "n_images"] == len(truth)

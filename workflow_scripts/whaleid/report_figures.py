@@ -36,7 +36,9 @@ CURVE_LABELS = {"loss": "training loss", "val_loss": "validation loss", "val_map
                 "accuracy": "training accuracy"}
 THRESHOLD_AXES = {"baseline": "duplicates answered first up to this pHash distance (bits)",
                   "classifier": "new_whale threshold (probability of a known individual)",
-                  "metric_learning": "new_whale threshold (cosine similarity to the catalogue)"}
+                  "metric_learning": "new_whale threshold (cosine similarity to the catalogue)",
+                  "local": "new_whale threshold (geometrically verified keypoint matches)",
+                  "fused": "new_whale threshold (fused score)"}
 RESOURCE_COLUMNS = ["job", "rule", "wall_s", "max_rss_mb", "cpu_time_s"]
 
 

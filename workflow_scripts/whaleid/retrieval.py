@@ -120,7 +120,7 @@ def _mean_of_best(similarities: np.ndarray, k: int) -> np.ndarray:
     return total / k if k > 1 else total
 
 
-def _best_columns(scores: np.ndarray, n: int) -> np.ndarray:
+def best_columns(scores: np.ndarray, n: int) -> np.ndarray:
     """The column indices of each row's `n` highest `scores`, highest first; ties go to the
     lower column."""
     n_columns = scores.shape[1]
@@ -134,17 +134,10 @@ def _best_columns(scores: np.ndarray, n: int) -> np.ndarray:
     return columns[first[:, None] + np.arange(n)]
 
 
-def rank_catalogue(query: np.ndarray, catalogue: np.ndarray, catalogue_ids: Sequence[str], *,
-                   aggregate: str = "max", top_k: int = 1, block_size: int = DEFAULT_BLOCK_SIZE) -> Candidates:
-    """The four best individuals of the catalogue for each query embedding, with their scores.
-
-    `query` (Q, D) and `catalogue` (N, D) are embeddings (normalised here, so cosine
-    similarities are compared), `catalogue_ids` the id of each catalogue photo; photos of
-    `new_whale` are ignored. An individual's score is its best similarity over its photos
-    (`aggregate` "max"), or the mean of its `top_k` best ("mean_top_k"; all of them where it has
-    fewer). Ties go to the id that sorts first. ``own`` is -inf: no photo stands for new_whale.
-    Queries are compared `block_size` at a time, which bounds the memory used.
-    """
+def _individual_score_blocks(query: np.ndarray, catalogue: np.ndarray, catalogue_ids: Sequence[str],
+                             aggregate: str, top_k: int, block_size: int):
+    """The sorted known individuals, then (first row, (rows, individuals) scores) per block
+    of `block_size` queries; see `rank_catalogue`."""
     if aggregate not in AGGREGATES:
         raise ValueError(f"unknown aggregate {aggregate!r}; expected one of {', '.join(AGGREGATES)}")
     if aggregate == "mean_top_k" and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
@@ -157,19 +150,50 @@ def rank_catalogue(query: np.ndarray, catalogue: np.ndarray, catalogue_ids: Sequ
                          f"{catalogue.shape}: they must come from the same model")
     grouped = _group_catalogue(catalogue, catalogue_ids)
     k = 1 if aggregate == "max" else int(top_k)  # the best photo is the mean of the best one
-
-    best = np.empty((len(query), N_CANDIDATES), np.int64)
-    top = np.empty((len(query), N_CANDIDATES), np.float32)
+    yield grouped.ids
     for begin in range(0, len(query), block_size):
-        block = slice(begin, begin + block_size)
-        similarities = query[block] @ grouped.embeddings.T
+        similarities = query[begin:begin + block_size] @ grouped.embeddings.T
         scores = np.empty((len(similarities), len(grouped.ids)), np.float32)
         for bucket in grouped.buckets:
             by_photo = similarities[:, bucket.start:bucket.stop].reshape(len(similarities), bucket.count, -1)
             scores[:, bucket.individuals] = _mean_of_best(by_photo, k)
-        best[block] = _best_columns(scores, N_CANDIDATES)
+        yield begin, scores
+
+
+def rank_catalogue(query: np.ndarray, catalogue: np.ndarray, catalogue_ids: Sequence[str], *,
+                   aggregate: str = "max", top_k: int = 1, block_size: int = DEFAULT_BLOCK_SIZE) -> Candidates:
+    """The four best individuals of the catalogue for each query embedding, with their scores.
+
+    `query` (Q, D) and `catalogue` (N, D) are embeddings (normalised here, so cosine
+    similarities are compared), `catalogue_ids` the id of each catalogue photo; photos of
+    `new_whale` are ignored. An individual's score is its best similarity over its photos
+    (`aggregate` "max"), or the mean of its `top_k` best ("mean_top_k"; all of them where it has
+    fewer). Ties go to the id that sorts first. ``own`` is -inf: no photo stands for new_whale.
+    Queries are compared `block_size` at a time, which bounds the memory used.
+    """
+    blocks = _individual_score_blocks(query, catalogue, catalogue_ids, aggregate, top_k, block_size)
+    ids = next(blocks)
+    best = np.empty((len(query), N_CANDIDATES), np.int64)
+    top = np.empty((len(query), N_CANDIDATES), np.float32)
+    for begin, scores in blocks:
+        block = slice(begin, begin + len(scores))
+        best[block] = best_columns(scores, N_CANDIDATES)
         top[block] = np.take_along_axis(scores, best[block], axis=1)
-    return Candidates(grouped.ids[best].tolist(), top, np.full(len(query), -np.inf, np.float32))
+    return Candidates(ids[best].tolist(), top, np.full(len(query), -np.inf, np.float32))
+
+
+def individual_scores(query: np.ndarray, catalogue: np.ndarray, catalogue_ids: Sequence[str], *,
+                      aggregate: str = "max", top_k: int = 1, block_size: int = DEFAULT_BLOCK_SIZE
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Every known individual's score for every query, as `rank_catalogue` ranks them: the
+    sorted ids (I,) and the scores (Q, I) float32. What fusing with another method needs,
+    which may favour an individual this one ranks low."""
+    blocks = _individual_score_blocks(query, catalogue, catalogue_ids, aggregate, top_k, block_size)
+    ids = next(blocks)
+    scores = np.empty((len(query), len(ids)), np.float32)
+    for begin, block in blocks:
+        scores[begin:begin + len(block)] = block
+    return ids, scores
 
 
 def identify(query: np.ndarray, catalogue: np.ndarray, catalogue_ids: Sequence[str], threshold: float, *,

@@ -1,0 +1,334 @@
+"""Identification by local features: keypoint voting for a shortlist, then a geometric check.
+
+For each query photo (its keypoints from `local_features`):
+
+1. **Shortlist by voting.** Each query descriptor's `neighbours` nearest catalogue descriptors
+   are found in one approximate-nearest-neighbour index over the whole catalogue (faiss,
+   inverted lists: a query visits `nprobe` of about 4*sqrt(catalogue descriptors) lists, so its
+   cost grows with the square root of the catalogue, not with the number of photos). A
+   neighbour votes for its photo's individual with how much closer it is than the query
+   descriptor's next, (k+1)-th, neighbour (HotSpotter's LNBNN): a descriptor of water or
+   glare, alike in many individuals, has near neighbours everywhere and so votes little.
+   Each descriptor votes once per individual, with its best neighbour there.
+2. **Geometric verification.** The `shortlist` individuals with most votes are checked: for
+   each of its `photos_per_individual` photos with most votes, the query's descriptors are
+   matched to that photo's (nearest neighbour, Lowe's ratio test), and RANSAC fits one
+   transform (`similarity`, `affine` or `homography`) to the matches. The individual's score
+   is its best photo's number of inliers: matches that agree on where the pattern lies.
+   Chance matches rarely agree, so a low count says "no match" cleanly.
+
+Descriptors are compared as RootSIFT (the square root of the L1-normalised SIFT vector), whose
+Euclidean distance is the Hellinger kernel, better suited to histograms than plain SIFT's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from .ingest import NEW_WHALE
+from .local_features import read_feature_cache, unpack
+from .ranking import Candidates, answer_validation_and_test
+from .submission import N_ANSWERS
+from .tables import read_table, train_table, with_hashes
+
+log = logging.getLogger(__name__)
+
+TRANSFORMS = ("similarity", "affine", "homography")
+N_CANDIDATES = N_ANSWERS - 1
+# Below this many catalogue descriptors an exact search is as fast as inverted lists (whose
+# k-means needs some 39 points a list to train on) and needs no training.
+EXACT_SEARCH_BELOW = 50_000
+# Queries whose descriptors are searched at once: one faiss call keeps its threads busy.
+QUERY_BLOCK = 64
+# A fit needs this many matches to be tried at all (an affine fit needs 3, a homography 4).
+MIN_MATCHES = 4
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """`neighbours`: catalogue descriptors each query descriptor votes with; `shortlist`:
+    individuals verified per query; `photos_per_individual`: of each, the photos verified (most
+    votes first); `ratio`: Lowe's ratio test in verification; `transform`: the model RANSAC
+    fits; `reprojection_error`: how far (share of the image side) an inlier may land from
+    where the transform puts it; `nprobe`: inverted lists searched per descriptor."""
+
+    neighbours: int = 5
+    shortlist: int = 10
+    photos_per_individual: int = 3
+    ratio: float = 0.8
+    transform: str = "similarity"
+    reprojection_error: float = 0.02
+    nprobe: int = 16
+    ransac_iterations: int = 1000
+
+    def __post_init__(self):
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
+        for name in ("neighbours", "shortlist", "photos_per_individual", "nprobe", "ransac_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.ratio <= 1:
+            raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
+        if self.reprojection_error <= 0:
+            raise ValueError(f"reprojection_error must be positive, got {self.reprojection_error}")
+
+
+def root_sift(descriptors: np.ndarray) -> np.ndarray:
+    """RootSIFT of SIFT `descriptors` (n, 128): the square root of each L1-normalised row, as
+    float32 rows of unit L2 length (rows of zeros stay zeros)."""
+    x = np.asarray(descriptors, np.float32)
+    total = x.sum(axis=1, keepdims=True)
+    return np.sqrt(np.divide(x, total, out=np.zeros_like(x), where=total > 0))
+
+
+def count_inliers(query_xy: np.ndarray, query_descriptors: np.ndarray, photo_xy: np.ndarray,
+                  photo_descriptors: np.ndarray, settings: MatchSettings, image_size: int) -> int:
+    """How many of the ratio-test matches between two photos' keypoints (positions in pixels,
+    RootSIFT descriptors) agree on one `settings.transform` from query to photo, by RANSAC; 0
+    where there are too few matches for a fit."""
+    if len(query_descriptors) < 2 or len(photo_descriptors) < 2:
+        return 0
+    matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query_descriptors, photo_descriptors, k=2)
+    good = [pair[0] for pair in matches if len(pair) == 2 and pair[0].distance < settings.ratio * pair[1].distance]
+    if len(good) < MIN_MATCHES:
+        return 0
+    source = query_xy[[m.queryIdx for m in good]].astype(np.float32)
+    target = photo_xy[[m.trainIdx for m in good]].astype(np.float32)
+    tolerance = settings.reprojection_error * image_size
+    if settings.transform == "homography":
+        _, inliers = cv2.findHomography(source, target, cv2.RANSAC, tolerance, maxIters=settings.ransac_iterations)
+    elif settings.transform == "affine":
+        _, inliers = cv2.estimateAffine2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=tolerance,
+                                          maxIters=settings.ransac_iterations)
+    else:
+        _, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
+                                                 ransacReprojThreshold=tolerance,
+                                                 maxIters=settings.ransac_iterations)
+    return 0 if inliers is None else int(inliers.sum())
+
+
+def _descriptor_search(descriptors: np.ndarray, nprobe: int):
+    """A faiss index over `descriptors` (n, 128) float32: exact below `EXACT_SEARCH_BELOW`,
+    inverted lists (IVF-Flat, about 4*sqrt(n) of them, `nprobe` searched) above."""
+    import faiss  # only the matching jobs need it
+
+    dimensions = descriptors.shape[1]
+    if len(descriptors) < EXACT_SEARCH_BELOW:
+        index = faiss.IndexFlatL2(dimensions)
+    else:
+        n_lists = int(min(4 * math.sqrt(len(descriptors)), len(descriptors) // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dimensions), dimensions, n_lists)
+        # k-means on a sample: as good for the lists' centres as all of them, and much faster
+        rng = np.random.default_rng(0)
+        sample = descriptors[rng.choice(len(descriptors), min(len(descriptors), 256 * n_lists), replace=False)]
+        index.train(sample)
+        index.nprobe = min(nprobe, n_lists)
+    index.add(descriptors)
+    return index
+
+
+class LocalCatalogue:
+    """The catalogue's photos of known individuals, their keypoints and one descriptor index.
+
+    `features`: (N, slots) keypoint records of the catalogue photos (`local_features`); `ids`:
+    each photo's individual (new_whale photos are left out: they are of no one individual).
+    """
+
+    def __init__(self, features: np.ndarray, ids: Sequence[str], image_size: int, settings: MatchSettings):
+        ids = np.asarray(ids, dtype=str)
+        if len(ids) != len(features):
+            raise ValueError(f"{len(ids)} catalogue ids for {len(features)} photos' keypoints")
+        self.settings, self.image_size = settings, image_size
+        self.photos = np.flatnonzero(ids != NEW_WHALE)
+        self.individuals, self.individual_of_photo = np.unique(ids[self.photos], return_inverse=True)
+        if len(self.individuals) < N_CANDIDATES:
+            raise ValueError(f"the catalogue holds {len(self.individuals)} known individuals; five distinct "
+                             f"answers need at least {N_CANDIDATES}")
+        self.keypoints = [unpack(features[row]) for row in self.photos]
+        self.keypoints = [(xy, root_sift(descriptors)) for xy, descriptors in self.keypoints]
+        counts = np.array([len(xy) for xy, _ in self.keypoints])
+        if not counts.sum():
+            raise ValueError("no catalogue photo has keypoints: lower the contrast threshold or check the images")
+        self.photo_of_descriptor = np.repeat(np.arange(len(self.photos)), counts)
+        self.index = _descriptor_search(np.concatenate([d for _, d in self.keypoints]), settings.nprobe)
+        self.photos_of_individual = [np.flatnonzero(self.individual_of_photo == i)
+                                     for i in range(len(self.individuals))]
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def votes(self, distances: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """LNBNN votes (individuals,) and (photos,) of one query from its descriptors' squared
+        distances to and positions of their k+1 nearest catalogue descriptors (faiss's output)."""
+        k = neighbours.shape[1] - 1
+        distance = np.sqrt(np.maximum(distances, 0))
+        weight = np.maximum(distance[:, k:] - distance[:, :k], 0).ravel()
+        found = neighbours[:, :k].ravel()
+        valid = found >= 0
+        photo = self.photo_of_descriptor[np.where(valid, found, 0)]
+        weight = np.where(valid, weight, 0)
+        descriptor = np.repeat(np.arange(len(neighbours)), k)
+        photo_votes = _best_per_key(descriptor, photo, weight, len(self.photos))
+        individual_votes = _best_per_key(descriptor, self.individual_of_photo[photo], weight, len(self.individuals))
+        return individual_votes, photo_votes
+
+    def verify(self, query_xy: np.ndarray, query_descriptors: np.ndarray, individual_votes: np.ndarray,
+               photo_votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The shortlist of one query (individual positions, most votes first), their votes
+        and their inliers (best over the photos verified)."""
+        shortlist = np.argsort(-individual_votes, kind="stable")[:self.settings.shortlist]
+        inliers = np.zeros(len(shortlist), np.int64)
+        for position, individual in enumerate(shortlist):
+            photos = self.photos_of_individual[individual]
+            photos = photos[np.argsort(-photo_votes[photos], kind="stable")[:self.settings.photos_per_individual]]
+            for photo in photos:
+                xy, descriptors = self.keypoints[photo]
+                found = count_inliers(query_xy, query_descriptors, xy, descriptors, self.settings, self.image_size)
+                inliers[position] = max(inliers[position], found)
+        return shortlist, individual_votes[shortlist], inliers
+
+
+def _best_per_key(descriptor: np.ndarray, key: np.ndarray, weight: np.ndarray, n_keys: int) -> np.ndarray:
+    """Sum over descriptors of each descriptor's best `weight` per `key` (photo or individual):
+    a descriptor votes once for each key among its neighbours."""
+    best = np.zeros(n_keys, np.float64)
+    if not len(key):
+        return best
+    pair = descriptor.astype(np.int64) * n_keys + key
+    order = np.lexsort((-weight, pair))
+    first = np.r_[True, pair[order][1:] != pair[order][:-1]]
+    np.add.at(best, key[order][first], weight[order][first])
+    return best
+
+
+def _verify_block(catalogue: LocalCatalogue, queries: list[tuple[np.ndarray, np.ndarray]],
+                  votes: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    return [catalogue.verify(xy, descriptors, *vote) for (xy, descriptors), vote in zip(queries, votes)]
+
+
+def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, *, n_jobs: int = 1,
+                  progress=None) -> pd.DataFrame:
+    """Every query photo's shortlist: a long table (query: row of `query_features`, rank from
+    0, id, votes, inliers), ranked by inliers, then votes. Queries without keypoints get none.
+    Verification runs on `n_jobs` threads (OpenCV releases the GIL); `progress(done, total)`."""
+    settings = catalogue.settings
+    k = min(settings.neighbours, len(catalogue.photo_of_descriptor) - 1)
+    if k < 1:
+        raise ValueError("the catalogue holds fewer than two descriptors to vote with")
+    rows, n = [], len(query_features)
+    if progress:
+        progress(0, n)
+    with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
+        for start in range(0, n, QUERY_BLOCK):
+            queries = [unpack(row) for row in query_features[start:start + QUERY_BLOCK]]
+            queries = [(xy, root_sift(descriptors)) for xy, descriptors in queries]
+            counts = [len(xy) for xy, _ in queries]
+            votes = [(np.zeros(len(catalogue.individuals)), np.zeros(len(catalogue)))] * len(queries)
+            if sum(counts):
+                distances, neighbours = catalogue.index.search(np.concatenate([d for _, d in queries]), k + 1)
+                bounds = np.cumsum([0, *counts])
+                votes = [catalogue.votes(distances[a:b], neighbours[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+            with_keypoints = [i for i, c in enumerate(counts) if c]
+            parts = np.array_split(np.array(with_keypoints, int), max(1, min(n_jobs, len(with_keypoints))))
+            results = parallel(delayed(_verify_block)(catalogue, [queries[i] for i in part], [votes[i] for i in part])
+                               for part in parts if len(part))
+            for part, result in zip([p for p in parts if len(p)], results):
+                for i, (shortlist, individual_votes, inliers) in zip(part.tolist(), result):
+                    order = np.lexsort((-individual_votes, -inliers))
+                    rows.append(pd.DataFrame({"query": start + i, "rank": np.arange(len(order)),
+                                              "id": catalogue.individuals[shortlist[order]],
+                                              "votes": individual_votes[order], "inliers": inliers[order]}))
+            if progress:
+                progress(min(n, start + QUERY_BLOCK), n)
+    columns = {"query": int, "rank": int, "id": str, "votes": float, "inliers": int}
+    if not rows:
+        return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
+    return pd.concat(rows, ignore_index=True).sort_values(["query", "rank"], ignore_index=True)
+
+
+def shortlist_candidates(shortlists: pd.DataFrame, n_queries: int, fallback: Sequence[str]) -> Candidates:
+    """The `ranking.Candidates` of `n_queries` queries from their shortlists (`match_queries`):
+    the four best individuals by inliers, scored by inliers. A query with fewer than four
+    shortlisted (no keypoints, or a tiny catalogue) is filled from `fallback` (the catalogue's
+    commonest individuals) with score -1, below any threshold tried."""
+    ids = [[] for _ in range(n_queries)]
+    top = np.full((n_queries, N_CANDIDATES), -1.0)
+    for query, group in shortlists.sort_values(["query", "rank"]).groupby("query", sort=False):
+        chosen = group.head(N_CANDIDATES)
+        ids[int(query)] = chosen["id"].tolist()
+        top[int(query), :len(chosen)] = chosen["inliers"].to_numpy(float)
+    for row in ids:
+        for individual in fallback:
+            if len(row) == N_CANDIDATES:
+                break
+            if individual not in row:
+                row.append(individual)
+        if len(row) < N_CANDIDATES:
+            raise ValueError(f"fewer than {N_CANDIDATES} individuals to answer with")
+    return Candidates(ids, top, np.full(n_queries, -np.inf))
+
+
+def read_features(features_npy: str | Path, index_csv: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """A split's keypoint records (memory-mapped) and their index (row i names photo i)."""
+    features = read_feature_cache(str(features_npy))
+    index = read_table(index_csv)
+    if len(features) != len(index):
+        raise ValueError(f"{features_npy} holds keypoints of {len(features)} photos, but {index_csv} lists "
+                         f"{len(index)}: expected one row per photo")
+    return features, index
+
+
+def identify_splits(train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
+                    split_csv: str | Path, manifest_csv: str | Path, settings: MatchSettings, image_size: int,
+                    phash_distances: Sequence[int], thresholds: Sequence[float], *, n_jobs: int = 1,
+                    progress=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float, pd.DataFrame,
+                                            pd.DataFrame]:
+    """Validation and test answers (image, answers), the validation curve (max_distance,
+    threshold, map5, chosen), the chosen new_whale threshold (in inliers), and the validation
+    and test shortlists (image, rank, id, votes, inliers), which the `fused` method reads.
+
+    As for the embedding: validation photos are matched against the `fit` part of train, test
+    photos against all of it; duplicates of catalogue photos come first. `progress(label,
+    done, total)` is told how far each split's matching is.
+    """
+    train_features, _ = read_features(train_npy, train_index)
+    manifest = read_table(manifest_csv)
+    train = with_hashes(train_table(train_index, split_csv, len(train_features)), manifest, "train", manifest_csv)
+    fit = np.flatnonzero((train["subset"] == "fit").to_numpy())
+    validation_rows = np.flatnonzero((train["subset"] == "validation").to_numpy())
+    if not len(validation_rows):
+        raise ValueError(f"{split_csv} has no validation images to choose the new_whale threshold on")
+    validation = train.iloc[validation_rows]
+    test_features, test_table = read_features(test_npy, test_index)
+    test = with_hashes(test_table[["image"]], manifest, "test", manifest_csv)
+
+    def shortlists_of(catalogue_rows: np.ndarray, queries: np.ndarray, label: str) -> tuple[pd.DataFrame, Candidates]:
+        ids = train["id"].to_numpy()[catalogue_rows]
+        catalogue = LocalCatalogue(train_features[catalogue_rows], ids, image_size, settings)
+        log.info("%s: catalogue of %d photos of %d individuals, %d descriptors", label, len(catalogue),
+                 len(catalogue.individuals), len(catalogue.photo_of_descriptor))
+        found = match_queries(catalogue, queries, n_jobs=n_jobs,
+                              progress=(lambda done, total: progress(label, done, total)) if progress else None)
+        counts = pd.Series(ids[ids != NEW_WHALE]).value_counts()
+        commonest = sorted(counts.index, key=lambda individual: (-counts[individual], individual))
+        return found, shortlist_candidates(found, len(queries), commonest)
+
+    validation_found, validation_candidates = shortlists_of(fit, train_features[validation_rows], "validation")
+    test_found, test_candidates = shortlists_of(np.arange(len(train)), test_features, "test")
+    validation_answers, test_answers, curve, threshold = answer_validation_and_test(
+        validation, validation_candidates, train.iloc[fit], test, test_candidates, train, phash_distances,
+        thresholds, log)
+    named = []
+    for found, images in ((validation_found, validation["image"].to_numpy()), (test_found, test["image"].to_numpy())):
+        found = found.assign(image=images[found["query"].to_numpy()] if len(found) else [])
+        named.append(found[["image", "rank", "id", "votes", "inliers"]])
+    return validation_answers, test_answers, curve, threshold, named[0], named[1]
