@@ -30,6 +30,7 @@ benchmark: $(BIN)/.installed
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/preprocess.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/autoencoder.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/retrieval.py
+	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local_features.py
 
 clean:
 	rm -rf results resources .snakemake

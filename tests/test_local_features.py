@@ -23,7 +23,7 @@ from whaleid.ingest import NEW_WHALE
 from whaleid.local_features import (FeatureSettings, build_feature_cache, content_mask, extract_features,
                                     feature_dtype, feature_rows, read_feature_cache, unpack)
 from whaleid.local_matching import (LocalCatalogue, MatchSettings, _best_per_key, count_inliers, match_queries,
-                                    root_sift, shortlist_candidates)
+                                    ratio_matches, root_sift, shortlist_candidates)
 from whaleid.ranking import final_answers
 
 SIDE = 256
@@ -514,3 +514,27 @@ def test_root_sift_is_the_square_root_of_the_l1_normalised_descriptor():
     total = x.sum(axis=1, keepdims=True)
     expected = np.sqrt(np.divide(x, total, out=np.zeros_like(x), where=total > 0))
     np.testing.assert_allclose(root, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_ratio_matches_agree_with_opencvs_brute_force_matcher():
+    """The matrix-product ratio test gives OpenCV's BFMatcher matches, photo by photo, including
+    photos with too few descriptors to compare (no matches); the two may differ only where the
+    distances sit on the ratio's boundary, within float32 rounding."""
+    rng = np.random.default_rng(5)
+    query = root_sift(rng.integers(0, 60, (80, 128)))
+    photos = [root_sift(rng.integers(0, 60, (n, 128))) for n in (50, 1, 0, 120)]
+    near = query[:30] + 0.01 * rng.random((30, 128), dtype=np.float32)
+    photos[3][:30] = near / np.linalg.norm(near, axis=1, keepdims=True)  # true matches, of unit length as RootSIFT
+    for ratio in (0.8, 0.95):
+        found = ratio_matches(query, photos, ratio)
+        for photo, (rows, matched) in zip(photos, found):
+            expected = []
+            if len(photo) >= 2:
+                pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query, photo, k=2)
+                expected = [(p[0].queryIdx, p[0].trainIdx) for p in pairs if p[0].distance < ratio * p[1].distance]
+            differ = set(zip(rows.tolist(), matched.tolist())) ^ set(expected)
+            for row, _ in differ:
+                exact = np.sort(np.linalg.norm(photo.astype(np.float64) - query[row], axis=1))
+                assert abs(exact[0] - ratio * exact[1]) < 1e-4
+            assert len(differ) <= 1
+    assert len(ratio_matches(query, photos, 0.8)[3][0]) >= 30

@@ -81,3 +81,16 @@ def test_the_best_method_on_validation_is_chosen_the_first_listed_among_equals()
     assert best_method(SCORES, ["baseline"]) == "baseline"
     with pytest.raises(ValueError, match="no validation score for other"):
         best_method(SCORES, ["baseline", "other"])
+
+
+def test_stage_times_sum_each_rules_jobs_longest_first():
+    from whaleid.summary import stage_times
+
+    resources = pd.DataFrame({"job": ["embed/train", "embed/test", "baseline", "train_embedding"],
+                              "rule": ["embed", "embed", "baseline", "train_embedding"],
+                              "wall_s": [3.0, 2.0, 1.0, 4.0], "max_rss_mb": [1.0] * 4,
+                              "cpu_time_s": [2.0, 1.5, 0.5, 3.0]})
+    times = stage_times(resources)
+    assert times["rule"].tolist() == ["embed", "train_embedding", "baseline"]
+    assert times["jobs"].tolist() == [2, 1, 1]
+    assert times["wall_s"].tolist() == [5.0, 4.0, 1.0] and times["cpu_time_s"].tolist() == [3.5, 3.0, 0.5]

@@ -4,7 +4,7 @@ For each query photo (its keypoints from `local_features`):
 
 1. **Shortlist by voting.** Each query descriptor's `neighbours` nearest catalogue descriptors
    are found in one approximate-nearest-neighbour index over the whole catalogue (faiss,
-   inverted lists: a query visits `nprobe` of about 4*sqrt(catalogue descriptors) lists, so its
+   inverted lists: a query visits `nprobe` of about 2*sqrt(catalogue descriptors) lists, so its
    cost grows with the square root of the catalogue, not with the number of photos). A
    neighbour votes for its photo's individual with how much closer it is than the query
    descriptor's next, (k+1)-th, neighbour (HotSpotter's LNBNN): a descriptor of water or
@@ -47,6 +47,9 @@ N_CANDIDATES = N_ANSWERS - 1
 # Below this many catalogue descriptors an exact search is as fast as inverted lists (whose
 # k-means needs some 39 points a list to train on) and needs no training.
 EXACT_SEARCH_BELOW = 50_000
+# Inverted lists: LISTS_PER_ROOT * sqrt(descriptors) of them, their centres trained by k-means
+# on TRAIN_PER_LIST descriptors a list (faiss warns below 39).
+LISTS_PER_ROOT, TRAIN_PER_LIST = 2, 64
 # Queries whose descriptors are searched at once: one faiss call keeps its threads busy.
 QUERY_BLOCK = 64
 # A fit needs this many matches to be tried at all (an affine fit needs 3, a homography 4).
@@ -90,19 +93,48 @@ def root_sift(descriptors: np.ndarray) -> np.ndarray:
     return np.sqrt(np.divide(x, total, out=np.zeros_like(x), where=total > 0))
 
 
-def count_inliers(query_xy: np.ndarray, query_descriptors: np.ndarray, photo_xy: np.ndarray,
-                  photo_descriptors: np.ndarray, settings: MatchSettings, image_size: int) -> int:
-    """How many of the ratio-test matches between two photos' keypoints (positions in pixels,
-    RootSIFT descriptors) agree on one `settings.transform` from query to photo, by RANSAC; 0
-    where there are too few matches for a fit."""
-    if len(query_descriptors) < 2 or len(photo_descriptors) < 2:
+def ratio_matches(query_descriptors: np.ndarray, photos_descriptors: Sequence[np.ndarray], ratio: float
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Lowe's ratio-test matches of a query's RootSIFT descriptors to each photo's: for each
+    photo, (query rows, photo rows) of the query descriptors whose nearest photo descriptor is
+    nearer than `ratio` times the second nearest.
+
+    One matrix product against all the photos at once: descriptors are of unit length, so
+    distances follow from dot products, and BLAS, unlike a loop of pairwise matchers, keeps every
+    core busy and lets other threads run."""
+    query = np.asarray(query_descriptors, np.float32)
+    found = [(np.zeros(0, np.int64), np.zeros(0, np.int64))] * len(photos_descriptors)
+    # photos with fewer than two descriptors have no second nearest to compare with
+    usable = [i for i, d in enumerate(photos_descriptors) if len(d) >= 2]
+    if len(query) == 0 or not usable:
+        return found
+    counts = np.array([len(photos_descriptors[i]) for i in usable])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    similarities = query @ np.concatenate([photos_descriptors[i] for i in usable]).astype(np.float32, copy=False).T
+    # Each photo's nearest and second nearest, for all photos in a few whole-array passes.
+    best = np.maximum.reduceat(similarities, starts, axis=1)
+    photo_of_column = np.repeat(np.arange(len(usable)), counts)
+    columns = np.where(similarities >= best[:, photo_of_column], np.arange(similarities.shape[1]),
+                       similarities.shape[1])
+    nearest = np.minimum.reduceat(columns, starts, axis=1)  # the first of equals
+    rows = np.arange(len(query))[:, None]
+    similarities[rows, nearest] = -np.inf
+    second = np.maximum.reduceat(similarities, starts, axis=1)
+    # |a - b|^2 = 2 - 2 a.b for unit vectors (RootSIFT); rounding can take it just below 0
+    d1, d2 = np.sqrt(np.maximum(2 - 2 * best, 0)), np.sqrt(np.maximum(2 - 2 * second, 0))
+    good = d1 < ratio * d2
+    for k, photo in enumerate(usable):
+        matched = np.flatnonzero(good[:, k])
+        found[photo] = (matched, nearest[matched, k] - starts[k])
+    return found
+
+
+def fit_inliers(source: np.ndarray, target: np.ndarray, settings: MatchSettings, image_size: int) -> int:
+    """How many matched positions (`source` in the query to `target` in a photo, pixels) agree on
+    one `settings.transform`, by RANSAC; 0 where there are too few for a fit."""
+    if len(source) < MIN_MATCHES:
         return 0
-    matches = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query_descriptors, photo_descriptors, k=2)
-    good = [pair[0] for pair in matches if len(pair) == 2 and pair[0].distance < settings.ratio * pair[1].distance]
-    if len(good) < MIN_MATCHES:
-        return 0
-    source = query_xy[[m.queryIdx for m in good]].astype(np.float32)
-    target = photo_xy[[m.trainIdx for m in good]].astype(np.float32)
+    source, target = np.asarray(source, np.float32), np.asarray(target, np.float32)
     tolerance = settings.reprojection_error * image_size
     if settings.transform == "homography":
         _, inliers = cv2.findHomography(source, target, cv2.RANSAC, tolerance, maxIters=settings.ransac_iterations)
@@ -116,20 +148,30 @@ def count_inliers(query_xy: np.ndarray, query_descriptors: np.ndarray, photo_xy:
     return 0 if inliers is None else int(inliers.sum())
 
 
+def count_inliers(query_xy: np.ndarray, query_descriptors: np.ndarray, photo_xy: np.ndarray,
+                  photo_descriptors: np.ndarray, settings: MatchSettings, image_size: int) -> int:
+    """How many of the ratio-test matches between two photos' keypoints (positions in pixels,
+    RootSIFT descriptors) agree on one `settings.transform` from query to photo, by RANSAC; 0
+    where there are too few matches for a fit."""
+    (rows, matched), = ratio_matches(query_descriptors, [photo_descriptors], settings.ratio)
+    return fit_inliers(query_xy[rows], photo_xy[matched], settings, image_size)
+
+
 def _descriptor_search(descriptors: np.ndarray, nprobe: int):
     """A faiss index over `descriptors` (n, 128) float32: exact below `EXACT_SEARCH_BELOW`,
-    inverted lists (IVF-Flat, about 4*sqrt(n) of them, `nprobe` searched) above."""
+    inverted lists (IVF-Flat, about 2*sqrt(n) of them, `nprobe` searched) above."""
     import faiss  # only the matching jobs need it
 
     dimensions = descriptors.shape[1]
     if len(descriptors) < EXACT_SEARCH_BELOW:
         index = faiss.IndexFlatL2(dimensions)
     else:
-        n_lists = int(min(4 * math.sqrt(len(descriptors)), len(descriptors) // 39))
+        n_lists = int(min(LISTS_PER_ROOT * math.sqrt(len(descriptors)), len(descriptors) // 39))
         index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dimensions), dimensions, n_lists)
-        # k-means on a sample: as good for the lists' centres as all of them, and much faster
+        # k-means on a sample: enough for the lists' centres, and the build's longest step otherwise
         rng = np.random.default_rng(0)
-        sample = descriptors[rng.choice(len(descriptors), min(len(descriptors), 256 * n_lists), replace=False)]
+        sample = descriptors[rng.choice(len(descriptors), min(len(descriptors), TRAIN_PER_LIST * n_lists),
+                                        replace=False)]
         index.train(sample)
         index.nprobe = min(nprobe, n_lists)
     index.add(descriptors)
@@ -186,14 +228,17 @@ class LocalCatalogue:
         """The shortlist of one query (individual positions, most votes first), their votes
         and their inliers (best over the photos verified)."""
         shortlist = np.argsort(-individual_votes, kind="stable")[:self.settings.shortlist]
-        inliers = np.zeros(len(shortlist), np.int64)
+        checked = []  # (shortlist position, photo)
         for position, individual in enumerate(shortlist):
             photos = self.photos_of_individual[individual]
             photos = photos[np.argsort(-photo_votes[photos], kind="stable")[:self.settings.photos_per_individual]]
-            for photo in photos:
-                xy, descriptors = self.keypoints[photo]
-                found = count_inliers(query_xy, query_descriptors, xy, descriptors, self.settings, self.image_size)
-                inliers[position] = max(inliers[position], found)
+            checked += [(position, photo) for photo in photos]
+        matches = ratio_matches(query_descriptors, [self.keypoints[photo][1] for _, photo in checked],
+                                self.settings.ratio)
+        inliers = np.zeros(len(shortlist), np.int64)
+        for (position, photo), (rows, matched) in zip(checked, matches):
+            found = fit_inliers(query_xy[rows], self.keypoints[photo][0][matched], self.settings, self.image_size)
+            inliers[position] = max(inliers[position], found)
         return shortlist, individual_votes[shortlist], inliers
 
 

@@ -47,13 +47,27 @@ def format_comparison(table: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
+def stage_times(resources: pd.DataFrame) -> pd.DataFrame:
+    """Wall and CPU seconds of each rule, its jobs summed (from report/resources.csv: job, rule,
+    wall_s, max_rss_mb, cpu_time_s), longest first."""
+    totals = resources.groupby("rule", sort=False).agg(jobs=("job", "size"), wall_s=("wall_s", "sum"),
+                                                       cpu_time_s=("cpu_time_s", "sum"))
+    return totals.sort_values("wall_s", ascending=False, kind="stable").reset_index()
+
+
 def summarise(results_dir: str | Path) -> str:
     results_dir = Path(results_dir)
     comparison = comparison_table(pd.read_csv(results_dir / "scores.csv"))
     method = (results_dir / "submission_method.txt").read_text().strip()
-    return "\n".join([f"submission: {(results_dir / 'submission.csv').resolve()} (from {method})",
-                      "MAP@5 and top-1 accuracy by method, on the same validation split (and test where its "
-                      "truth is known):", format_comparison(comparison)])
+    lines = [f"submission: {(results_dir / 'submission.csv').resolve()} (from {method})",
+             "MAP@5 and top-1 accuracy by method, on the same validation split (and test where its "
+             "truth is known):", format_comparison(comparison)]
+    resources = results_dir / "report" / "resources.csv"
+    if resources.exists():
+        times = stage_times(pd.read_csv(resources))
+        lines += ["seconds by stage (wall and CPU, its jobs summed):",
+                  times.to_string(index=False, float_format=lambda v: f"{v:.1f}")]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
