@@ -130,10 +130,15 @@ def unpack(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fill_chunk(cache_path: str, partial_path: str, start: int, stop: int, settings: FeatureSettings) -> int:
-    # One OpenCV thread per worker: joblib already keeps every core busy.
+    # One OpenCV thread per worker: joblib already keeps every core busy. Put back after, for
+    # with one job this runs in the caller's process.
+    threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
-    squares = np.load(cache_path, mmap_mode="r")[start:stop]
-    write_rows(partial_path, start, feature_rows(squares, settings))
+    try:
+        squares = np.load(cache_path, mmap_mode="r")[start:stop]
+        write_rows(partial_path, start, feature_rows(squares, settings))
+    finally:
+        cv2.setNumThreads(threads)
     return start
 
 
