@@ -19,13 +19,10 @@ them dropped, so that verification runs on true matches. It prints the catalogue
 descriptor search and votes) and the rest (verification), and how often the first answer is the
 source photo's individual.
 
-`--features` defaults to 100, not the extractor's 500 (demo photos yield about 430), to keep
-the run within minutes: building the index is nearly all the inverted lists' k-means, about
-25 iterations x 256 training points a list x 4*sqrt(n) lists, 26 million flops a descriptor
-above a million of them. On this 2-core VM (shared, so slowed) 10,000 photos of 200 keypoints
-(2 million descriptors) took 12 minutes to index and 4 million over 15; 1 million take some 3
-to 6. The per-query times are therefore for photos of 100 keypoints; `--features 400` gives
-realistic ones, at the price of that build.
+`--features` (at most this many keypoints a catalogue photo) defaults to 400, about what real
+photos yield at the extractor's 500 (demo photos about 430). Building the index is mostly the
+inverted lists' k-means (`local_matching.LISTS_PER_ROOT`, `TRAIN_PER_LIST`): 66 s for 10,000
+such photos (3.7 million descriptors) on 2 cores.
 
 The last line is `query_ms_1k X query_ms_10k Y`: ms per query at the smaller and the larger
 catalogue size (1,000 and 10,000 photos by default).
@@ -221,7 +218,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=16, help="photos per build_feature_cache chunk")
     parser.add_argument("--catalogue-sizes", type=int, nargs=2, default=[1_000, 10_000], metavar=("SMALL", "LARGE"),
                         help="catalogue photos")
-    parser.add_argument("--features", type=int, default=100, help="at most this many keypoints a catalogue photo")
+    parser.add_argument("--features", type=int, default=400, help="at most this many keypoints a catalogue photo")
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=2, help="match_queries's n_jobs")
     parser.add_argument("--repeats", type=int, default=2,

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whaleid.fusion import choose_weight, fuse, local_score_matrix
+from whaleid.fusion import choose_weight, fuse, local_score_matrix, middle_of_best
 from whaleid.ranking import final_answers
 from whaleid.retrieval import individual_scores, normalise, rank_catalogue
 
@@ -102,3 +102,13 @@ def test_individual_scores_rank_as_rank_catalogue_does():
     photos_of_w3 = [i for i, name in enumerate(ids) if name == "w_3"]
     _, best_photo = individual_scores(query, catalogue, ids)
     np.testing.assert_allclose(best_photo[:, 3], similarities[:, photos_of_w3].max(axis=1), rtol=1e-5)
+
+
+def test_a_plateau_of_equal_scores_gives_its_middle_weight():
+    assert middle_of_best([0.5, 0.9, 0.7]) == 1
+    assert middle_of_best([0.92, 0.94, 1.0, 1.0, 1.0, 1.0, 1.0]) == 4
+    assert middle_of_best([1.0, 1.0, 1.0, 1.0, 0.9]) == 1  # the lower middle of an even run
+    assert middle_of_best([1.0, 0.9, 1.0, 1.0, 1.0, 0.8]) == 3  # the longest run of the best
+    assert middle_of_best([1.0, 0.9, 1.0]) == 0  # runs of one: the first
+    with pytest.raises(ValueError):
+        middle_of_best([])

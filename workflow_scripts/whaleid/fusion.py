@@ -90,7 +90,7 @@ def choose_weight(validation: pd.DataFrame, validation_local: np.ndarray, valida
                   weights: Sequence[float], phash_distances: Sequence[int], thresholds: Sequence[float], logger=None
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, float, float]:
     """The weight, duplicate distance and new_whale threshold with the best validation MAP@5
-    together (the first weight of equals, in the order given), as
+    together (among equal weights the `middle_of_best`, in the order given), as
     `ranking.answer_validation_and_test` chooses the last two for each weight.
 
     `validation_*` score the validation photos against the `fit` catalogue (columns in the
@@ -107,7 +107,7 @@ def choose_weight(validation: pd.DataFrame, validation_local: np.ndarray, valida
             validation, candidates, fit, test.iloc[:0], _no_candidates(), train, phash_distances, thresholds)
         tried.append((float(weight), float(curve.loc[curve["chosen"], "map5"].iloc[0]), threshold))
     table = pd.DataFrame(tried, columns=["weight", "map5", "threshold"])
-    best = int(np.argmax(table["map5"].to_numpy()))
+    best = middle_of_best(table["map5"].to_numpy())
     table["chosen"] = table.index == best
     weight = float(table.loc[best, "weight"])
     validation_answers, test_answers, curve, threshold = answer_validation_and_test(
@@ -117,6 +117,27 @@ def choose_weight(validation: pd.DataFrame, validation_local: np.ndarray, valida
         logger.info("fusion weight %g (of %s), new_whale threshold %g: validation MAP@5 %.4f", weight,
                     ", ".join(f"{w:g}" for w in weights), threshold, table.loc[best, "map5"])
     return validation_answers, test_answers, curve, table, weight, threshold
+
+
+def middle_of_best(scores: Sequence[float]) -> int:
+    """The position of the best score; where several share it, the middle of the longest run of
+    them (the first run of equals, the lower middle of an even run).
+
+    A small validation split often scores a whole range of weights perfectly: the middle of
+    that plateau is the choice furthest from where the score drops, the first is at its edge."""
+    scores = np.asarray(scores, dtype=float)
+    if not len(scores):
+        raise ValueError("no scores to choose from")
+    top = scores == scores.max()
+    runs, start = [], None
+    for i, is_top in enumerate([*top.tolist(), False]):
+        if is_top and start is None:
+            start = i
+        elif not is_top and start is not None:
+            runs.append((start, i))
+            start = None
+    first, stop = max(runs, key=lambda run: run[1] - run[0])
+    return first + (stop - first - 1) // 2
 
 
 def _read_shortlists(path: str | Path) -> pd.DataFrame:
