@@ -202,8 +202,10 @@ class LocalCatalogue:
             raise ValueError("no catalogue photo has keypoints: lower the contrast threshold or check the images")
         self.photo_of_descriptor = np.repeat(np.arange(len(self.photos)), counts)
         self.index = _descriptor_search(np.concatenate([d for _, d in self.keypoints]), settings.nprobe)
-        self.photos_of_individual = [np.flatnonzero(self.individual_of_photo == i)
-                                     for i in range(len(self.individuals))]
+        # each individual's photos, in catalogue order: one sort, not a scan per individual
+        by_individual = np.argsort(self.individual_of_photo, kind="stable")
+        counts_of_individual = np.bincount(self.individual_of_photo, minlength=len(self.individuals))
+        self.photos_of_individual = np.split(by_individual, np.cumsum(counts_of_individual)[:-1])
 
     def __len__(self) -> int:
         return len(self.photos)
