@@ -17,7 +17,7 @@ import pandas as pd
 
 from .ranking import answer_validation_and_test
 from .retrieval import add_to_catalogue, rank_catalogue
-from .tables import read_table, train_table, with_hashes
+from .tables import fit_and_validation, read_table, with_hashes
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,8 @@ def identify_splits(train_npy: str | Path, train_index: str | Path, test_npy: st
     """
     train_embeddings, _ = read_embeddings(train_npy, train_index)
     manifest = read_table(manifest_csv)
-    train = with_hashes(train_table(train_index, split_csv, len(train_embeddings)), manifest, "train", manifest_csv)
-    fit = (train["subset"] == "fit").to_numpy()
-    validation_rows = np.flatnonzero((train["subset"] == "validation").to_numpy())
-    if not len(validation_rows):
-        raise ValueError(f"{split_csv} has no validation images to choose the new_whale threshold on")
+    train, fit, validation_rows = fit_and_validation(train_index, split_csv, manifest, manifest_csv,
+                                                     len(train_embeddings))
     validation = train.iloc[validation_rows]
 
     candidates = rank_catalogue(train_embeddings[validation_rows], train_embeddings[fit], train["id"][fit].tolist(),

@@ -44,7 +44,7 @@ from .pretrained import (IMAGENET_BACKBONES, MissingWeightsError, backbone_side,
                          imagenet_weights, keras_models_dir, placement_advice)
 from .ranking import Candidates, Duplicates, insert_new_whale
 from .submission import N_ANSWERS
-from .tables import read_table, train_table, with_hashes
+from .tables import fit_and_validation, read_table, train_table, with_hashes
 from .training import (ArrayRows, BestWeights, build_scope, check_model_path, file_identity, final_history,
                        finish_training, fit_resumably, prepare_backup, row_batches, settings_key)
 
@@ -571,13 +571,9 @@ def predict_classifier(model_path: str | Path, labels_path: str | Path, train_ar
     if model.output.shape[-1] != len(class_ids):
         raise ValueError(f"{model_path} has {model.output.shape[-1]} classes but {labels_path} lists {len(class_ids)}")
     manifest = read_table(manifest_csv)
-    train = with_hashes(train_table(train_index, split_csv, len(np.load(train_array, mmap_mode="r"))),
-                        manifest, "train", manifest_csv)
-    fit = train[train["subset"] == "fit"]
-    validation_rows = np.flatnonzero((train["subset"] == "validation").to_numpy())
-    validation = train.iloc[validation_rows]
-    if not len(validation):
-        raise ValueError(f"{split_csv} has no validation images to choose the new_whale threshold on")
+    train, fit_rows, validation_rows = fit_and_validation(train_index, split_csv, manifest, manifest_csv,
+                                                          len(np.load(train_array, mmap_mode="r")))
+    fit, validation = train[fit_rows], train.iloc[validation_rows]
 
     candidates = rank_candidates(predict_probabilities(model, train_array, validation_rows, batch_size), class_ids)
     test = with_hashes(read_table(test_index)[["image"]], manifest, "test", manifest_csv)

@@ -29,7 +29,7 @@ import pandas as pd
 from .catalogue import read_embeddings
 from .ranking import Candidates, answer_validation_and_test
 from .retrieval import N_CANDIDATES, best_columns, individual_scores
-from .tables import read_table, train_table, with_hashes
+from .tables import fit_and_validation, read_table, with_hashes
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +158,8 @@ def fuse_splits(validation_shortlists_csv: str | Path, test_shortlists_csv: str 
     part of train, test photos against all of it, by both methods alike."""
     train_embeddings, _ = read_embeddings(train_npy, train_index)
     manifest = read_table(manifest_csv)
-    train = with_hashes(train_table(train_index, split_csv, len(train_embeddings)), manifest, "train", manifest_csv)
-    fit = (train["subset"] == "fit").to_numpy()
-    validation_rows = np.flatnonzero((train["subset"] == "validation").to_numpy())
-    if not len(validation_rows):
-        raise ValueError(f"{split_csv} has no validation images to choose the weight and threshold on")
+    train, fit, validation_rows = fit_and_validation(train_index, split_csv, manifest, manifest_csv,
+                                                     len(train_embeddings))
     validation = train.iloc[validation_rows]
     test_embeddings, test_table = read_embeddings(test_npy, test_index)
     test = with_hashes(test_table[["image"]], manifest, "test", manifest_csv)

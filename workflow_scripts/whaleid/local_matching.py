@@ -38,7 +38,7 @@ from .ingest import NEW_WHALE
 from .local_features import read_feature_cache, unpack
 from .ranking import Candidates, answer_validation_and_test
 from .submission import N_ANSWERS
-from .tables import read_table, train_table, with_hashes
+from .tables import fit_and_validation, read_table, with_hashes
 
 log = logging.getLogger(__name__)
 
@@ -349,11 +349,9 @@ def identify_splits(train_npy: str | Path, train_index: str | Path, test_npy: st
     """
     train_features, _ = read_features(train_npy, train_index)
     manifest = read_table(manifest_csv)
-    train = with_hashes(train_table(train_index, split_csv, len(train_features)), manifest, "train", manifest_csv)
-    fit = np.flatnonzero((train["subset"] == "fit").to_numpy())
-    validation_rows = np.flatnonzero((train["subset"] == "validation").to_numpy())
-    if not len(validation_rows):
-        raise ValueError(f"{split_csv} has no validation images to choose the new_whale threshold on")
+    train, fit, validation_rows = fit_and_validation(train_index, split_csv, manifest, manifest_csv,
+                                                     len(train_features))
+    fit = np.flatnonzero(fit)
     validation = train.iloc[validation_rows]
     test_features, test_table = read_features(test_npy, test_index)
     test = with_hashes(test_table[["image"]], manifest, "test", manifest_csv)

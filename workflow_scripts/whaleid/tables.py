@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -39,3 +40,16 @@ def with_hashes(table: pd.DataFrame, manifest: pd.DataFrame, split: str, manifes
     if missing:
         raise ValueError(f"{len(missing)} {split} images are not in {manifest_csv}, e.g. {missing[:3]}")
     return table
+
+
+def fit_and_validation(index_csv: str | Path, split_csv: str | Path, manifest: pd.DataFrame,
+                       manifest_csv: str | Path, n_rows: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The rows of a train array (`train_table`, with hashes from the `manifest`), which of
+    them are `fit` photos (a boolean mask) and the positions of the validation photos, on which
+    every method chooses its settings: a split without any raises ValueError."""
+    train = with_hashes(train_table(index_csv, split_csv, n_rows), manifest, "train", manifest_csv)
+    fit = (train["subset"] == "fit").to_numpy()
+    validation_rows = np.flatnonzero((train["subset"] == "validation").to_numpy())
+    if not len(validation_rows):
+        raise ValueError(f"{split_csv} has no validation images to choose the new_whale threshold on")
+    return train, fit, validation_rows
