@@ -35,11 +35,11 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 import pandas as pd
+from timing import best_seconds
 
 from whaleid.demo_data import generate_demo_dataset
 from whaleid.local_features import DESCRIPTOR_SIZE, FeatureSettings, build_feature_cache, unpack
@@ -49,16 +49,6 @@ from whaleid.preprocess import preprocess_file
 
 # OpenCV's SIFT descriptor: a 4x4 grid of cells, 8 orientation bins each, cell-major.
 GRID, BINS = 4, 8
-
-
-def best_seconds(run: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """The shortest of `repeats` runs (this VM's speed swings) and the last run's result."""
-    fastest, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest, result
 
 
 def demo_squares(folder: Path, n_images: int, side: int, seed: int) -> Path:

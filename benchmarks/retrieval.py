@@ -14,10 +14,9 @@ must give the same candidates. The last line is `speedup_vs_naive_max X speedup_
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Callable
 
 import numpy as np
+from timing import best_seconds
 
 from whaleid.retrieval import N_CANDIDATES, normalise, rank_catalogue
 
@@ -49,16 +48,6 @@ def naive_rank(query: np.ndarray, catalogue: np.ndarray, ids: list[str], aggrega
         scores[:, column] = own[:, :k].mean(axis=1)
     best = np.argsort(-scores, axis=1, kind="stable")[:, :N_CANDIDATES]
     return individuals[best].tolist()
-
-
-def best_seconds(run: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """The shortest of `repeats` runs (this VM's speed swings) and the last run's result."""
-    fastest, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest, result
 
 
 def main() -> None:
