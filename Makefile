@@ -5,6 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# pytest-xdist workers for `make test`: two, for a 2-core machine, most tests being one-threaded.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint benchmark clean
 
@@ -15,13 +17,15 @@ $(BIN)/.installed: requirements.txt
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/snakemake --cores $(CORES) --configfile presets/demo.yaml
-	$(BIN)/snakemake --cores $(CORES) --configfile presets/demo.yaml --report results/report.html
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/cpu.yaml presets/demo.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile presets/cpu.yaml presets/demo.yaml --report results/report.html
 	@PYTHONPATH=workflow_scripts $(BIN)/python -m whaleid.summary results
 	@echo "report: $(abspath results/report.html)"
 
+# The browser tests need Debian's chromium: installed first where this machine can (root, apt-get).
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	tests/install_chromium.sh
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(BIN)/.installed
 	$(BIN)/snakemake --lint
@@ -29,8 +33,8 @@ lint: $(BIN)/.installed
 benchmark: $(BIN)/.installed
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/preprocess.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/autoencoder.py
-	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/retrieval.py
-	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local_features.py
+	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/metric_learning_retrieval.py
+	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local.py
 
 clean:
 	rm -rf results resources .snakemake

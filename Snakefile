@@ -27,9 +27,8 @@ include: "rules/validation.smk"
 include: "rules/baseline.smk"
 include: "rules/classifier.smk"
 include: "rules/metric_learning.smk"
-include: "rules/local_features.smk"
-include: "rules/fusion.smk"
-include: "rules/gallery.smk"
+include: "rules/local.smk"
+include: "rules/fused.smk"
 include: "rules/submission.smk"
 include: "rules/report.smk"
 
@@ -40,14 +39,13 @@ localrules:
     all,
     demo_dataset,
     validation_split,
-    baseline,
-    identify_by_retrieval,
-    fuse_rankings,
+    baseline_identify,
+    metric_learning_identify,
+    fused_identify,
     submission,
     score,
     collect_scores,
     chosen_submission,
-    candidate_gallery,
     stage_weights,
 
 

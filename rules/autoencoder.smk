@@ -2,7 +2,7 @@
 # then its encoder turns every image into a code (224x224x3 at the default 896) for the classifier.
 
 
-rule train_autoencoder:
+rule autoencoder_train:
     input:
         caches=expand(f"{R}/preprocess/{{split}}.npy", split=SPLITS),
     output:
@@ -14,44 +14,38 @@ rule train_autoencoder:
             caption="../report/reconstructions.rst",
         ),
     log:
-        f"{R}/logs/train_autoencoder.log",
+        f"{R}/logs/autoencoder_train.log",
     benchmark:
-        f"{R}/benchmarks/train_autoencoder.tsv"
+        f"{R}/benchmarks/autoencoder_train.tsv"
     params:
+        job=tensorflow_job("autoencoder"),
         # Not an output: Snakemake deletes a failed job's outputs, and the backup must survive
         # a killed job for the rerun to resume from its last finished epoch.
-        backup_dir=f"{R}/autoencoder_backup",
-        epochs=config["autoencoder"]["epochs"],
-        batch_size=config["autoencoder"]["batch_size"],
-        learning_rate=config["autoencoder"]["learning_rate"],
-        optimizer=config["autoencoder"]["optimizer"],
-        validation_fraction=config["autoencoder"]["validation_fraction"],
-        augment=config["autoencoder"]["augment"],
-        flip=config["autoencoder"]["flip"],
-        mixed_precision=config["autoencoder"]["mixed_precision"],
-        seed=config["autoencoder"]["seed"],
+        backup_dir=f"{R}/autoencoder/backup",
+        settings=stage_settings(settings.AutoencoderSettings),
     threads: config["autoencoder"]["threads"]
     resources:
         gpu=config["autoencoder"]["gpus"],
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/train_autoencoder.py"
+        "../workflow_scripts/autoencoder_train.py"
 
 
-rule encode:
+rule autoencoder_encode:
     input:
         model=f"{R}/autoencoder/model.keras",
         cache=f"{R}/preprocess/{{split}}.npy",
         index=f"{R}/preprocess/{{split}}.csv",
     output:
-        codes=f"{R}/codes/{{split}}.npy",
-        index=f"{R}/codes/{{split}}.csv",
+        codes=f"{R}/autoencoder/codes/{{split}}.npy",
+        index=f"{R}/autoencoder/codes/{{split}}.csv",
     log:
-        f"{R}/logs/encode/{{split}}.log",
+        f"{R}/logs/autoencoder_encode/{{split}}.log",
     benchmark:
-        f"{R}/benchmarks/encode/{{split}}.tsv"
+        f"{R}/benchmarks/autoencoder_encode/{{split}}.tsv"
     params:
+        job=tensorflow_job("autoencoder"),
         batch_size=config["encode"]["batch_size"],
         chunk_size=config["encode"]["chunk_size"],
     threads: config["autoencoder"]["threads"]
@@ -60,4 +54,4 @@ rule encode:
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/encode.py"
+        "../workflow_scripts/autoencoder_encode.py"

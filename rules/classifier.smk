@@ -2,10 +2,10 @@
 # head over the individuals, trained on the autoencoder's codes (or the preprocessed images).
 
 
-rule train_classifier:
+rule classifier_train:
     input:
-        array=classifier_input("train", "npy"),
-        index=classifier_input("train", "csv"),
+        array=model_input("classifier", "train", "npy"),
+        index=model_input("classifier", "train", "csv"),
         split=f"{R}/validation/split.csv",
         weights=weights_input("classifier"),
         # weights: imagenet: the file rule stage_weights put in keras_home on the submit host
@@ -15,60 +15,42 @@ rule train_classifier:
         labels=f"{R}/classifier/labels.json",
         history=f"{R}/classifier/history.csv",
     log:
-        f"{R}/logs/train_classifier.log",
+        f"{R}/logs/classifier_train.log",
     benchmark:
-        f"{R}/benchmarks/train_classifier.tsv"
+        f"{R}/benchmarks/classifier_train.tsv"
     params:
+        job=tensorflow_job("classifier"),
         # Outside the outputs, which Snakemake deletes when a job fails: a rerun resumes from it.
-        backup_dir=f"{R}/classifier_backup",
-        backbone=config["classifier"]["backbone"],
-        weights=config["classifier"]["weights"],
+        backup_dir=f"{R}/classifier/backup",
         keras_home=keras_home_param,
-        input_kind=config["classifier"]["input"],
-        input_size=config["classifier"]["input_size"],
-        head_epochs=config["classifier"]["head_epochs"],
-        head_learning_rate=config["classifier"]["head_learning_rate"],
-        fine_tune_epochs=config["classifier"]["fine_tune_epochs"],
-        fine_tune_learning_rate=config["classifier"]["fine_tune_learning_rate"],
-        fine_tune_layers=config["classifier"]["fine_tune_layers"],
-        batch_size=config["classifier"]["batch_size"],
-        dropout=config["classifier"]["dropout"],
-        class_weights=config["classifier"]["class_weights"],
-        effective_beta=config["classifier"]["effective_beta"],
-        new_whale=config["classifier"]["new_whale"],
-        augment=config["classifier"]["augment"],
-        flip=config["classifier"]["flip"],
-        thresholds=config["classifier"]["new_whale_thresholds"],
-        mixed_precision=config["classifier"]["mixed_precision"],
-        seed=config["classifier"]["seed"],
+        settings=stage_settings(settings.ClassifierSettings),
     threads: config["classifier"]["threads"]
     resources:
         gpu=config["classifier"]["gpus"],
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/train_classifier.py"
+        "../workflow_scripts/classifier_train.py"
 
 
-rule predict_classifier:
+rule classifier_identify:
     input:
         model=f"{R}/classifier/model.keras",
         labels=f"{R}/classifier/labels.json",
-        train_array=classifier_input("train", "npy"),
-        train_index=classifier_input("train", "csv"),
-        test_array=classifier_input("test", "npy"),
-        test_index=classifier_input("test", "csv"),
+        train_array=model_input("classifier", "train", "npy"),
+        train_index=model_input("classifier", "train", "csv"),
+        test_array=model_input("classifier", "test", "npy"),
+        test_index=model_input("classifier", "test", "csv"),
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
     output:
-        validation=f"{R}/predictions/classifier/validation.csv",
-        test=f"{R}/predictions/classifier/test.csv",
-        threshold_curve=f"{R}/classifier/new_whale_threshold.csv",
+        **identification_output("classifier"),
     log:
-        f"{R}/logs/predict_classifier.log",
+        f"{R}/logs/classifier_identify.log",
     benchmark:
-        f"{R}/benchmarks/predict_classifier.tsv"
+        f"{R}/benchmarks/classifier_identify.tsv"
     params:
+        job=tensorflow_job("classifier"),
         # duplicates take first place, up to a pHash distance chosen with the threshold
         phash_distances=duplicate_distances(),
         thresholds=config["classifier"]["new_whale_thresholds"],
@@ -79,4 +61,4 @@ rule predict_classifier:
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/predict_classifier.py"
+        "../workflow_scripts/classifier_identify.py"

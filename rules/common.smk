@@ -15,6 +15,8 @@ DATA = os.path.normpath(config["data_dir"])
 R = os.path.normpath(config["results_dir"])
 USING_DEMO = DATA == DEMO_DIR
 SPLITS = ["train", "test"]
+# One name per method: its rules/<method>.smk, rules <method>_<step>, results/<method>/.
+METHODS = ["baseline", "classifier", "metric_learning", "local", "fused"]
 
 if config["submit"] not in ["best", *config["methods"]]:
     raise WorkflowError(
@@ -62,16 +64,25 @@ def sample_submission_input():
     return [path] if USING_DEMO or os.path.exists(path) else []
 
 
-def classifier_input(split, kind):
-    """The classifier's input array (`npy`) or its index (`csv`): codes or preprocessed images."""
-    stage = "codes" if config["classifier"]["input"] == "codes" else "preprocess"
-    return f"{R}/{stage}/{split}.{kind}"
+def model_input(method, split, kind):
+    """The input array (`npy`) or its index (`csv`) of `method`'s model (classifier or
+    metric_learning): the autoencoder's codes or the preprocessed images, as its `input` says."""
+    folder = "autoencoder/codes" if config[method]["input"] == "codes" else "preprocess"
+    return f"{R}/{folder}/{split}.{kind}"
 
 
-def metric_learning_input(split, kind):
-    """The embedding's input array (`npy`) or its index (`csv`): preprocessed images or codes."""
-    stage = "codes" if config["metric_learning"]["input"] == "codes" else "preprocess"
-    return f"{R}/{stage}/{split}.{kind}"
+def predictions(method, split):
+    """Where `method` writes its answers for the validation or test photos."""
+    return f"{R}/{method}/predictions/{split}.csv"
+
+
+def identification_output(method):
+    """What every method's <method>_identify writes: its answers for both splits, and the
+    curve of validation MAP@5 that its setting (the new_whale threshold; the baseline's pHash
+    distance) was chosen on."""
+    curve = "phash_threshold.csv" if method == "baseline" else "new_whale_threshold.csv"
+    return {"validation": predictions(method, "validation"), "test": predictions(method, "test"),
+            "threshold_curve": f"{R}/{method}/{curve}"}
 
 
 def weights_input(section):
@@ -80,11 +91,25 @@ def weights_input(section):
     return [] if weights.lower() in ("imagenet", "none") else [weights]
 
 
-# Which ImageNet weights file a backbone reads. whaleid.pretrained is the one module of the
-# package imported here: standard library only (tests/test_weights.py checks), so `snakemake -n`
-# stays fast.
+# Which ImageNet weights file a backbone reads, and each stage's settings. whaleid.pretrained
+# and whaleid.settings are the modules of the package imported here: standard library only
+# (tests/test_weights.py checks), so `snakemake -n` stays fast.
 sys.path.append(os.path.join(workflow.basedir, "workflow_scripts"))
 import whaleid.pretrained as pretrained
+import whaleid.settings as settings
+
+
+def stage_settings(kind):
+    """A rule's params for the stage whose settings are `kind` (a whaleid.settings dataclass):
+    the values of exactly the config keys it reads, so that a change to any of them, and only
+    to those, reruns it. Checked now: a wrong combination fails before any job runs."""
+    values = {key: config[kind.SECTION][key] for key in kind.keys()}
+    try:
+        kind(**values)
+    except ValueError as error:
+        raise WorkflowError(f"config: {kind.SECTION}: {error}")
+    return values
+
 KERAS_HOME = os.path.normpath(config["keras_home"])
 if os.path.commonpath([os.path.abspath(KERAS_HOME), os.path.abspath(DATA)]) == os.path.abspath(DATA):
     raise WorkflowError(
@@ -93,16 +118,16 @@ if os.path.commonpath([os.path.abspath(KERAS_HOME), os.path.abspath(DATA)]) == o
 
 
 def imagenet_backbone(section):
-    """(backbone, side it sees) where train_<section> starts from ImageNet weights, else None:
+    """(backbone, side it sees) where <section>_train starts from ImageNet weights, else None:
     its method is not run, its weights are not `imagenet`, or its backbone has none (compact,
     which the script then refuses, saying why). The side is worked out as the scripts do."""
-    settings = config[section]
-    if section not in config["methods"] or str(settings["weights"]).lower() != "imagenet":
+    stage = config[section]
+    if section not in config["methods"] or str(stage["weights"]).lower() != "imagenet":
         return None
-    if settings["backbone"] not in pretrained.IMAGENET_BACKBONES:
+    if stage["backbone"] not in pretrained.IMAGENET_BACKBONES:
         return None
-    input_side = pretrained.array_side(settings["input"], config["preprocess"]["size"])
-    return settings["backbone"], pretrained.backbone_side(input_side, settings["input_size"])
+    input_side = pretrained.array_side(stage["input"], config["preprocess"]["size"])
+    return stage["backbone"], pretrained.backbone_side(input_side, stage["input_size"])
 
 
 def staged_file(backbone, side):
@@ -122,10 +147,17 @@ def staged_weights():
 
 
 def staged_weights_input(section):
-    """The staged ImageNet weights file train_<section> reads (an input, so it is staged first),
+    """The staged ImageNet weights file <section>_train reads (an input, so it is staged first),
     or none."""
     wanted = imagenet_backbone(section)
     return [staged_file(*wanted)] if wanted else []
+
+
+def tensorflow_job(section):
+    """How a TensorFlow job of `section` (its config.yaml section) computes: on its configured
+    `threads`, not on the cores Snakemake hands it on this machine (a reduction split over other
+    threads sums in another order), and `reproducible` or not (whaleid.devices.start_tensorflow_job)."""
+    return {"threads": config[section]["threads"], "reproducible": config["reproducible"]}
 
 
 def keras_home_param(wildcards, input):
@@ -150,7 +182,8 @@ def catalogue_additions_input(name):
 
 
 def catalogue_additions_output():
-    return [f"{R}/catalogue/additions.npy", f"{R}/catalogue/additions.csv"] if ADDITIONS else []
+    """The embeddings and index of the photos added to the catalogue (none when there are none)."""
+    return [f"{R}/metric_learning/additions/embeddings.npy", f"{R}/metric_learning/additions/index.csv"] if ADDITIONS else []
 
 
 def duplicate_distances():
@@ -158,15 +191,6 @@ def duplicate_distances():
     method choosing its own on validation, or the one distance set in the config."""
     distance = config["baseline"]["phash_max_distance"]
     return config["baseline"]["phash_max_distance_candidates"] if distance == "auto" else [distance]
-
-
-# The grid itself is made by the scripts (whaleid.ranking.threshold_grid); a wrong one fails now.
-SIMILARITY_GRID = config["metric_learning"]["new_whale_thresholds"]
-if SIMILARITY_GRID["stop"] < SIMILARITY_GRID["start"]:
-    raise WorkflowError(
-        f"metric_learning.new_whale_thresholds: stop {SIMILARITY_GRID['stop']} is below start "
-        f"{SIMILARITY_GRID['start']}"
-    )
 
 
 def uses_codes():
@@ -182,7 +206,7 @@ def trained_models():
 
 
 def report_figures():
-    """The report's figures and tables (rules in report.smk and gallery.smk), but the resources
+    """The report's figures and tables (rules in report.smk), but the resources
     per job: the data; preprocessing examples where a model runs (so the cache is made anyway);
     each trained model's training curves; each method's threshold curve; the candidate gallery."""
     figures = [f"{R}/report/dataset.png", f"{R}/report/dataset.csv"]
@@ -201,7 +225,7 @@ REPORT_RESOURCES = [f"{R}/report/resources.csv", f"{R}/report/resources.png"]
 
 def get_final_output():
     outputs = [f"{R}/scores.csv", f"{R}/submission.csv"]
-    outputs += expand(f"{R}/submissions/{{method}}.csv", method=config["methods"])
+    outputs += expand(f"{R}/{{method}}/submission.csv", method=config["methods"])
     outputs.append(f"{R}/comparison.csv")
     # The autoencoder's picture of what it learned, wherever a method reads its codes.
     if uses_codes():
@@ -211,4 +235,4 @@ def get_final_output():
 
 wildcard_constraints:
     split="|".join(SPLITS),
-    method="[a-z_]+",
+    method="|".join(METHODS),

@@ -2,10 +2,10 @@
 # answered by its nearest individuals in the catalogue, new_whale where none is near enough.
 
 
-rule train_embedding:
+rule metric_learning_train:
     input:
-        array=metric_learning_input("train", "npy"),
-        index=metric_learning_input("train", "csv"),
+        array=model_input("metric_learning", "train", "npy"),
+        index=model_input("metric_learning", "train", "csv"),
         split=f"{R}/validation/split.csv",
         weights=weights_input("metric_learning"),
         # weights: imagenet: the file rule stage_weights put in keras_home on the submit host
@@ -14,57 +14,38 @@ rule train_embedding:
         model=f"{R}/metric_learning/model.keras",
         history=f"{R}/metric_learning/history.csv",
     log:
-        f"{R}/logs/train_embedding.log",
+        f"{R}/logs/metric_learning_train.log",
     benchmark:
-        f"{R}/benchmarks/train_embedding.tsv"
+        f"{R}/benchmarks/metric_learning_train.tsv"
     params:
+        job=tensorflow_job("metric_learning"),
         # Outside the outputs, which Snakemake deletes when a job fails: a rerun resumes from it.
-        backup_dir=f"{R}/metric_learning_backup",
-        backbone=config["metric_learning"]["backbone"],
-        weights=config["metric_learning"]["weights"],
+        backup_dir=f"{R}/metric_learning/backup",
         keras_home=keras_home_param,
-        input_kind=config["metric_learning"]["input"],
-        input_size=config["metric_learning"]["input_size"],
-        width=config["metric_learning"]["width"],
-        embedding_size=config["metric_learning"]["embedding_size"],
-        dropout=config["metric_learning"]["dropout"],
-        sub_centers=config["metric_learning"]["sub_centers"],
-        margin=config["metric_learning"]["margin"],
-        scale=config["metric_learning"]["scale"],
-        epochs=config["metric_learning"]["epochs"],
-        learning_rate=config["metric_learning"]["learning_rate"],
-        warmup_epochs=config["metric_learning"]["warmup_epochs"],
-        batch_size=config["metric_learning"]["batch_size"],
-        balance_power=config["metric_learning"]["balance_power"],
-        augment=config["metric_learning"]["augment"],
-        flip_as_new_identity=config["metric_learning"]["flip_as_new_identity"],
-        aggregate=config["metric_learning"]["aggregate"],
-        top_k=config["metric_learning"]["top_k"],
-        threshold_grid=SIMILARITY_GRID,
-        mixed_precision=config["metric_learning"]["mixed_precision"],
-        seed=config["metric_learning"]["seed"],
+        settings=stage_settings(settings.MetricLearningSettings),
     threads: config["metric_learning"]["threads"]
     resources:
         gpu=config["metric_learning"]["gpus"],
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/train_embedding.py"
+        "../workflow_scripts/metric_learning_train.py"
 
 
-rule embed:
+rule metric_learning_embed:
     input:
         model=f"{R}/metric_learning/model.keras",
-        array=metric_learning_input("{split}", "npy"),
-        index=metric_learning_input("{split}", "csv"),
+        array=model_input("metric_learning", "{split}", "npy"),
+        index=model_input("metric_learning", "{split}", "csv"),
     output:
-        embeddings=f"{R}/embeddings/{{split}}.npy",
-        index=f"{R}/embeddings/{{split}}.csv",
+        embeddings=f"{R}/metric_learning/embeddings/{{split}}.npy",
+        index=f"{R}/metric_learning/embeddings/{{split}}.csv",
     log:
-        f"{R}/logs/embed/{{split}}.log",
+        f"{R}/logs/metric_learning_embed/{{split}}.log",
     benchmark:
-        f"{R}/benchmarks/embed/{{split}}.tsv"
+        f"{R}/benchmarks/metric_learning_embed/{{split}}.tsv"
     params:
+        job=tensorflow_job("metric_learning"),
         batch_size=config["metric_learning"]["embed_batch_size"],
         views=config["metric_learning"]["tta_views"],
         # rows per resume checkpoint, as for the codes
@@ -75,26 +56,28 @@ rule embed:
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/embed.py"
+        "../workflow_scripts/metric_learning_embed.py"
 
 
-rule add_to_catalogue:
+rule metric_learning_additions:
     input:
         model=f"{R}/metric_learning/model.keras",
         labels=catalogue_additions_input("train.csv"),
         images=catalogue_additions_input("train"),
     output:
-        embeddings=f"{R}/catalogue/additions.npy",
-        index=f"{R}/catalogue/additions.csv",
-        rejected=f"{R}/catalogue/rejected.csv",
-        images=f"{R}/catalogue/additions_images.npy",
+        embeddings=f"{R}/metric_learning/additions/embeddings.npy",
+        index=f"{R}/metric_learning/additions/index.csv",
+        rejected=f"{R}/metric_learning/additions/rejected.csv",
+        squares=f"{R}/metric_learning/additions/squares.npy",
     log:
-        f"{R}/logs/add_to_catalogue.log",
+        f"{R}/logs/metric_learning_additions.log",
     benchmark:
-        f"{R}/benchmarks/add_to_catalogue.tsv"
+        f"{R}/benchmarks/metric_learning_additions.tsv"
     params:
+        job=tensorflow_job("metric_learning"),
         input_kind=config["metric_learning"]["input"],
         size=config["preprocess"]["size"],
+        preprocess_chunk_size=config["preprocess"]["chunk_size"],
         max_pixels=config["ingest"]["max_pixels"],
         batch_size=config["metric_learning"]["embed_batch_size"],
         views=config["metric_learning"]["tta_views"],
@@ -105,33 +88,31 @@ rule add_to_catalogue:
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/add_to_catalogue.py"
+        "../workflow_scripts/metric_learning_additions.py"
 
 
-rule identify_by_retrieval:
+rule metric_learning_identify:
     input:
-        train=f"{R}/embeddings/train.npy",
-        train_index=f"{R}/embeddings/train.csv",
-        test=f"{R}/embeddings/test.npy",
-        test_index=f"{R}/embeddings/test.csv",
+        train=f"{R}/metric_learning/embeddings/train.npy",
+        train_index=f"{R}/metric_learning/embeddings/train.csv",
+        test=f"{R}/metric_learning/embeddings/test.npy",
+        test_index=f"{R}/metric_learning/embeddings/test.csv",
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
         additions=catalogue_additions_output(),
     output:
-        validation=f"{R}/predictions/metric_learning/validation.csv",
-        test=f"{R}/predictions/metric_learning/test.csv",
-        threshold_curve=f"{R}/metric_learning/new_whale_threshold.csv",
+        **identification_output("metric_learning"),
     log:
-        f"{R}/logs/identify_by_retrieval.log",
+        f"{R}/logs/metric_learning_identify.log",
     benchmark:
-        f"{R}/benchmarks/identify_by_retrieval.tsv"
+        f"{R}/benchmarks/metric_learning_identify.tsv"
     params:
         # duplicates take first place, up to a pHash distance chosen with the threshold
         phash_distances=duplicate_distances(),
-        threshold_grid=SIMILARITY_GRID,
+        threshold_grid=config["metric_learning"]["new_whale_thresholds"],
         aggregate=config["metric_learning"]["aggregate"],
         top_k=config["metric_learning"]["top_k"],
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/identify_by_retrieval.py"
+        "../workflow_scripts/metric_learning_identify.py"

@@ -5,13 +5,7 @@
 
 # Each method's curve of validation MAP@5 against the setting it chose on validation: the
 # baseline's pHash duplicate distance, the models' new_whale threshold (and duplicate distance).
-THRESHOLD_CURVES = {
-    "baseline": f"{R}/baseline/phash_threshold.csv",
-    "classifier": f"{R}/classifier/new_whale_threshold.csv",
-    "metric_learning": f"{R}/metric_learning/new_whale_threshold.csv",
-    "local": f"{R}/local/new_whale_threshold.csv",
-    "fused": f"{R}/fused/new_whale_threshold.csv",
-}
+THRESHOLD_CURVES = {method: identification_output(method)["threshold_curve"] for method in METHODS}
 
 
 # Seconds of plotting on small files: run by Snakemake itself, never submitted to a cluster.
@@ -20,6 +14,7 @@ localrules:
     report_preprocessing,
     report_training,
     report_thresholds,
+    report_gallery,
     report_resources,
 
 
@@ -116,6 +111,51 @@ rule report_thresholds:
         "../envs/whaleid.yaml"
     script:
         "../workflow_scripts/report_thresholds.py"
+
+
+# Pages for people to look at before they trust a score: query photos beside the five answers
+# of the metric-learning method, each shown by its individual's most similar catalogue photo.
+rule report_gallery:
+    input:
+        train=f"{R}/metric_learning/embeddings/train.npy",
+        train_index=f"{R}/metric_learning/embeddings/train.csv",
+        test=f"{R}/metric_learning/embeddings/test.npy",
+        test_index=f"{R}/metric_learning/embeddings/test.csv",
+        split=f"{R}/validation/split.csv",
+        validation=predictions("metric_learning", "validation"),
+        test_predictions=predictions("metric_learning", "test"),
+        threshold_curve=identification_output("metric_learning")["threshold_curve"],
+        # the thumbnails: the preprocessed squares, whatever the embedding read
+        train_images=f"{R}/preprocess/train.npy",
+        train_images_index=f"{R}/preprocess/train.csv",
+        test_images=f"{R}/preprocess/test.npy",
+        test_images_index=f"{R}/preprocess/test.csv",
+        test_truth=test_truth_input(),
+        # embeddings, index and preprocessed squares of the photos added to the catalogue, if any
+        additions=catalogue_additions_output() + ([f"{R}/metric_learning/additions/squares.npy"] if ADDITIONS else []),
+    output:
+        best_hits=report(
+            f"{R}/report/gallery/metric_learning_best_hits.html",
+            category="Candidate gallery",
+            caption="../report/gallery.rst",
+            labels={"method": "metric_learning", "page": "best hits"},
+        ),
+        worst_misses=report(
+            f"{R}/report/gallery/metric_learning_worst_misses.html",
+            category="Candidate gallery",
+            caption="../report/gallery.rst",
+            labels={"method": "metric_learning", "page": "worst misses"},
+        ),
+    log:
+        f"{R}/logs/report_gallery.log",
+    benchmark:
+        f"{R}/benchmarks/report_gallery.tsv"
+    params:
+        gallery_size=config["report"]["gallery_size"],
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/report_gallery.py"
 
 
 rule report_resources:

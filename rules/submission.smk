@@ -4,11 +4,11 @@
 
 rule submission:
     input:
-        test=f"{R}/predictions/{{method}}/test.csv",
+        test=predictions("{method}", "test"),
         manifest=f"{R}/ingest/manifest.csv",
         rejected=f"{R}/ingest/rejected.csv",
     output:
-        submission=f"{R}/submissions/{{method}}.csv",
+        submission=f"{R}/{{method}}/submission.csv",
     log:
         f"{R}/logs/submission/{{method}}.log",
     benchmark:
@@ -21,12 +21,12 @@ rule submission:
 
 rule score:
     input:
-        validation=f"{R}/predictions/{{method}}/validation.csv",
-        submission=f"{R}/submissions/{{method}}.csv",
+        validation=predictions("{method}", "validation"),
+        submission=f"{R}/{{method}}/submission.csv",
         split=f"{R}/validation/split.csv",
         test_truth=test_truth_input(),
     output:
-        scores=f"{R}/scores/{{method}}.csv",
+        scores=f"{R}/{{method}}/scores.csv",
     log:
         f"{R}/logs/score/{{method}}.log",
     benchmark:
@@ -39,7 +39,7 @@ rule score:
 
 rule collect_scores:
     input:
-        expand(f"{R}/scores/{{method}}.csv", method=config["methods"]),
+        expand(f"{R}/{{method}}/scores.csv", method=config["methods"]),
     output:
         scores=f"{R}/scores.csv",
         comparison=report(f"{R}/comparison.csv", category="Comparison", caption="../report/comparison.rst"),
@@ -55,7 +55,7 @@ rule collect_scores:
 
 rule chosen_submission:
     input:
-        submissions=expand(f"{R}/submissions/{{method}}.csv", method=submission_candidates()),
+        submissions=expand(f"{R}/{{method}}/submission.csv", method=submission_candidates()),
         # to choose by validation MAP@5 when submit is "best"
         scores=f"{R}/scores.csv" if config["submit"] == "best" else [],
     output:
@@ -70,4 +70,4 @@ rule chosen_submission:
     conda:
         "../envs/whaleid.yaml"
     script:
-        "../workflow_scripts/choose_submission.py"
+        "../workflow_scripts/chosen_submission.py"

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from _pytest.nodeid import NodeId
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -71,7 +72,7 @@ from pathlib import Path
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s %(message)s", force=True)
 import keras
 import tensorflow as tf
-from whaleid.training import limit_cpu_threads
+from whaleid.devices import limit_cpu_threads
 folder, pause_after, arguments = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 limit_cpu_threads(1)
 assert tf.config.threading.get_intra_op_parallelism_threads() == 1
@@ -136,5 +137,29 @@ def tiny_run(tmp_path_factory):
     work = root / "work"
     work.mkdir()
     config = merged(TINY, {"data_dir": str(data), "results_dir": "results"})
-    snakemake(work, config=config)
-    return {"data": data, "work": work, "results": work / "results", "config": config, "before": before}
+    console = snakemake(work, config=config)
+    return {"data": data, "work": work, "results": work / "results", "config": config, "before": before,
+            "console": console.stdout + console.stderr}
+
+
+def _schedule_with(item, group: str) -> None:
+    """Send `item` to the worker of `group`. pytest-xdist 3.8 schedules a group by the `@group`
+    suffix its own hook gives the node id, on the attribute pytest 9 no longer reads (`_nodeid`):
+    the suffix is given here where pytest 9 keeps the id."""
+    item.add_marker(pytest.mark.xdist_group(group))
+    if getattr(item.config.option, "loadgroup", False):
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
+
+
+def pytest_collection_modifyitems(items):
+    """`make test` runs the tests on two pytest-xdist workers (`--dist loadgroup`). A module or
+    session fixture is built once per worker, so the tests sharing one go to the same worker:
+    every test that reads tiny_run (a whole workflow run, minutes) to one, and those of each
+    module-scoped fixture together. The other tests go wherever a worker is free."""
+    for item in items:
+        shared = [name for name, definitions in item._fixtureinfo.name2fixturedefs.items()
+                  if definitions[-1].scope in ("module", "session") and definitions[-1].baseid]
+        if "tiny_run" in item.fixturenames:
+            _schedule_with(item, "tiny_run")
+        elif shared:
+            _schedule_with(item, f"{item.module.__name__}.{sorted(shared)[0]}")

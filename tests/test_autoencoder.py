@@ -9,6 +9,7 @@ import tensorflow as tf
 from conftest import kill_after_epoch_1, run_to_the_end, started_epochs, textured
 
 import whaleid.autoencoder as ae
+from whaleid.settings import AutoencoderSettings
 
 SIZE = 32
 # Keras converts its variables with np.array(copy=False) when saving weights: its warning, not ours.
@@ -27,9 +28,10 @@ def caches(tmp_path_factory):
     return [make_cache(folder / "train.npy", 24), make_cache(folder / "test.npy", 12, seed=100)]
 
 
-def train(caches, out, **settings):
-    settings = {"epochs": 1, "batch_size": 8, "seed": 0, **settings}
-    model = ae.train_autoencoder(caches, out / "ae.keras", out / "history.csv", out / "backup", **settings)
+def train(caches, out, **changes):
+    """`train_autoencoder` with config.yaml's settings, but one epoch of batches of 8 unless `changes` say."""
+    settings = AutoencoderSettings.defaults(**{"epochs": 1, "batch_size": 8, "seed": 0, **changes})
+    model = ae.train_autoencoder(caches, out / "ae.keras", out / "history.csv", out / "backup", settings)
     return model
 
 
@@ -162,8 +164,10 @@ def test_same_seed_gives_the_same_codes(caches, tmp_path):
 # Four epochs (see conftest.PAUSING_WORKER); the caches are its further arguments.
 TRAINING = """
 from whaleid.autoencoder import train_autoencoder
-train_autoencoder(arguments, folder / "ae.keras", folder / "history.csv", folder / "backup", epochs=4,
-                  batch_size=8, validation_fraction=0.2, seed=0, callbacks=[Pause()])
+from whaleid.settings import AutoencoderSettings
+train_autoencoder(arguments, folder / "ae.keras", folder / "history.csv", folder / "backup",
+                  AutoencoderSettings.defaults(epochs=4, batch_size=8, validation_fraction=0.2, seed=0),
+                  callbacks=[Pause()])
 """
 
 
@@ -210,7 +214,7 @@ def test_encoded_cache_matches_predict_and_resumes(caches, tmp_path, monkeypatch
 def test_encoder_for_another_size_is_refused(caches, tmp_path):
     encoder = ae.encoder_from(ae.build_autoencoder(64))
     with pytest.raises(ValueError, match="32x32"):
-        ae.encode_cache(encoder, caches[0], tmp_path / "codes.npy")
+        ae.encode_cache(encoder, caches[0], tmp_path / "codes.npy", batch_size=4, chunk_size=8)
 
 
 def test_unknown_optimizer_is_named(caches, tmp_path):

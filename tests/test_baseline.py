@@ -1,6 +1,7 @@
 import pandas as pd
 
-from whaleid.baseline import baseline_predictions, predict, rank_answers, tune_max_distance
+from whaleid.baseline import identify, predict, rank_answers, tune_max_distance
+from whaleid.identification import Queries
 from whaleid.submission import most_frequent_ids
 
 
@@ -48,13 +49,21 @@ def test_threshold_is_chosen_on_validation():
 
 
 def test_validation_queries_only_see_the_fit_part_of_train():
+    # v1 is w_v's only photo, held out whole (truth new_whale): against all of train it would be
+    # its own exact duplicate and answer w_v first; against the fit photos it has none. a3 (held
+    # out, w_a) is a near duplicate of a1, which stays in fit.
     manifest = pd.concat([CATALOGUE, pd.DataFrame([photo("a3", "w_a", "0000000000000000", content="a3x"),
-                                                   photo("q", "", "0000000000000000", split="test")])])
+                                                   photo("v1", "w_v", "9999999999999999"),
+                                                   photo("q", "", "0000000000000000", split="test"),
+                                                   photo("q2", "", "aaaaaaaaaaaaaaaa", content="v1", split="test")])])
     split = pd.DataFrame({"image": manifest.loc[manifest["split"] == "train", "image"]})
-    split["subset"] = ["validation" if i == "a3" else "fit" for i in split["image"]]
-    split["truth"] = "w_a"
-    validation, test, curve, chosen = baseline_predictions(manifest, split, "auto", [0, 4])
-    assert validation["image"].tolist() == ["a3"] and validation["answers"][0][0] == "w_a"
-    assert test["answers"][0][0] == "w_a" and chosen == 0
-    _, _, _, fixed = baseline_predictions(manifest, split, 4, [0, 4])
-    assert fixed == 4
+    split["subset"] = ["validation" if i in ("a3", "v1") else "fit" for i in split["image"]]
+    split["truth"] = ["new_whale" if i == "v1" else "w_a" for i in split["image"]]
+    answers = identify(Queries.from_manifest(manifest, split), "auto", [0, 4])
+    validation = dict(zip(answers.validation["image"], answers.validation["answers"]))
+    assert list(validation) == ["a3", "v1"] and validation["a3"][0] == "w_a"
+    assert validation["v1"][0] == "new_whale" and "w_v" not in validation["v1"]
+    # test photos see all of train: q2, the same bytes as v1, gets w_v first
+    test = dict(zip(answers.test["image"], answers.test["answers"]))
+    assert test["q"][0] == "w_a" and test["q2"][0] == "w_v" and answers.chosen == 0
+    assert identify(Queries.from_manifest(manifest, split), 4, [0, 4]).chosen == 4

@@ -1,4 +1,5 @@
 import json
+import re
 
 import cv2
 import h5py
@@ -6,10 +7,17 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import kill_after_epoch_1, run_to_the_end, started_epochs
 
 import whaleid.classifier as clf
-from whaleid.baseline import duplicates_first, rank_answers
+from whaleid.augmentation import build_augmentation
+from whaleid.backbones import build_backbone, code_scale
+from whaleid.baseline import rank_answers
+from whaleid.duplicates import duplicates_first
+from whaleid.identification import final_answers, insert_new_whale, sweep_new_whale_threshold
 from whaleid.metrics import map_at_5
+from whaleid.pretrained import MissingWeightsError, imagenet_weights
+from whaleid.settings import ClassifierSettings
 from whaleid.submission import check_predictions, most_frequent_ids
 
 # Keras converts its variables with np.array(copy=False) when saving weights: its warning, not ours.
@@ -92,10 +100,14 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("classifier")
     paths, test_truth = stage_inputs(folder)
     out = {name: folder / name for name in ("model.keras", "labels.json", "history.csv")}
+    # Classes unweighted, as this run was tuned with (config.yaml weighs them inversely); new_whale left
+    # out, as the labels asserted below expect.
+    settings = ClassifierSettings.defaults(backbone="resnet50", weights=None, input="codes", input_size=None,
+                                           head_epochs=4, head_learning_rate=1e-3, fine_tune_epochs=0, batch_size=4,
+                                           dropout=0.1, class_weights="none", new_whale="exclude", augment=False,
+                                           seed=0)
     model = clf.train_classifier(paths["train.npy"], paths["train.csv"], paths["split.csv"], out["model.keras"],
-                                 out["labels.json"], out["history.csv"], folder / "backup", backbone="resnet50",
-                                 weights=None, head_epochs=4, head_learning_rate=1e-3, fine_tune_epochs=0,
-                                 batch_size=4, dropout=0.1, augment=False, seed=0)
+                                 out["labels.json"], out["history.csv"], folder / "backup", settings)
     return folder, paths, out, model, test_truth
 
 
@@ -117,7 +129,7 @@ def test_saved_model_loads_in_safe_mode_with_its_labels_and_code_scale(trained):
     assert loaded.get_layer("to_pixels").scale == labels["scale"]
     assert [layer.name for layer in loaded.layers] == ["input", "to_pixels", "preprocess", "base", "pool", "dropout",
                                                        "probabilities"]
-    expected = clf.predict_probabilities(model, paths["test.npy"], batch_size=8)
+    expected = clf.predict_probabilities(model, paths["test.npy"], None, batch_size=8)
     assert expected.shape == (len(np.load(paths["test.npy"])), N_IDS)
     np.testing.assert_allclose(clf.predict_probabilities(loaded, paths["test.npy"], [4, 0, 2], batch_size=8),
                                expected[[4, 0, 2]], atol=1e-5)  # in the order asked for
@@ -125,9 +137,10 @@ def test_saved_model_loads_in_safe_mode_with_its_labels_and_code_scale(trained):
 
 def test_predictions_rank_duplicates_first_and_beat_the_baseline(trained):
     _, paths, out, _, test_truth = trained
-    validation, test, curve, chosen = clf.predict_classifier(
-        out["model.keras"], out["labels.json"], paths["train.npy"], paths["train.csv"], paths["test.npy"],
-        paths["test.csv"], paths["split.csv"], paths["manifest.csv"], phash_distances=[0, 4], batch_size=8)
+    found = clf.identify(out["model.keras"], out["labels.json"], paths["train.npy"], paths["train.csv"],
+                         paths["test.npy"], paths["test.csv"], paths["split.csv"], paths["manifest.csv"],
+                         phash_distances=[0, 4], thresholds=ClassifierSettings.defaults().thresholds, batch_size=8)
+    validation, test, curve, chosen = found.validation, found.test, found.curve, found.chosen
     split = pd.read_csv(paths["split.csv"]).set_index("image")
     assert validation["image"].tolist() == split.index[split["subset"] == "validation"].tolist()
     assert test["image"].tolist() == pd.read_csv(paths["test.csv"])["image"].tolist()
@@ -158,13 +171,15 @@ def test_training_interrupted_in_the_head_phase_resumes_with_fine_tuning(tmp_pat
         def on_epoch_end(self, epoch, logs=None):
             raise KeyboardInterrupt  # after the epoch's backup, as a kill would land
 
+    settings = ClassifierSettings.defaults(backbone="vgg19", weights="none", input="images", input_size=32,
+                                           head_epochs=1, fine_tune_epochs=1, fine_tune_layers=3, batch_size=16,
+                                           class_weights="effective", effective_beta=0.9, new_whale="class",
+                                           augment=True, flip=True, seed=1)
+
     def train(*callbacks):
         return clf.train_classifier(paths["train.npy"], paths["train.csv"], paths["split.csv"], tmp_path / "m.keras",
                                     tmp_path / "labels.json", tmp_path / "history.csv", tmp_path / "backup",
-                                    backbone="vgg19", weights="none", input_kind="images", input_size=32,
-                                    head_epochs=1, fine_tune_epochs=1, fine_tune_layers=3, batch_size=16,
-                                    class_weights_method="effective", effective_beta=0.9, new_whale="class",
-                                    flip=True, seed=1, callbacks=[Record(), *callbacks])
+                                    settings, callbacks=[Record(), *callbacks])
 
     with pytest.raises(KeyboardInterrupt):
         train(Kill())
@@ -183,8 +198,57 @@ def test_training_interrupted_in_the_head_phase_resumes_with_fine_tuning(tmp_pat
     assert not (tmp_path / "backup").exists()
 
 
+# Grey 16x16 images resized to 32 for a VGG19 without weights, the head and fine-tuning epochs
+# from argv (see conftest.PAUSING_WORKER). VGG19 rather than MobileNetV2: its plain stack of
+# convolutions compiles (XLA, once per phase and process) in a fraction of the time, and its
+# random features still tell epochs apart, so the best epoch is a real choice.
+TRAINING = """
+from whaleid.classifier import train_classifier
+from whaleid.settings import ClassifierSettings
+head_epochs, fine_tune_epochs = map(int, arguments)
+settings = ClassifierSettings.defaults(backbone="vgg19", weights=None, input="images", input_size=32,
+                                       head_epochs=head_epochs, fine_tune_epochs=fine_tune_epochs, fine_tune_layers=3,
+                                       batch_size=16, augment=False, mixed_precision=False, seed=0)
+train_classifier(folder / "train.npy", folder / "train.csv", folder / "split.csv", folder / "model.keras",
+                 folder / "labels.json", folder / "history.csv", folder / "backup", settings, callbacks=[Pause()])
+"""
+
+
+def started_by_phase(log_text, head_epochs, fine_tune_epochs):
+    """The epochs whose start the classifier logged: the head's (counted out of `head_epochs`)
+    and fine-tuning's (counted out of all the epochs)."""
+    return (started_epochs(log_text, "whaleid.classifier", head_epochs),
+            started_epochs(log_text, "whaleid.classifier", head_epochs + fine_tune_epochs))
+
+
+# Killed after epoch 1 (of 0..3): in the middle of the head phase, or in the middle of fine-tuning.
+@pytest.mark.parametrize("head_epochs, fine_tune_epochs, killed, resumed",
+                         [(3, 1, ([0, 1], []), ([2], [3])), (1, 3, ([0], [1]), ([], [2, 3]))],
+                         ids=["in_the_head_phase", "while_fine_tuning"])
+def test_training_killed_in_either_phase_resumes_from_the_last_finished_epoch(tmp_path, head_epochs,
+                                                                              fine_tune_epochs, killed, resumed):
+    stage_inputs(tmp_path, side=16, kind="images")
+    killed_log = kill_after_epoch_1(TRAINING, tmp_path, head_epochs, fine_tune_epochs)
+    assert started_by_phase(killed_log, head_epochs, fine_tune_epochs) == killed
+    assert (tmp_path / "backup").is_dir() and not (tmp_path / "model.keras").exists()
+
+    log_text = run_to_the_end(TRAINING, tmp_path, head_epochs, fine_tune_epochs)
+    # Neither the finished epochs nor a finished phase were redone, and the phase after the
+    # kill started at its own first epoch.
+    assert started_by_phase(log_text, head_epochs, fine_tune_epochs) == resumed
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history["epoch"].tolist() == [0, 1, 2, 3]
+    assert history["phase"].tolist() == ["head"] * head_epochs + ["fine_tune"] * fine_tune_epochs
+    # the best epoch is chosen over all four, those before the kill included
+    best = int(re.search(r"best epoch (\d+)", log_text).group(1))
+    assert history.loc[best, "val_map5"] == history["val_map5"].max()
+    assert not (tmp_path / "backup").exists()
+    assert clf.load_classifier(tmp_path / "model.keras").input.shape == (None, 16, 16, 1)
+
+
 def test_fine_tuning_unfreezes_the_top_of_the_base_but_not_its_batch_normalisation():
-    model = clf.build_classifier((32, 32, 3), 5, backbone="mobilenetv2", weights=None, scale=[1, 1, 1])
+    model = clf.build_classifier((32, 32, 3), 5, backbone="mobilenetv2", weights=None, scale=[1, 1, 1],
+                                 input_size=None, dropout=0.5, augment=True, flip=False, seed=0)
     base = model.get_layer("base")
     clf.freeze_base(model)
     assert not base.trainable_weights and model.get_layer("probabilities").trainable
@@ -197,18 +261,18 @@ def test_fine_tuning_unfreezes_the_top_of_the_base_but_not_its_batch_normalisati
 
 def test_weights_load_from_a_local_file(tmp_path):
     keras.utils.set_random_seed(1)
-    saved = clf.build_backbone("mobilenetv2", None, (32, 32, 3))
+    saved = build_backbone("mobilenetv2", None, (32, 32, 3))
     saved.save_weights(tmp_path / "base.weights.h5")
     keras.utils.set_random_seed(2)  # other random weights, unless loaded
-    loaded = clf.build_backbone("mobilenetv2", tmp_path / "base.weights.h5", (32, 32, 3))
+    loaded = build_backbone("mobilenetv2", tmp_path / "base.weights.h5", (32, 32, 3))
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), saved.get_weights()))
     with pytest.raises(FileNotFoundError, match="missing.weights.h5"):
-        clf.build_backbone("mobilenetv2", tmp_path / "missing.weights.h5", (32, 32, 3))
+        build_backbone("mobilenetv2", tmp_path / "missing.weights.h5", (32, 32, 3))
 
 
 def test_missing_imagenet_weights_offline_say_which_file_goes_where(offline):
-    with pytest.raises(clf.MissingWeightsError) as caught:
-        clf.build_backbone("vgg19", "imagenet", (32, 32, 3))
+    with pytest.raises(MissingWeightsError) as caught:
+        build_backbone("vgg19", "imagenet", (32, 32, 3))
     message = str(caught.value)
     assert f"named vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, in {offline}/" in message
     assert ("download https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
@@ -220,33 +284,34 @@ def test_missing_imagenet_weights_offline_say_which_file_goes_where(offline):
 def test_imagenet_weights_placed_in_the_keras_folder_are_used_offline(offline):
     keras.utils.set_random_seed(3)
     staged = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(40, 40, 3))
-    spec = clf.imagenet_weights("mobilenetv2", 40)
+    spec = imagenet_weights("mobilenetv2", 40)
     assert spec.file_name == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"  # as Keras picks it
     offline.mkdir(parents=True)
     from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
     with h5py.File(offline / spec.file_name, "w") as file:  # the format of the downloaded files
         save_weights_to_hdf5_group(file, staged)
-    loaded = clf.build_backbone("mobilenetv2", "imagenet", (40, 40, 3))
+    loaded = build_backbone("mobilenetv2", "imagenet", (40, 40, 3))
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), staged.get_weights()))
 
 
 def test_imagenet_file_names_follow_keras_applications():
-    assert clf.imagenet_weights("resnet50", 224).file_name == "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    assert clf.imagenet_weights("mobilenetv2", 128).file_name.endswith("_1.0_128_no_top.h5")
+    assert imagenet_weights("resnet50", 224).file_name == "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    assert imagenet_weights("mobilenetv2", 128).file_name.endswith("_1.0_128_no_top.h5")
     with pytest.raises(ValueError, match="vgg19, resnet50, mobilenetv2"):
-        clf.imagenet_weights("vgg16", 224)
+        imagenet_weights("vgg16", 224)
 
 
 def test_class_weight_formulas():
     counts = [1, 2, 4]
-    np.testing.assert_allclose(clf.class_weights(counts, "none"), [1, 1, 1])
+    # beta belongs to "effective" only: the other methods give the same weights whatever it is
+    np.testing.assert_allclose(clf.class_weights(counts, "none", beta=0.5), [1, 1, 1])
     # 1/n = 1, 1/2, 1/4; mean 7/12
-    np.testing.assert_allclose(clf.class_weights(counts, "inverse"), [12 / 7, 6 / 7, 3 / 7])
+    np.testing.assert_allclose(clf.class_weights(counts, "inverse", beta=0.5), [12 / 7, 6 / 7, 3 / 7])
     # beta 0.5: E_n = (1 - 0.5^n) / 0.5 = 1, 1.5, 1.875; 1/E_n = 1, 2/3, 8/15; mean 11/15
     np.testing.assert_allclose(clf.class_weights(counts, "effective", beta=0.5), [15 / 11, 10 / 11, 8 / 11])
     np.testing.assert_allclose(clf.class_weights(counts, "effective", beta=0.0), [1, 1, 1])
     with pytest.raises(ValueError, match="none, inverse, effective"):
-        clf.class_weights(counts, "balanced")
+        clf.class_weights(counts, "balanced", beta=0.5)
 
 
 IDS = ["a", "b", "c", "d", "e"]
@@ -258,24 +323,30 @@ PROBABILITIES = np.array([[0.90, 0.04, 0.03, 0.02, 0.01],
 TRUTHS = ["a", "new_whale", "b", "a"]
 
 
+def ranked(probabilities, class_ids, threshold):
+    """The classifier's five answers at `threshold`: its candidates, new_whale inserted."""
+    return insert_new_whale(clf.rank_candidates(probabilities, class_ids), threshold)
+
+
 def test_new_whale_goes_where_the_confidence_falls_below_the_threshold():
-    assert clf.rank_ids(PROBABILITIES[1:2], IDS, 0.4) == [["a", "new_whale", "b", "c", "d"]]
-    assert clf.rank_ids(PROBABILITIES[1:2], IDS, 0.6)[0][0] == "new_whale"
-    assert clf.rank_ids(PROBABILITIES[1:2], IDS, 0.0) == [["a", "b", "c", "d", "new_whale"]]
+    assert ranked(PROBABILITIES[1:2], IDS, 0.4) == [["a", "new_whale", "b", "c", "d"]]
+    assert ranked(PROBABILITIES[1:2], IDS, 0.6)[0][0] == "new_whale"
+    assert ranked(PROBABILITIES[1:2], IDS, 0.0) == [["a", "b", "c", "d", "new_whale"]]
     # new_whale as a class: its own probability (0.2) is the threshold where higher
     with_class = np.array([[0.3, 0.25, 0.2, 0.05, 0.2]])
-    assert clf.rank_ids(with_class, ["a", "b", "c", "d", "new_whale"], 0.0) == [["a", "b", "c", "new_whale", "d"]]
+    assert ranked(with_class, ["a", "b", "c", "d", "new_whale"], 0.0) == [["a", "b", "c", "new_whale", "d"]]
 
 
 def test_threshold_sweep_picks_the_best_map5():
     # MAP@5 by threshold: 0: (1+1/5+1+1)/4; 0.4: (1+1/2+1+1)/4; 0.6: (1+1+1/2+1/2)/4; 1: (1/2+1+1/2+1/2)/4
-    best, curve = clf.sweep_new_whale_threshold(PROBABILITIES, IDS, TRUTHS, [0.0, 0.4, 0.6, 1.0])
+    candidates = clf.rank_candidates(PROBABILITIES, IDS)
+    best, curve = sweep_new_whale_threshold(candidates, TRUTHS, [0.0, 0.4, 0.6, 1.0])
     assert best == 0.4
     np.testing.assert_allclose(curve["map5"], [0.8, 0.875, 0.75, 0.625])
     assert curve["chosen"].tolist() == [False, True, False, False]
     # A duplicate of a catalogue photo of "a" rescues the unsure one: no need to insert early.
     duplicates = [[], [(-1, "new_whale")], [], []]
-    best, _ = clf.sweep_new_whale_threshold(PROBABILITIES, IDS, TRUTHS, [0.0, 0.4, 0.6, 1.0], duplicates)
+    best, _ = sweep_new_whale_threshold(candidates, TRUTHS, [0.0, 0.4, 0.6, 1.0], duplicates)
     assert best == 0.0
 
 
@@ -283,7 +354,8 @@ def test_duplicates_take_first_place():
     model_answers = ["a", "new_whale", "b", "d", "e"]
     assert duplicates_first([(3, "c"), (-1, "b"), (5, "c")], model_answers) == ["b", "c", "a", "new_whale", "d"]
     assert duplicates_first([], model_answers) == model_answers
-    assert clf.final_answers(PROBABILITIES[:1], IDS, 0.5, [[(2, "e")]]) == [["e", "a", "new_whale", "b", "c"]]
+    candidates = clf.rank_candidates(PROBABILITIES[:1], IDS)
+    assert final_answers(candidates, 0.5, [[(2, "e")]]) == [["e", "a", "new_whale", "b", "c"]]
 
 
 def test_label_encoding_round_trips(tmp_path):
@@ -296,14 +368,14 @@ def test_code_scale_takes_each_channel_percentile_to_255():
     codes[..., 0] = np.arange(400).reshape(4, 10, 10) / 100
     codes[..., 1] = 2.0
     codes[0, 0, 0, 2] = 5.0  # a channel almost all zeros: scaled by its maximum
-    scale = clf.code_scale(codes, np.arange(4), percentile=50)
+    scale = code_scale(codes, np.arange(4), seed=0, percentile=50)
     np.testing.assert_allclose(scale, [255 / np.percentile(np.arange(400) / 100, 50), 255 / 2, 255 / 5], rtol=1e-3)
-    assert clf.code_scale(np.zeros((2, 4, 4, 3)), [0, 1]) == [1.0, 1.0, 1.0]
+    assert code_scale(np.zeros((2, 4, 4, 3)), [0, 1], seed=0) == [1.0, 1.0, 1.0]
 
 
 def test_augmentation_keeps_the_fill_black_and_is_off_in_prediction():
     grey = np.full((8, 32, 32, 3), 100.0, np.float32)
-    augmentation = clf.build_augmentation(seed=0)
+    augmentation = build_augmentation(clf.AUGMENTATION, seed=0)
     moved = np.asarray(augmentation(grey, training=True))
     assert (moved == 0).mean() > 0.01  # the uncovered border is black, not brightened
     assert moved.max() <= 100 + 0.1 * 255 + 1e-3 and not np.array_equal(moved, grey)
@@ -313,10 +385,12 @@ def test_augmentation_keeps_the_fill_black_and_is_off_in_prediction():
 
 def test_tiny_inputs_without_input_size_are_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="input_size"):
-        clf.build_classifier((8, 8, 3), 5, backbone="mobilenetv2", weights=None, scale=[1, 1, 1])
+        clf.build_classifier((8, 8, 3), 5, backbone="mobilenetv2", weights=None, scale=[1, 1, 1], input_size=None,
+                             dropout=0.5, augment=True, flip=False, seed=0)
     paths, _ = stage_inputs(tmp_path, side=16, kind="images")
     with pytest.raises(ValueError, match="holds 16x16 and input_size is None: set input_size"):
         clf.train_classifier(paths["train.npy"], paths["train.csv"], paths["split.csv"], tmp_path / "m.keras",
                              tmp_path / "labels.json", tmp_path / "history.csv", tmp_path / "backup",
-                             backbone="vgg19", weights=None, input_kind="images")
+                             ClassifierSettings.defaults(backbone="vgg19", weights=None, input="images",
+                                                         input_size=None))
     assert not (tmp_path / "backup").exists()

@@ -160,14 +160,19 @@ def test_a_gpu_job_on_a_machine_without_gpus_runs_on_the_cpu(tmp_path, no_slurm,
     assert not list(tmp_path.iterdir())
 
 
-def test_a_tensorflow_job_sees_only_its_devices_and_its_threads(tmp_path):
+@pytest.mark.parametrize("reproducible", [True, False])
+def test_a_tensorflow_job_sees_only_its_devices_and_its_threads(tmp_path, reproducible):
     check = ("import sys; from whaleid.devices import start_tensorflow_job; "
              "assert 'tensorflow' not in sys.modules; "
-             "lease = start_tensorflow_job(1, 3); import os, tensorflow as tf; "
-             "print(os.environ['CUDA_VISIBLE_DEVICES'], tf.config.threading.get_intra_op_parallelism_threads())")
+             f"lease = start_tensorflow_job(1, 3, reproducible={reproducible}); import os, tensorflow as tf; "
+             "print(os.environ['CUDA_VISIBLE_DEVICES'], tf.config.threading.get_intra_op_parallelism_threads(), "
+             "os.environ.get('TF_ENABLE_ONEDNN_OPTS', '-'), os.environ.get('ONEDNN_MAX_CPU_ISA', '-'))")
     env = {**os.environ, "WHALEID_GPUS": "0,1", "WHALEID_LEASE_DIR": str(tmp_path),
-           "PYTHONPATH": str(REPO / "workflow_scripts"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+           "PYTHONPATH": str(REPO / "workflow_scripts"), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}  # as a machine's own setting might be
     env.pop("SLURM_JOB_ID", None)
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
     result = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["0", "3"]  # the first free of the devices, and three CPU threads
+    # the first free of the devices, three CPU threads, and oneDNN held to AVX2 where reproducible
+    assert result.stdout.split() == (["0", "3", "0", "AVX2"] if reproducible else ["0", "3", "-", "AVX512_CORE"])

@@ -207,9 +207,11 @@ ADDED = [("e1.jpg", "E", 355)]
 
 @pytest.fixture
 def results(tmp_path):
-    """The files rule candidate_gallery reads, made up: embeddings at known angles."""
+    """The files rule report_gallery reads, where the workflow writes them, made up: embeddings
+    at known angles."""
     r = tmp_path / "results"
-    for folder in ("embeddings", "validation", "predictions", "metric_learning", "preprocess", "catalogue"):
+    for folder in ("metric_learning/embeddings", "metric_learning/predictions", "metric_learning/additions",
+                   "validation", "preprocess"):
         (r / folder).mkdir(parents=True)
     train = pd.DataFrame(TRAIN, columns=["image", "id", "subset", "truth", "angle"])
     train[["image", "id", "subset", "truth"]].to_csv(r / "validation" / "split.csv", index=False)
@@ -217,39 +219,40 @@ def results(tmp_path):
     order = train.sort_values("image")
     test = pd.DataFrame(TEST, columns=["image", "id", "angle"])
     for split, table in (("train", order), ("test", test)):
-        table[["image"]].assign(id="").to_csv(r / "embeddings" / f"{split}.csv", index=False)
+        table[["image"]].assign(id="").to_csv(r / "metric_learning" / "embeddings" / f"{split}.csv", index=False)
         table[["image"]].assign(id="").to_csv(r / "preprocess" / f"{split}.csv", index=False)
-        np.save(r / "embeddings" / f"{split}.npy", at(*table["angle"]))
+        np.save(r / "metric_learning" / "embeddings" / f"{split}.npy", at(*table["angle"]))
         np.save(r / "preprocess" / f"{split}.npy", np.stack(squares(len(table), 64)))
     added = pd.DataFrame(ADDED, columns=["image", "id", "angle"])
-    added[["image", "id"]].to_csv(r / "catalogue" / "additions.csv", index=False)
-    np.save(r / "catalogue" / "additions.npy", at(*added["angle"]))
-    np.save(r / "catalogue" / "additions_images.npy", np.stack(squares(1, 64)))
+    added[["image", "id"]].to_csv(r / "metric_learning" / "additions" / "index.csv", index=False)
+    np.save(r / "metric_learning" / "additions" / "embeddings.npy", at(*added["angle"]))
+    np.save(r / "metric_learning" / "additions" / "squares.npy", np.stack(squares(1, 64)))
     test[test["image"] != "t4.jpg"].rename(columns={"image": "Image", "id": "Id"})[["Image", "Id"]].to_csv(
         tmp_path / "test_truth.csv", index=False)
     pd.DataFrame({"Image": ["a3.jpg", "g1.jpg"], "Id": ["A B new_whale C D", "C D new_whale A B"]}).to_csv(
-        r / "predictions" / "validation.csv", index=False)
+        r / "metric_learning" / "predictions" / "validation.csv", index=False)
     pd.DataFrame({"Image": ["t1.jpg", "t2.jpg", "t3.jpg", "t4.jpg"],
                   "Id": ["B A C D new_whale", "A new_whale B C D", "A B C D new_whale", "D C B A new_whale"]}).to_csv(
-        r / "predictions" / "test.csv", index=False)
+        r / "metric_learning" / "predictions" / "test.csv", index=False)
     pd.DataFrame({"max_distance": [0, 0], "threshold": [0.4, 0.5], "map5": [0.1, 0.2],
-                  "chosen": [False, True]}).to_csv(r / "metric_learning" / "curve.csv", index=False)
+                  "chosen": [False, True]}).to_csv(r / "metric_learning" / "new_whale_threshold.csv", index=False)
     return r
 
 
 def make_galleries(r: Path, *, size: int = 12, test_truth: bool = True,
                    additions: bool = True) -> tuple[Gallery, Gallery]:
     out = r / "report" / "gallery"
+    method = r / "metric_learning"  # where the method writes what the gallery shows
     counts = write_galleries(
-        train_embeddings=r / "embeddings/train.npy", train_index=r / "embeddings/train.csv",
-        test_embeddings=r / "embeddings/test.npy", test_index=r / "embeddings/test.csv",
-        split_csv=r / "validation/split.csv", validation_predictions=r / "predictions/validation.csv",
-        test_predictions=r / "predictions/test.csv", threshold_curve=r / "metric_learning/curve.csv",
+        train_embeddings=method / "embeddings/train.npy", train_index=method / "embeddings/train.csv",
+        test_embeddings=method / "embeddings/test.npy", test_index=method / "embeddings/test.csv",
+        split_csv=r / "validation/split.csv", validation_predictions=method / "predictions/validation.csv",
+        test_predictions=method / "predictions/test.csv", threshold_curve=method / "new_whale_threshold.csv",
         train_images=r / "preprocess/train.npy", train_images_index=r / "preprocess/train.csv",
         test_images=r / "preprocess/test.npy", test_images_index=r / "preprocess/test.csv",
         test_truth=r.parent / "test_truth.csv" if test_truth else None,
-        additions=(r / "catalogue/additions.npy", r / "catalogue/additions.csv",
-                   r / "catalogue/additions_images.npy") if additions else None,
+        additions=(method / "additions/embeddings.npy", method / "additions/index.csv",
+                   method / "additions/squares.npy") if additions else None,
         best_hits_out=out / "best.html", worst_misses_out=out / "worst.html", size=size)
     assert counts == ({"validation": 2, "test": 3} if test_truth else {"validation": 2})
     return Gallery((out / "best.html").read_text()), Gallery((out / "worst.html").read_text())
@@ -347,8 +350,8 @@ def test_a_browser_shows_every_image_and_the_marks(results, tmp_path):
 def test_the_workflow_makes_the_gallery_pages(tiny_run, tmp_path):
     data, work, results = tiny_run["data"], tiny_run["work"], tiny_run["results"]
     pages = {page: f"results/report/gallery/metric_learning_{page}.html" for page in ("best_hits", "worst_misses")}
-    assert (results / "logs" / "candidate_gallery.log").is_file()
-    assert (results / "benchmarks" / "candidate_gallery.tsv").is_file()
+    assert (results / "logs" / "report_gallery.log").is_file()
+    assert (results / "benchmarks" / "report_gallery.tsv").is_file()
     split = pd.read_csv(results / "validation" / "split.csv", dtype=str, keep_default_na=False)
     truth = {**dict(zip(split["image"], split["truth"])),
              **pd.read_csv(data / "test_truth.csv", dtype=str).set_index("Image")["Id"].to_dict()}

@@ -50,15 +50,15 @@ def test_gpu_jobs_ready_together_run_at_once_each_on_its_own_devices(tmp_path):
     # The autoencoder asks for both devices, each encode job for one (encode.gpus), with one
     # thread so that the two cores hold both encode jobs at once.
     config = merged(TINY, {"data_dir": str(data), "results_dir": "results", "autoencoder": {"gpus": 2, "threads": 1}})
-    snakemake(work, "--resources=gpu=2", "results/codes/train.npy", "results/codes/test.npy",
+    snakemake(work, "--resources=gpu=2", "results/autoencoder/codes/train.npy", "results/autoencoder/codes/test.npy",
               config=config, env=env)
 
     logs = work / "results" / "logs"
-    assert visible_devices(logs / "train_autoencoder.log") == "0,1"
-    assert "leased GPU(s) ['0', '1']" in (logs / "train_autoencoder.log").read_text()
+    assert visible_devices(logs / "autoencoder_train.log") == "0,1"
+    assert "leased GPU(s) ['0', '1']" in (logs / "autoencoder_train.log").read_text()
     # A lease takes the first free device, so a job that started after the other had ended
     # would have got device 0 too: two different devices show the two jobs held them at once.
-    assert {visible_devices(logs / "encode" / f"{split}.log") for split in ("train", "test")} == {"0", "1"}
+    assert {visible_devices(logs / "autoencoder_encode" / f"{split}.log") for split in ("train", "test")} == {"0", "1"}
     assert sorted(p.name for p in leases.iterdir()) == ["gpu0.lock", "gpu1.lock"]
 
 
@@ -66,7 +66,7 @@ def test_a_job_under_slurm_takes_the_assigned_devices_and_leases_nothing(tmp_pat
     # select_devices' SLURM rules are unit-tested in test_devices; this is the start every
     # TensorFlow rule script makes, in a process of its own as a SLURM job step would be.
     start = ("import logging; logging.basicConfig(level=logging.INFO); "
-             "from whaleid.devices import start_tensorflow_job; lease = start_tensorflow_job(2, 1); "
+             "from whaleid.devices import start_tensorflow_job; lease = start_tensorflow_job(2, 1, reproducible=True); "
              "import os, tensorflow; print(os.environ['CUDA_VISIBLE_DEVICES'])")
     leases = tmp_path / "leases"
     # Devices 0 and 1 are free to lease: getting 2,3 shows SLURM's choice, not a lease, decided.
@@ -92,8 +92,9 @@ cpu, = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 from whaleid.autoencoder import train_autoencoder
-from whaleid.embedding import train_embedding
-from whaleid.training import limit_cpu_threads
+from whaleid.devices import limit_cpu_threads
+from whaleid.metric_learning.model import train_embedding
+from whaleid.settings import AutoencoderSettings, MetricLearningSettings
 
 limit_cpu_threads(2)
 folder = Path(sys.argv[1])
@@ -111,13 +112,19 @@ def replicas(model, path):
                 in_sync=all(np.array_equal(cs[0].numpy(), c.numpy()) for cs in copies for c in cs),
                 saved=all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), model.get_weights(), strict=True)))
 
+# The embedder small and at the images' own size (config.yaml resizes them to 96), on the
+# thresholds 0 and 0.5.
+autoencoder_settings = AutoencoderSettings.defaults(epochs=2, batch_size=8, mixed_precision=False, seed=0)
+embedding_settings = MetricLearningSettings.defaults(
+    backbone="compact", weights=None, input="images", input_size=None, width=4, embedding_size=8, epochs=1,
+    batch_size=8, augment=False, new_whale_thresholds={"start": 0.0, "stop": 0.5, "step": 0.5},
+    mixed_precision=False, seed=0)
 with strategy.scope():
     autoencoder = train_autoencoder([folder / "images.npy"], folder / "ae.keras", folder / "ae.csv",
-                                    folder / "ae_backup", epochs=2, batch_size=8, mixed_precision=False, seed=0)
+                                    folder / "ae_backup", autoencoder_settings)
     embedder = train_embedding(folder / "train.npy", folder / "train.csv", folder / "split.csv",
                                folder / "embedder.keras", folder / "embedder.csv", folder / "embedder_backup",
-                               width=4, embedding_size=8, epochs=1, batch_size=8, augment=False,
-                               thresholds=[0.0, 0.5], mixed_precision=False, seed=0)
+                               embedding_settings)
 print(json.dumps(dict(autoencoder=replicas(autoencoder, folder / "ae.keras"),
                       embedder=replicas(embedder, folder / "embedder.keras"))))
 """

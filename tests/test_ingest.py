@@ -1,9 +1,13 @@
 import hashlib
+import json
 
 import pandas as pd
 import pytest
 from conftest import encode, textured
+from test_images import one_colour_tiff, peak_memory_growth
 
+from whaleid import images
+from whaleid.images import UNKNOWN_FORMAT
 from whaleid.ingest import DataError, build_manifest, plain_file_name_problem, read_train_table
 
 
@@ -116,3 +120,42 @@ def test_sample_submission_is_the_list_of_test_images(tmp_path):
     manifest, rejected = build_manifest(root, max_pixels=10**7, max_rejected_fraction=0.5)
     assert sorted(manifest.loc[manifest["split"] == "test", "image"]) == ["q1.jpg", "q2.jpg"]
     assert rejected.loc[rejected["image"] == "q3.jpg", "reason"].item() == "test/q3.jpg: file not found"
+
+
+def test_huge_tiffs_are_rejected_from_their_header_and_the_good_images_kept(tmp_path):
+    """Two of the issue's hostile files (4.7 MB each, 400 MB each once decoded) among good
+    photos: both are named and refused, the run goes on, and it never holds their pixels."""
+    rows = [(f"t{i}.jpg", f"w_{i % 5}") for i in range(20)] + [("huge1.tif", "w_1"), ("huge2.tiff", "w_2")]
+    hostile = one_colour_tiff(20_000, 20_000)
+    root = make_dataset(tmp_path / "data", rows, ["q1.jpg"],
+                        extra_files={"train/huge1.tif": hostile, "train/huge2.tiff": hostile})
+    printed, growth_mib = peak_memory_growth(
+        "import json\nfrom whaleid.ingest import build_manifest",
+        f"manifest, rejected = build_manifest({str(root)!r}, max_pixels=100_000_000, max_rejected_fraction=0.1)\n"
+        "print(json.dumps({'kept': manifest['image'].tolist(), 'rejected': rejected[['image', 'row', 'reason']]"
+        ".astype(str).to_dict('records')}))")
+    result = json.loads(printed)
+    assert sorted(result["kept"]) == sorted([f"t{i}.jpg" for i in range(20)] + ["q1.jpg"])
+    too_large = "too large: 20000x20000 pixels exceeds ingest.max_pixels=100000000"
+    assert result["rejected"] == [{"image": "huge1.tif", "row": "22", "reason": f"train/huge1.tif: {too_large}"},
+                                  {"image": "huge2.tiff", "row": "23", "reason": f"train/huge2.tiff: {too_large}"}]
+    assert growth_mib < 50, f"ingest raised the peak memory by {growth_mib:.0f} MiB"
+
+
+def test_a_format_opencv_reads_but_ingest_does_not_is_rejected_undecoded_whatever_its_name(tmp_path, monkeypatch):
+    ok, ppm = images.cv2.imencode(".ppm", textured(40, 60))
+    assert ok
+    rows = [(f"t{i}.jpg", "w_1") for i in range(9)]
+    root = make_dataset(tmp_path / "data", rows, ["q.jpg"], extra_files={"train/t2.jpg": ppm.tobytes()})
+    decoded = []
+    decode = images.cv2.imdecode
+
+    def recording_decode(buffer, flags):
+        decoded.append(bytes(buffer[:2]))
+        return decode(buffer, flags)
+
+    monkeypatch.setattr(images.cv2, "imdecode", recording_decode)
+    manifest, rejected = build_manifest(root, max_pixels=10**7, max_rejected_fraction=0.2)
+    assert rejected[["image", "row", "reason"]].values.tolist() == [["t2.jpg", 4, f"train/t2.jpg: {UNKNOWN_FORMAT}"]]
+    assert len(manifest) == 9
+    assert decoded == [b"\xff\xd8"] * 9  # the eight train JPEGs and the test one, never the PPM

@@ -1,4 +1,9 @@
 import logging
+import os
+import subprocess
+import sys
+
+from conftest import REPO
 
 from whaleid.logs import Progress
 
@@ -33,3 +38,19 @@ def test_a_resumed_job_counts_only_its_own_work_in_the_rate(caplog, monkeypatch)
         "preprocessed test [############........] 60% 60/100, resumed",
         "preprocessed test [################....] 80% 80/100, 2.0/s, 10 s left",
     ]
+
+
+def test_everything_a_job_prints_to_stderr_goes_to_its_log_file_c_level_output_too(tmp_path):
+    # TensorFlow's start-up lines come from C++, straight to file descriptor 2: in a job they
+    # would land on Snakemake's console among the workflow's own lines.
+    log = tmp_path / "job.log"
+    script = (f"import os, sys\nfrom whaleid.logs import log_to_file\nlog = log_to_file({str(log)!r})\n"
+              "os.write(2, b'written to fd 2, as C++ libraries do\\n')\nprint('to sys.stderr', file=sys.stderr)\n"
+              "log.info('a log line')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts")})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and result.stdout == ""
+    text = log.read_text()
+    for line in ("written to fd 2, as C++ libraries do", "to sys.stderr", "a log line"):
+        assert line in text

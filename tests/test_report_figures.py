@@ -243,8 +243,8 @@ def test_report_outputs_of_a_tiny_run(tiny_run):
     resources = pd.read_csv(report / "resources.csv")
     jobs = set(resources["job"])
     # every job of the run, nested benchmark files included, but the resources job itself
-    assert {"ingest", "preprocess/train", "encode/test", "train_classifier", "embed/train", "score/baseline",
-            "report_dataset", "report_training/autoencoder", "report_thresholds/baseline",
-            "candidate_gallery"} <= jobs
+    assert {"ingest", "preprocess/train", "autoencoder_encode/test", "classifier_train", "metric_learning_embed/train",
+            "score/baseline", "report_dataset", "report_training/autoencoder", "report_thresholds/baseline",
+            "report_gallery"} <= jobs
     assert "report_resources" not in jobs
     assert (resources["wall_s"] > 0).all()

@@ -2,9 +2,10 @@ import pandas as pd
 import pytest
 
 from whaleid.metrics import average_precision_at_5, map_at_5, top1_accuracy
-from whaleid.summary import best_method, comparison_table, format_comparison
-from whaleid.submission import (SubmissionError, check_predictions, complete_submission,
-                                read_predictions, score_predictions, write_predictions)
+from whaleid.scoring import best_method, comparison_table, score_method, score_predictions
+from whaleid.submission import (SubmissionError, check_predictions, complete_submission, read_predictions,
+                                write_predictions)
+from whaleid.summary import format_comparison
 
 
 def test_average_precision_is_one_over_the_rank_of_the_truth():
@@ -46,6 +47,23 @@ def test_written_submission_reads_back_in_kaggle_format(tmp_path):
         "map5": 0.25, "top1": 0.0, "n_images": 2}
     with pytest.raises(SubmissionError, match="no prediction"):
         score_predictions(predictions, {"c.jpg": "w_1"})
+
+
+def test_a_method_is_scored_on_validation_and_on_test_where_its_truth_is_known(tmp_path):
+    (tmp_path / "split.csv").write_text("image,id,subset,truth\na.jpg,w_1,validation,w_1\nb.jpg,w_2,fit,w_2\n"
+                                        "c.jpg,w_3,validation,new_whale\n")
+    write_predictions(tmp_path / "validation.csv", ["a.jpg", "c.jpg"],
+                      [["w_2", "w_1", "w_3", "w_4", "new_whale"], ["new_whale", "w_1", "w_2", "w_3", "w_4"]])
+    write_predictions(tmp_path / "submission.csv", ["t.jpg"], [["w_1", "w_2", "w_3", "w_4", "new_whale"]])
+    (tmp_path / "test_truth.csv").write_text("Image,Id\nt.jpg,w_3\n")
+    scores = score_method("local", tmp_path / "validation.csv", tmp_path / "split.csv", tmp_path / "submission.csv",
+                          tmp_path / "test_truth.csv")
+    assert scores.to_dict("records") == [
+        {"method": "local", "split": "validation", "map5": 0.75, "top1": 0.5, "n_images": 2},
+        {"method": "local", "split": "test", "map5": pytest.approx(1 / 3), "top1": 0.0, "n_images": 1}]
+    without_truth = score_method("local", tmp_path / "validation.csv", tmp_path / "split.csv",
+                                 tmp_path / "submission.csv", None)
+    assert without_truth["split"].tolist() == ["validation"]
 
 
 def test_unreadable_test_images_still_get_a_row():

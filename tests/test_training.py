@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+import whaleid.devices as devices
 import whaleid.training as training
 
 # Keras converts its variables with np.array(copy=False) when saving weights: its warning, not ours.
@@ -163,17 +164,17 @@ def test_models_are_saved_only_as_keras_files(tmp_path):
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="checks the CPU fallback")
 def test_on_a_cpu_training_is_float32_on_the_default_strategy():
-    assert training.precision_policy(True) == "float32"
-    with training.build_scope(mixed_precision=True) as strategy:
+    assert devices.precision_policy(True) == "float32"
+    with devices.build_scope(mixed_precision=True) as strategy:
         assert keras.mixed_precision.global_policy().name == "float32"
         assert strategy is tf.distribute.get_strategy()
-    assert training.distribution_strategy() is training.distribution_strategy()
+    assert devices.distribution_strategy() is devices.distribution_strategy()
 
 
 def test_build_scope_puts_the_global_policy_back():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        with training.build_scope(mixed_precision=False):
+        with devices.build_scope(mixed_precision=False):
             assert keras.mixed_precision.global_policy().name == "float32"
         assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
     finally:
@@ -182,7 +183,7 @@ def test_build_scope_puts_the_global_policy_back():
 
 def test_thread_count_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
-        training.limit_cpu_threads(0)
+        devices.limit_cpu_threads(0)
 
 
 def test_each_epoch_leaves_one_line_with_its_metrics_in_the_log(caplog):

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO
 from test_workflow import TINY, merged, planned_jobs, snakemake
 
-from whaleid import autoencoder, pretrained
+from whaleid import autoencoder, backbones, pretrained
 from whaleid import classifier as clf
 from whaleid.demo_data import generate_demo_dataset
 
@@ -33,8 +33,11 @@ def save_like_keras_applications(model: keras.Model, path: Path) -> None:
         save_weights_to_hdf5_group(file, model)
 
 
-def test_the_module_the_snakefile_imports_brings_no_heavy_library():
-    check = ("import sys; import whaleid.pretrained; "
+def test_the_modules_the_snakefile_imports_bring_no_heavy_library():
+    # As rules/common.smk does: import both, and build (and so check) every stage's settings.
+    check = ("import sys; import whaleid.pretrained, whaleid.settings as s; "
+             "[kind.defaults() for kind in (s.AutoencoderSettings, s.ClassifierSettings, s.MetricLearningSettings, "
+             "s.KeypointSettings, s.MatchSettings)]; "
              "print(sorted(m for m in ('numpy', 'pandas', 'cv2', 'keras', 'tensorflow') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", check], cwd=REPO / "workflow_scripts", capture_output=True,
                             text=True, timeout=60, check=True)
@@ -46,10 +49,10 @@ def test_the_side_the_backbone_sees_is_worked_out_as_the_models_do():
     assert pretrained.array_side("codes", 896) == 224 and pretrained.array_side("images", 896) == 896
     assert pretrained.backbone_side(224, None) == 224 and pretrained.backbone_side(8, 96) == 96
     model = clf.build_classifier((8, 8, 3), 3, backbone="mobilenetv2", weights=None, scale=[1, 1, 1],
-                                 input_size=96, augment=False)
+                                 input_size=96, dropout=0.5, augment=False, flip=False, seed=0)
     assert tuple(model.get_layer("base").input.shape[1:3]) == (pretrained.backbone_side(8, 96),) * 2
-    # the names the Snakefile asks for are those the classifier fetches
-    assert clf.imagenet_weights is pretrained.imagenet_weights
+    # the names the Snakefile asks for are those the models fetch
+    assert backbones.imagenet_weights is pretrained.imagenet_weights
     assert pretrained.imagenet_weights("mobilenetv2", 96).file_name.endswith("_1.0_96_no_top.h5")
     assert pretrained.imagenet_weights("mobilenetv2", 32).file_name == MOBILENET_224
 
@@ -74,7 +77,7 @@ def test_staging_copies_from_the_keras_cache_and_training_then_loads_it_offline(
 
     (offline / MOBILENET_224).unlink()  # only the staged copy is left to find
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "staged"))  # what start_tensorflow_job sets
-    loaded = clf.build_backbone("mobilenetv2", "imagenet", (32, 32, 3))
+    loaded = backbones.build_backbone("mobilenetv2", "imagenet", (32, 32, 3))
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), made.get_weights()))
 
 
@@ -129,11 +132,11 @@ def test_a_download_is_checked_before_it_takes_the_final_name(offline, tmp_path,
 
 
 def planned(work: Path, config: dict) -> tuple[dict[str, int], str]:
-    """`snakemake -n`'s job counts and the inputs of its train_classifier job ("" if none)."""
+    """`snakemake -n`'s job counts and the inputs of its classifier_train job ("" if none)."""
     output = snakemake(work, "-n", config=config).stdout
     jobs = {rule: int(count) for rule, count in
             re.findall(r"^(\w+)\s+(\d+)$", output.split("Job stats:", 1)[1], re.MULTILINE) if rule != "total"}
-    inputs = re.search(r"rule train_classifier:\n\s+input: (.*)", output)
+    inputs = re.search(r"rule classifier_train:\n\s+input: (.*)", output)
     return jobs, inputs.group(1) if inputs else ""
 
 
@@ -197,8 +200,8 @@ def test_training_with_imagenet_weights_runs_offline_from_the_staged_file(tmp_pa
     config = merged(TINY, {"data_dir": str(tmp_path / "data"), "results_dir": "results",
                            "methods": ["baseline", "classifier"],
                            "classifier": {"weights": "imagenet", "input": "images"}})
-    snakemake(work, "--until", "train_classifier", config=config)
+    snakemake(work, "--until", "classifier_train", config=config)
     logs = work / "results" / "logs"
     assert "copied" in (logs / "stage_weights.log").read_text()
-    assert f"KERAS_HOME={work / 'resources' / 'keras'}" in (logs / "train_classifier.log").read_text()
+    assert f"KERAS_HOME={work / 'resources' / 'keras'}" in (logs / "classifier_train.log").read_text()
     assert (work / "results" / "classifier" / "model.keras").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,8 @@ TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"
         "autoencoder": {"epochs": 1, "batch_size": 8, "threads": 2}, "encode": {"chunk_size": 32},
         "classifier": {"backbone": "mobilenetv2", "weights": "none", "input_size": 32, "head_epochs": 1,
                        "fine_tune_epochs": 1, "batch_size": 8, "threads": 2},
-        "metric_learning": {"width": 4, "input_size": 32, "embedding_size": 16, "epochs": 2, "batch_size": 8,
-                            "tta_views": 2, "threads": 2},
+        "metric_learning": {"backbone": "compact", "weights": "none", "width": 4, "input_size": 32,
+                            "embedding_size": 16, "epochs": 2, "batch_size": 8, "tta_views": 2, "threads": 2},
         "local": {"image_size": 128, "n_features": 150, "threads": 2},
         "report": {"gallery_size": 4}}
 METHODS = ("baseline", "classifier", "metric_learning", "local", "fused")
@@ -90,7 +91,7 @@ def test_run_writes_a_valid_scored_submission(tiny_run):
     scored = scores.set_index(["method", "split"])
     chosen = (results / "submission_method.txt").read_text().strip()
     assert scored.loc[(chosen, "validation"), "map5"] == scored.xs("validation", level="split")["map5"].max()
-    assert (results / "submission.csv").read_bytes() == (results / "submissions" / f"{chosen}.csv").read_bytes()
+    assert (results / "submission.csv").read_bytes() == (results / chosen / "submission.csv").read_bytes()
     by_image = dict(zip(submission["Image"], answers))
     expected = map_at_5([by_image[i] for i in truth["Image"]], truth["Id"].tolist())
     assert scored.loc[(chosen, "test"), "map5"] == pytest.approx(expected)
@@ -108,39 +109,96 @@ def test_run_writes_a_valid_scored_submission(tiny_run):
 @pytest.mark.slow
 def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
     results = tiny_run["results"]
-    for stage in ["ingest", "validation_split", "baseline", "collect_scores", "preprocess/train",
-                  "preprocess/test", "train_autoencoder", "encode/train", "encode/test",
-                  "train_classifier", "predict_classifier", "submission/baseline", "score/baseline",
-                  "submission/classifier", "score/classifier", "train_embedding", "embed/train", "embed/test",
-                  "identify_by_retrieval", "submission/metric_learning", "score/metric_learning", "candidate_gallery",
-                  "extract_local_features/train", "extract_local_features/test", "identify_by_local_features",
-                  "submission/local", "score/local", "fuse_rankings", "submission/fused", "score/fused"]:
+    for stage in ["ingest", "validation_split", "baseline_identify", "collect_scores", "preprocess/train",
+                  "preprocess/test", "autoencoder_train", "autoencoder_encode/train", "autoencoder_encode/test",
+                  "classifier_train", "classifier_identify", "submission/baseline", "score/baseline",
+                  "submission/classifier", "score/classifier", "metric_learning_train", "metric_learning_embed/train",
+                  "metric_learning_embed/test", "metric_learning_identify", "submission/metric_learning",
+                  "score/metric_learning", "report_gallery", "local_keypoints/train", "local_keypoints/test",
+                  "local_identify", "submission/local", "score/local", "fused_identify", "submission/fused",
+                  "score/fused"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
         assert (results / "benchmarks" / f"{stage}.tsv").is_file(), stage
     cache = results / "preprocess" / "train.npy"
     index = pd.read_csv(results / "preprocess" / "train.csv")
     assert np.load(cache, mmap_mode="r").shape == (len(index), 32, 32)
-    codes = np.load(results / "codes" / "train.npy", mmap_mode="r")
+    codes = np.load(results / "autoencoder" / "codes" / "train.npy", mmap_mode="r")
     assert codes.shape == (len(index), 8, 8, 3) and codes.dtype == np.float16
-    assert pd.read_csv(results / "codes" / "train.csv")["image"].tolist() == index["image"].tolist()
+    assert pd.read_csv(results / "autoencoder" / "codes" / "train.csv")["image"].tolist() == index["image"].tolist()
     history = pd.read_csv(results / "autoencoder" / "history.csv")
     assert history["epoch"].tolist() == [0] and np.isfinite(history["loss"]).all()
     assert (results / "autoencoder" / "reconstructions.png").stat().st_size > 0
-    assert not (results / "autoencoder_backup").exists()  # a finished run leaves no backup
-    embeddings = np.load(results / "embeddings" / "train.npy")
+    assert not (results / "autoencoder" / "backup").exists()  # a finished run leaves no backup
+    embeddings = np.load(results / "metric_learning" / "embeddings" / "train.npy")
     assert embeddings.shape == (len(index), 16)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
     assert pd.read_csv(results / "metric_learning" / "history.csv")["epoch"].tolist() == [0, 1]
     assert pd.read_csv(results / "metric_learning" / "new_whale_threshold.csv")["chosen"].sum() == 1
-    assert not (results / "metric_learning_backup").exists()
-    keypoints = np.load(results / "local_features" / "train.npy", mmap_mode="r")
+    assert not (results / "metric_learning" / "backup").exists()
+    assert not (results / "classifier" / "backup").exists()
+    keypoints = np.load(results / "local" / "keypoints" / "train.npy", mmap_mode="r")
     assert keypoints.shape == (len(index), 150) and set(keypoints.dtype.names) == {"xy", "descriptor"}
     assert (~np.isnan(keypoints["xy"][:, :, 0])).sum(axis=1).mean() > 10  # keypoints found on 32-pixel squares
     shortlists = pd.read_csv(results / "local" / "shortlists" / "test.csv")
-    assert set(shortlists["image"]) <= set(pd.read_csv(results / "local_features" / "test.csv")["image"])
+    assert set(shortlists["image"]) <= set(pd.read_csv(results / "local" / "keypoints" / "test.csv")["image"])
     assert (shortlists.groupby("image")["rank"].max() < 10).all()  # the configured shortlist of 10
     weights = pd.read_csv(results / "fused" / "weights.csv")
     assert weights["chosen"].sum() == 1 and weights["weight"].tolist() == pytest.approx([i / 10 for i in range(11)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_no_method_answers_a_validation_photo_with_what_only_validation_photos_show(tiny_run, method):
+    """A validation photo is matched against the fit photos only: never against itself nor another
+    held-out photo. The individuals held out whole (all their photos in validation, truth
+    new_whale) are then unknown to every method on validation, and a leak names them at once:
+    their photo matches itself perfectly (as a duplicate, by its embedding, its keypoints), and
+    a classifier trained on it has a class for it. Test photos are matched against train only."""
+    results = tiny_run["results"]
+    split = pd.read_csv(results / "validation" / "split.csv", dtype=str, keep_default_na=False)
+    fit_ids = set(split.loc[split["subset"] == "fit", "id"])
+    held_out_whole = set(split.loc[split["subset"] == "validation", "id"]) - fit_ids - {"new_whale"}
+    assert held_out_whole  # the split holds some: the check below has something to find
+    validation = pd.read_csv(results / method / "predictions" / "validation.csv", dtype=str)
+    named = {whale_id for answers in validation["Id"].str.split() for whale_id in answers}
+    assert not named & held_out_whole, sorted(named & held_out_whole)
+    assert named <= fit_ids | {"new_whale"}
+    test = pd.read_csv(results / method / "predictions" / "test.csv", dtype=str)
+    assert {whale_id for answers in test["Id"].str.split() for whale_id in answers} <= set(split["id"]) | {"new_whale"}
+    if method == "local":  # what the fused method reads: the verified shortlists, on validation fit ids only
+        shortlists = pd.read_csv(results / "local" / "shortlists" / "validation.csv", dtype=str)
+        assert set(shortlists["id"]) <= fit_ids
+
+
+@pytest.mark.slow
+def test_a_machine_with_fewer_cores_trains_the_same_model(tiny_run, tmp_path):
+    """TensorFlow runs on each stage's configured threads, not on the cores Snakemake hands the
+    job: the tiny run's metric learning (2 threads, 2 cores) trained again with one core gives
+    the same embeddings, to the byte."""
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run["work"], work, symlinks=True)
+    target = "results/metric_learning/embeddings/train.npy"
+    # after "--": the target, which would otherwise be read as one more --configfile
+    result = snakemake(work, "--forcerun", "metric_learning_train", "--cores", "1", "--", target,
+                       config=tiny_run["config"])
+    assert "metric_learning_train" in result.stdout + result.stderr  # it did train again
+    assert (work / target).read_bytes() == (tiny_run["work"] / target).read_bytes()
+    assert "TensorFlow on 2 CPU threads" in (work / "results" / "logs" / "metric_learning_train.log").read_text()
+
+
+# What TensorFlow and its libraries print from C++ as they start: the job's log keeps it.
+FRAMEWORK_START_UP = ("cpu_feature_guard", "absl::InitializeLog", "oneDNN custom operations",
+                      "rebuild TensorFlow with the appropriate compiler flags")
+
+
+@pytest.mark.slow
+def test_the_console_says_what_the_workflow_does_and_the_logs_keep_the_framework_s_noise(tiny_run):
+    console = tiny_run["console"]
+    assert "metric_learning_train" in console and "steps (100%) done" in console
+    assert not [line for line in console.splitlines() if any(noise in line for noise in FRAMEWORK_START_UP)]
+    log = (tiny_run["results"] / "logs" / "metric_learning_train.log").read_text()
+    assert "TensorFlow on 2 CPU threads" in log
+    assert any(noise in log for noise in FRAMEWORK_START_UP)  # kept, where a person debugging looks
 
 
 @pytest.mark.slow
@@ -177,50 +235,51 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     assert planned_jobs(work, config) == {}
     # with each model its training curves (report_training), with each method's answers its
     # threshold curve (report_thresholds), and after any job the table of what jobs cost
-    autoencoder = {"train_autoencoder": 1, "encode": 2, "report_training": 1}
+    autoencoder = {"autoencoder_train": 1, "autoencoder_encode": 2, "report_training": 1}
     # a method's own submission and score, the table, and submission.csv (the best on validation)
     table = {"collect_scores": 1, "chosen_submission": 1, "report_resources": 1, "all": 1}
-    classifier = {"train_classifier": 1, "report_training": 1, "predict_classifier": 1, "report_thresholds": 1,
+    classifier = {"classifier_train": 1, "report_training": 1, "classifier_identify": 1, "report_thresholds": 1,
                   "submission": 1, "score": 1, **table}
     # retrieval's answers are also what the candidate gallery shows
-    retrieval = {"identify_by_retrieval": 1, "report_thresholds": 1, "candidate_gallery": 1, "submission": 1,
+    retrieval = {"metric_learning_identify": 1, "report_thresholds": 1, "report_gallery": 1, "submission": 1,
                  "score": 1, **table}
     # and the fused method reads both the embedding's and the local method's
-    retrieval_and_fused = {**retrieval, "fuse_rankings": 1, "report_thresholds": 2, "submission": 2, "score": 2}
-    metric = {"train_embedding": 1, "report_training": 1, "embed": 2, **retrieval_and_fused}
-    local = {"identify_by_local_features": 1, "fuse_rankings": 1, "report_thresholds": 2, "submission": 2,
+    retrieval_and_fused = {**retrieval, "fused_identify": 1, "report_thresholds": 2, "submission": 2, "score": 2}
+    metric = {"metric_learning_train": 1, "report_training": 1, "metric_learning_embed": 2, **retrieval_and_fused}
+    local = {"local_identify": 1, "fused_identify": 1, "report_thresholds": 2, "submission": 2,
              "score": 2, **table}
-    every_method = {"predict_classifier": 1, "identify_by_retrieval": 1, "candidate_gallery": 1,
-                    "identify_by_local_features": 1, "fuse_rankings": 1, "submission": 5, "score": 5,
+    every_method = {"classifier_identify": 1, "metric_learning_identify": 1, "report_gallery": 1,
+                    "local_identify": 1, "fused_identify": 1, "submission": 5, "score": 5,
                     "report_thresholds": 5, **table}
-    both_models = {"train_classifier": 1, "train_embedding": 1, "embed": 2, "report_training": 2}
+    both_models = {"classifier_train": 1, "metric_learning_train": 1, "metric_learning_embed": 2, "report_training": 2}
     assert planned_jobs(work, merged(config, {"classifier": {"head_learning_rate": 0.002}})) == classifier
     assert planned_jobs(work, merged(config, {"metric_learning": {"margin": 0.25}})) == metric
     assert planned_jobs(work, merged(config, {"metric_learning": {"tta_views": 1}})) == {
-        "embed": 2, **retrieval_and_fused}
+        "metric_learning_embed": 2, **retrieval_and_fused}
     assert planned_jobs(work, merged(config, {"metric_learning": {"new_whale_thresholds": {"step": 0.05}}})) == {
-        "train_embedding": 1, "report_training": 1, "embed": 2, **retrieval_and_fused}  # also how training scores
+        "metric_learning_train": 1, "report_training": 1, "metric_learning_embed": 2,
+        **retrieval_and_fused}  # also how training scores
     # the keypoints are cached: matching settings reuse them, extraction settings remake them
     assert planned_jobs(work, merged(config, {"local": {"shortlist": 6}})) == local
-    assert planned_jobs(work, merged(config, {"local": {"n_features": 120}})) == {"extract_local_features": 2, **local}
+    assert planned_jobs(work, merged(config, {"local": {"n_features": 120}})) == {"local_keypoints": 2, **local}
     assert planned_jobs(work, merged(config, {"fused": {"half_inliers": 5}})) == {
-        "fuse_rankings": 1, "report_thresholds": 1, "submission": 1, "score": 1, **table}
-    assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"encode": 2, **classifier}
+        "fused_identify": 1, "report_thresholds": 1, "submission": 1, "score": 1, **table}
+    assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"autoencoder_encode": 2, **classifier}
     assert planned_jobs(work, merged(config, {"autoencoder": {"learning_rate": 0.002}})) == {
         **classifier, **autoencoder, "report_training": 2}
     # the baseline reads the manifest's hashes, not the images
     assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {
         "preprocess": 2, "report_preprocessing": 1, **autoencoder, **every_method, **both_models,
-        "extract_local_features": 2, "report_training": 3, "submission": 4, "score": 4, "report_thresholds": 4}
+        "local_keypoints": 2, "report_training": 3, "submission": 4, "score": 4, "report_thresholds": 4}
     # duplicates come first in every method, matched as the baseline chose
     assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {
-        "baseline": 1, **every_method}
+        "baseline_identify": 1, **every_method}
     assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
-        "validation_split": 1, "report_dataset": 1, "baseline": 1, **both_models, **every_method}
+        "validation_split": 1, "report_dataset": 1, "baseline_identify": 1, **both_models, **every_method}
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
         "ingest": 1, "report_dataset": 1, "preprocess": 2, "report_preprocessing": 1, **autoencoder,
-        "validation_split": 1, "baseline": 1, **both_models, **every_method, "extract_local_features": 2,
+        "validation_split": 1, "baseline_identify": 1, **both_models, **every_method, "local_keypoints": 2,
         "report_training": 3}
 
 
@@ -235,14 +294,15 @@ def test_photos_added_to_the_catalogue_need_no_retraining_and_change_only_their_
         (additions / "train" / image).write_bytes((data / "train" / image).read_bytes())
     photos.assign(Id="w_added").to_csv(additions / "train.csv", index=False)
     config = merged(tiny_run["config"], {"metric_learning": {"catalogue_additions": str(additions)}})
-    assert planned_jobs(work, config) == {"add_to_catalogue": 1, "identify_by_retrieval": 1, "report_thresholds": 1,
-                                          "candidate_gallery": 1, "submission": 1, "score": 1, "collect_scores": 1,
-                                          "chosen_submission": 1, "report_resources": 1, "all": 1}
-    before = pd.read_csv(results / "predictions" / "metric_learning" / "test.csv", dtype=str)
+    assert planned_jobs(work, config) == {"metric_learning_additions": 1, "metric_learning_identify": 1,
+                                          "report_thresholds": 1, "report_gallery": 1, "submission": 1, "score": 1,
+                                          "collect_scores": 1, "chosen_submission": 1, "report_resources": 1,
+                                          "all": 1}
+    before = pd.read_csv(results / "metric_learning" / "predictions" / "test.csv", dtype=str)
     try:
         snakemake(work, config=config)
-        after = pd.read_csv(results / "predictions" / "metric_learning" / "test.csv", dtype=str)
-        assert pd.read_csv(results / "catalogue" / "additions.csv")["id"].tolist() == ["w_added"] * 3
+        after = pd.read_csv(results / "metric_learning" / "predictions" / "test.csv", dtype=str)
+        assert pd.read_csv(results / "metric_learning" / "additions" / "index.csv")["id"].tolist() == ["w_added"] * 3
     finally:
         snakemake(work, config=tiny_run["config"])  # put the run back as the other tests expect it
     answers = before.merge(after, on="Image", suffixes=("_before", "_after"))
@@ -255,14 +315,16 @@ def test_photos_added_to_the_catalogue_need_no_retraining_and_change_only_their_
 
 @pytest.mark.slow
 def test_demo_dataset_is_generated_when_data_dir_is_the_demo(tmp_path):
+    # The methods without training: the ones that train run on a generated dataset in tiny_run.
+    methods = ["baseline", "local"]
     config = merged(TINY, {"demo": {"n_individuals": 12, "n_train_images": 40, "n_test_images": 15,
-                                    "max_side": 96, "seed": 3}})
+                                    "max_side": 96, "seed": 3}, "methods": methods})
     snakemake(tmp_path, config=config)
     demo = tmp_path / "resources" / "demo_data"
     assert len(list((demo / "train").glob("*.jpg"))) == 40
     scores = pd.read_csv(tmp_path / "results" / "scores.csv")
     assert sorted(zip(scores["method"], scores["split"])) == sorted(
-        (method, split) for method in METHODS for split in ("test", "validation"))
+        (method, split) for method in methods for split in ("test", "validation"))
 
 
 def test_config_errors_fail_before_any_job_and_name_the_key(tmp_path):
@@ -279,13 +341,53 @@ def test_config_errors_fail_before_any_job_and_name_the_key(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("preset", ["demo.yaml", "cpu.yaml"])
-def test_presets_are_valid_settings(preset, tmp_path):
+@pytest.fixture(scope="module")
+def data_folder(tmp_path_factory):
+    """A folder in the playground layout (nothing in it is read by a dry run)."""
+    folder = tmp_path_factory.mktemp("guards") / "data"
+    for sub in ("train", "test"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "train.csv").write_text("Image,Id\n")
+    return folder
+
+
+GUARDS = {
+    "submit names no method that runs": (lambda data: {"methods": ["baseline", "local"], "submit": "classifier"},
+                                         "submit='classifier' is neither best nor among methods"),
+    "results inside the data folder": (lambda data: {"results_dir": str(data / "results")},
+                                       "is inside data_dir"),
+    "keras_home inside the data folder": (lambda data: {"keras_home": str(data / "keras")},
+                                          "keras_home"),
+    "catalogue additions without train.csv": (
+        lambda data: {"metric_learning": {"catalogue_additions": str(data / "train")}},
+        "catalogue_additions"),
+    "threshold grid that stops before it starts": (
+        lambda data: {"metric_learning": {"new_whale_thresholds": {"start": 0.5, "stop": 0.1, "step": 0.1}}},
+        "config: metric_learning: threshold grid stop 0.1 is below its start 0.5"),
+    "data folder without test/": (lambda data: {"data_dir": str(data / "train")}, "train.csv not found"),
+}
+
+
+@pytest.mark.parametrize("guard", list(GUARDS))
+def test_each_config_guard_stops_the_run_before_any_job_and_says_why(tmp_path, data_folder, guard):
+    changes, message = GUARDS[guard]
+    config = merged(TINY, {"data_dir": str(data_folder), "results_dir": str(tmp_path / "results")},
+                    changes(data_folder))
+    result = snakemake(tmp_path, "-n", config=config, check=False)
+    assert result.returncode != 0 and message in result.stdout + result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "results").exists() and not (data_folder / "results").exists()
+
+
+@pytest.mark.parametrize("presets", [[], ["cpu.yaml"], ["cpu.yaml", "demo.yaml"]], ids=["gpu defaults", "cpu", "demo"])
+def test_the_defaults_and_the_presets_plan_a_whole_run(presets, tmp_path):
+    configfiles = ["--configfile", *(str(REPO / "presets" / preset) for preset in presets)] if presets else []
     result = subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n",
-                             "--cores", "1", "--configfile", str(REPO / "presets" / preset)],
-                            capture_output=True, text=True, timeout=120)
+                             "--cores", "1", *configfiles], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "train_embedding" in result.stdout and "train_classifier" in result.stdout
+    assert "metric_learning_train" in result.stdout and "classifier_train" in result.stdout
+    # config.yaml's defaults start both models from ImageNet weights, staged on the submit host;
+    # the presets, for a CPU without internet, download nothing
+    assert ("stage_weights" in result.stdout) == (not presets)
 
 
 def test_lint_is_clean():
@@ -301,15 +403,29 @@ def test_snakefile_imports_nothing_heavy():
         text = source.read_text()
         for heavy in ("tensorflow", "keras", "cv2", "pandas", "numpy"):
             assert not re.search(rf"^\s*(import|from)\s+{heavy}\b", text, re.MULTILINE), (source, heavy)
-        # Of the package, only the standard-library-only whaleid.pretrained (test_weights.py checks it).
-        assert set(re.findall(r"^\s*(?:import|from)\s+(whaleid[\w.]*)", text, re.MULTILINE)) <= {"whaleid.pretrained"}, source
+        # Of the package, only the standard-library-only modules (test_weights.py checks them).
+        assert set(re.findall(r"^\s*(?:import|from)\s+(whaleid[\w.]*)", text, re.MULTILINE)) <= {
+            "whaleid.pretrained", "whaleid.settings"}, source
+
+
+# ../shared/data/right_whale (1,249 train and 1,746 test photos of real right whales), at what a
+# CI run affords: the local method at the photos' own 224 pixels but fewer keypoints and a
+# shorter shortlist than config.yaml's, the models tiny. Each method's floor is a little below
+# what this config reached when it was set (test MAP@5 baseline 0.2198, classifier 0.2157,
+# metric_learning 0.2153, local and fused 0.3893), so that a regression of any method fails CI;
+# the README gives what presets/cpu.yaml reaches.
+RIGHT_WHALE_CI = merged(TINY, {"preprocess": {"size": 224}, "classifier": {"input": "images", "batch_size": 32},
+                               "metric_learning": {"input_size": 48, "batch_size": 32, "tta_views": 1},
+                               "local": {"image_size": 224, "n_features": 200, "shortlist": 5,
+                                         "photos_per_individual": 2}})
+FLOORS = {"baseline": 0.2188, "classifier": 0.20, "metric_learning": 0.20, "local": 0.37, "fused": 0.37}
 
 
 @pytest.mark.slow
 @pytest.mark.shared
 @pytest.mark.skipif(not RIGHT_WHALE.is_dir(), reason="../shared/data/right_whale is not here")
-def test_baseline_on_real_photos_beats_the_sample_submission(tmp_path):
-    config = merged(TINY, {"data_dir": str(RIGHT_WHALE), "results_dir": "results"})
+def test_every_method_on_real_photos_clears_its_floor(tmp_path):
+    config = merged(RIGHT_WHALE_CI, {"data_dir": str(RIGHT_WHALE), "results_dir": "results"})
     snakemake(tmp_path, config=config)
     scores = pd.read_csv(tmp_path / "results" / "scores.csv").set_index(["method", "split"])
     truth = pd.read_csv(RIGHT_WHALE / "test_truth.csv", dtype=str)
@@ -318,6 +434,6 @@ def test_baseline_on_real_photos_beats_the_sample_submission(tmp_path):
     sample_score = map_at_5([sample_answers[i] for i in truth["Image"]], truth["Id"].tolist())
     assert sample_score == pytest.approx(0.21884, abs=1e-4)
     assert scores.loc[("baseline", "test"), "map5"] >= sample_score
-    assert scores.loc[("baseline", "test"), "n_images"] == len(truth)
-    for method in ("classifier", "metric_learning", "local", "fused"):
-        assert scores.loc[(method, "test"), "n_images"] == len(truth)
+    reached = {method: round(float(scores.loc[(method, "test"), "map5"]), 4) for method in METHODS}
+    assert all(reached[method] >= floor for method, floor in FLOORS.items()), reached
+    assert (scores.xs("test", level="split")["n_images"] == len(truth)).all()

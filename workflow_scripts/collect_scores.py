@@ -4,7 +4,7 @@ import pandas as pd
 
 from whaleid.files import write_csv
 from whaleid.logs import log_to_file
-from whaleid.summary import comparison_table
+from whaleid.scoring import comparison_table
 
 log = log_to_file(snakemake.log[0])
 scores = pd.concat([pd.read_csv(path) for path in snakemake.input], ignore_index=True)

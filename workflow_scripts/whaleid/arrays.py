@@ -1,19 +1,29 @@
 """Large on-disk arrays filled chunk by chunk, so a killed job resumes where it stopped.
 
-The array is filled under a temporary name beside the output (``x.partial.npy``) with a
-progress file listing the finished chunks (``x.partial.json``); it takes its final name only
-when every chunk is done. Snakemake deletes a failed job's outputs, but these temporary files
-are not outputs, so they survive for the rerun.
+Every per-photo cache is built this way (`fill_in_chunks`): the preprocessed squares, the
+keypoints, the autoencoder's codes, the embeddings. The array is filled under a temporary name
+beside the output (``x.partial.npy``) with a progress file listing the finished chunks
+(``x.partial.json``); it takes its final name only when every chunk is done. Snakemake deletes a
+failed job's outputs, but these temporary files are not outputs, so they survive for the rerun.
+
+A rerun resumes only what was computed from the same things: the progress file holds a key made
+from the identity of every file the rows are computed from (path, size, modification time),
+every setting, and the array's shape, dtype and chunk size. A partial array left by a killed job
+whose input has since been rebuilt (from other photos, or at another size) is started afresh,
+never completed with rows of another input.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from joblib import Parallel, delayed
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +36,19 @@ class ResumableArray:
     """
 
     def __init__(self, out_path: str | Path, shape: tuple[int, ...], dtype, chunk_size: int, key: str):
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
         self.out_path = Path(out_path)
         self.partial_path = self.out_path.with_name(self.out_path.stem + ".partial.npy")
         self.state_path = self.out_path.with_name(self.out_path.stem + ".partial.json")
-        self.shape, self.dtype, self.chunk_size, self.key = tuple(shape), np.dtype(dtype), chunk_size, key
+        self.shape, self.dtype, self.chunk_size = tuple(shape), np.dtype(dtype), chunk_size
+        # The chunks done are named by their first row: with another chunk size or layout, the
+        # same names would mean other rows.
+        self.key = _digest({"key": key, "shape": self.shape, "dtype": str(self.dtype), "chunk_size": chunk_size})
         self.done: set[int] = set()
         if self.partial_path.exists() and self.state_path.exists():
             state = json.loads(self.state_path.read_text())
-            if state.get("key") == key:
+            if state.get("key") == self.key:
                 self.done = set(state["done"])
                 log.info("resuming %s: %d of %d chunks already done", self.out_path,
                          len(self.done), len(self.chunk_starts()))
@@ -96,3 +111,61 @@ def write_rows(npy_path: str | Path, start: int, rows: np.ndarray) -> None:
             raise ValueError(f"{npy_path}: rows {start}..{start + len(rows)} outside 0..{shape[0]}")
         handle.seek(handle.tell() + start * rows[0].nbytes)
         handle.write(np.ascontiguousarray(rows).tobytes())
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_identity(path: str | Path) -> str:
+    """What stands for a file's contents in a resume key: its path, size and modification time.
+
+    Hashing a 20 GB cache would cost more than an epoch, and a rebuilt file is a new file.
+    """
+    path = Path(path)
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def inputs_key(inputs: Sequence[str | Path], settings: Mapping[str, Any]) -> str:
+    """A key for what an array is computed from: the identity of every input file (see
+    `file_identity`) and every setting (JSON-able values)."""
+    return _digest({"inputs": [file_identity(path) for path in inputs], "settings": dict(settings)})
+
+
+def fill_in_chunks(out_path: str | Path, shape: tuple[int, ...], dtype, chunk_size: int, *,
+                   inputs: Sequence[str | Path], settings: Mapping[str, Any],
+                   fill_chunk: Callable[[str, int, int], Any], n_jobs: int = 1,
+                   progress: Callable[[int, int], None] | None = None) -> None:
+    """Build the .npy array `out_path` of `shape` and `dtype`, `chunk_size` rows at a time.
+
+    `fill_chunk(partial_path, start, stop)` computes rows start..stop-1 and writes them into the
+    partial .npy at `partial_path` (with `write_rows`). With `n_jobs` above 1 the chunks are
+    filled by that many joblib worker processes (so `fill_chunk` must be picklable: a module-level
+    function, or a `functools.partial` of one), else one after another in this process (a model
+    held in memory, say). The rows are computed from `inputs` (files) and `settings`: a rerun
+    after a kill redoes only the chunks not finished, and only where both are what they were.
+    `progress(done, total)` is told where the work starts and as chunks finish.
+    """
+    array = ResumableArray(out_path, shape, dtype, chunk_size, inputs_key(inputs, settings))
+    n = array.shape[0]
+    if progress:
+        progress(array.rows_done, n)  # where a resumed job starts
+    spans = [(start, min(n, start + chunk_size)) for start in array.pending()]
+    partial = str(array.partial_path)
+    if n_jobs == 1:
+        finished = (_filled(fill_chunk, partial, start, stop) for start, stop in spans)
+    else:
+        finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_filled)(fill_chunk, partial, start, stop) for start, stop in spans)
+    for start in finished:
+        array.mark_done(start)
+        if progress:
+            progress(array.rows_done, n)
+    array.finish()
+
+
+def _filled(fill_chunk: Callable[[str, int, int], Any], partial_path: str, start: int, stop: int) -> int:
+    fill_chunk(partial_path, start, stop)
+    return start
+

@@ -20,7 +20,6 @@ TensorFlow, which fixes the visible devices when it first initialises CUDA.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,10 +29,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .arrays import ResumableArray
+from .arrays import fill_in_chunks, file_identity, write_rows
+from .augmentation import similarity_rows, warp
+from .devices import build_scope, several_replicas
 from .files import atomic_output
-from .training import (ArrayRows, build_scope, check_model_path, file_identity, finish_training,
-                       fit_resumably, prepare_backup, row_batches, settings_key, several_replicas, weights_digest)
+from .settings import OPTIMIZERS, AutoencoderSettings
+from .training import ArrayRows, TrainingRun, check_model_path, row_batches, weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ REDUCTION = 4
 CODE_CHANNELS = 3
 ROTATION_DEGREES = 15.0
 SHIFT_FRACTION = 0.15
-OPTIMIZERS = ("adam", "published")
 
 
 # ---------------------------------------------------------------------------------- model
@@ -113,7 +113,7 @@ def published_optimizer() -> keras.optimizers.Optimizer:
     channels of the last decoder block output nothing) and the training loss stops at 0.030
     from the second epoch on; the reconstructions are worse than the mean image (MSE 0.042
     against 0.039). Adam at 1e-3 reached a training loss of 0.005 in the same 5 epochs.
-    Kept so that this can be shown: ``optimizer="published"`` in `train_autoencoder`.
+    Kept so that this can be shown: ``optimizer: published`` in the settings.
     """
     schedule = keras.optimizers.schedules.InverseTimeDecay(0.5, decay_steps=1, decay_rate=0.95)
     return keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
@@ -172,15 +172,10 @@ def _augment(x: tf.Tensor, seed: tf.Tensor, flip: bool) -> tf.Tensor:
     angle = tf.random.stateless_uniform([batch], seeds[0], -limit, limit)
     shift_x = tf.random.stateless_uniform([batch], seeds[1], -SHIFT_FRACTION, SHIFT_FRACTION) * side
     shift_y = tf.random.stateless_uniform([batch], seeds[2], -SHIFT_FRACTION, SHIFT_FRACTION) * side
-    # The map from each output pixel to where it is sampled in the input: the inverse of
-    # "rotate about the centre c, then shift by t", i.e. R^-1 (p - c - t) + c.
-    cos, sin, centre = tf.cos(angle), tf.sin(angle), (side - 1.0) / 2.0
-    dx, dy = -centre - shift_x, -centre - shift_y
     zeros = tf.zeros_like(angle)
-    transform = tf.stack([cos, sin, cos * dx + sin * dy + centre,
-                          -sin, cos, -sin * dx + cos * dy + centre, zeros, zeros], axis=1)
-    x = keras.ops.image.affine_transform(x, transform, interpolation="bilinear", fill_mode="constant",
-                                         fill_value=0.0, data_format="channels_last")
+    transform = tf.stack([*similarity_rows(tf.cos(angle), tf.sin(angle), 1.0, shift_x, shift_y, side), zeros, zeros],
+                         axis=1)
+    x = warp(x, transform)
     if flip:
         mirrored = tf.random.stateless_uniform([batch], seeds[3]) < 0.5
         x = tf.where(mirrored[:, None, None, None], tf.reverse(x, axis=[2]), x)
@@ -220,9 +215,7 @@ def make_dataset(cache_paths: Sequence[str | Path], indices: Sequence[int] | np.
 
 
 def train_autoencoder(cache_paths: Sequence[str | Path], model_path: str | Path, history_csv: str | Path,
-                      backup_dir: str | Path, *, epochs: int = 20, batch_size: int = 32,
-                      learning_rate: float = 1e-3, optimizer: str = "adam", validation_fraction: float = 0.1,
-                      seed: int = 0, augment: bool = True, flip: bool = False, mixed_precision: bool = True,
+                      backup_dir: str | Path, settings: AutoencoderSettings, *,
                       callbacks: Sequence[keras.callbacks.Callback] = ()) -> keras.Model:
     """Train the autoencoder on every row of `cache_paths` (less a validation part); save it.
 
@@ -235,32 +228,27 @@ def train_autoencoder(cache_paths: Sequence[str | Path], model_path: str | Path,
     (MirroredStrategy, `batch_size` split across them). `callbacks` run after the built-in
     ones. The same `seed` gives the same model on the CPU.
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
-    if optimizer not in OPTIMIZERS:  # fail before any work
-        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+    s = settings
     model_path = check_model_path(model_path)
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(s.seed)
     rows = CacheRows(cache_paths)
-    settings = dict(caches=[file_identity(p) for p in rows.paths], epochs=epochs, batch_size=batch_size,
-                    learning_rate=learning_rate, optimizer=optimizer, validation_fraction=validation_fraction,
-                    seed=seed, augment=augment, flip=flip, mixed_precision=mixed_precision)
-    prepare_backup(backup_dir, settings_key(settings))
+    # Not scored by validation MAP@5: an autoencoder learns no individuals, and every epoch is kept.
+    run = TrainingRun(backup_dir, {**vars(s), "caches": [file_identity(p) for p in rows.paths]}, scored=False,
+                      logger=log)
 
-    train_rows, validation_rows = split_rows(len(rows), validation_fraction, seed)
-    train_data = make_dataset(rows.paths, train_rows, batch_size, shuffle=True, augment=augment, flip=flip,
-                              seed=seed)
-    validation_data = (make_dataset(rows.paths, validation_rows, batch_size, shuffle=False, augment=False)
+    train_rows, validation_rows = split_rows(len(rows), s.validation_fraction, s.seed)
+    train_data = make_dataset(rows.paths, train_rows, s.batch_size, shuffle=True, augment=s.augment, flip=s.flip,
+                              seed=s.seed)
+    validation_data = (make_dataset(rows.paths, validation_rows, s.batch_size, shuffle=False, augment=False)
                        if len(validation_rows) else None)
     log.info("training on %d images, validating on %d, %dx%d", len(train_rows), len(validation_rows),
              rows.size, rows.size)
 
-    with build_scope(mixed_precision):
+    with build_scope(s.mixed_precision):
         model = build_autoencoder(rows.size)
-        model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss="mse")
-    fit_resumably(model, train_data, backup_dir, epochs=epochs, validation_data=validation_data,
-                  callbacks=callbacks, logger=log)
-    finish_training(model, model_path, history_csv, backup_dir)
+        model.compile(optimizer=make_optimizer(s.optimizer, s.learning_rate), loss="mse")
+    run.fit(model, train_data, epochs=s.epochs, validation_data=validation_data, scorer=None, callbacks=callbacks)
+    run.finish(model, model_path, history_csv)
     return model
 
 
@@ -320,8 +308,8 @@ def encode_images(encoder: keras.Model, images: np.ndarray, batch_size: int) -> 
 
 
 
-def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | Path, batch_size: int = 16,
-                 chunk_size: int = 64, progress: Callable[[int, int], None] | None = None) -> None:
+def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | Path, *, batch_size: int,
+                 chunk_size: int, progress: Callable[[int, int], None] | None = None) -> None:
     """Encode every row of a preprocess cache into `out_path` (.npy, float16 (N, S/4, S/4, 3)).
 
     Row i is the code of the cache's row i, so the preprocess index CSV names its image.
@@ -330,7 +318,7 @@ def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | P
     keeps about 3 significant digits at any magnitude (more than the classifier can use) at
     half float32's size: 224x224x3x2 bytes = 294 KiB an image. Memory-mappable like the cache.
 
-    Built chunk by chunk (`arrays.ResumableArray`): a rerun after a kill computes only the
+    Built chunk by chunk (`arrays.fill_in_chunks`): a rerun after a kill computes only the
     chunks not yet done. `progress(done, total)` is called as chunks finish.
     """
     cache = np.load(cache_path, mmap_mode="r")
@@ -339,14 +327,9 @@ def encode_cache(encoder: keras.Model, cache_path: str | Path, out_path: str | P
     if tuple(encoder.output.shape[1:]) != shape[1:]:
         raise ValueError(f"encoder gives codes of shape {tuple(encoder.output.shape[1:])}, "
                          f"but the cache's {size}x{size} images need an encoder for that size")
-    key = hashlib.sha256(f"{file_identity(cache_path)}\n{weights_digest(encoder)}".encode()).hexdigest()
-    codes = ResumableArray(out_path, shape, np.float16, chunk_size, key)
-    if progress:
-        progress(codes.rows_done, n)  # where a resumed job starts
-    for start in codes.pending():
-        stop = min(n, start + chunk_size)
-        codes.write_rows(start, encode_images(encoder, cache[start:stop], batch_size))
-        codes.mark_done(start)
-        if progress:
-            progress(codes.rows_done, n)
-    codes.finish()
+
+    def fill_chunk(partial_path: str, start: int, stop: int) -> None:
+        write_rows(partial_path, start, encode_images(encoder, cache[start:stop], batch_size))
+
+    fill_in_chunks(out_path, shape, np.float16, chunk_size, inputs=[cache_path],
+                   settings={"weights": weights_digest(encoder)}, fill_chunk=fill_chunk, progress=progress)

@@ -1,53 +1,22 @@
 """The cheap baseline: duplicates of catalogue photos, then new_whale, then the commonest ids.
 
 The playground's test set holds photos that are also in train (re-saved or resized); a
-perceptual hash finds them, and for the rest `new_whale` followed by the most frequent ids is
-what the Kaggle sample submission does.
+perceptual hash finds them (`duplicates`), and for the rest `new_whale` followed by the most
+frequent ids is what the Kaggle sample submission does. It answers the searches every method
+answers (`identification.Queries`), from the manifest's hashes alone: no image is read.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
-from .images import hamming_distances, hashes_to_uint64
+from .duplicates import duplicate_matches, duplicates_first
+from .identification import Identification, Queries, check_known_individuals
 from .ingest import NEW_WHALE
 from .metrics import map_at_5
 from .submission import N_ANSWERS, most_frequent_ids
-
-_QUERY_CHUNK = 512
-
-
-def duplicate_matches(query: pd.DataFrame, catalogue: pd.DataFrame, max_distance: int) -> list[list[tuple[int, str]]]:
-    """For each query photo, the (distance, id) of catalogue photos that are the same picture:
-    identical bytes (distance -1, ranked first) or a pHash within `max_distance` bits."""
-    catalogue_hashes = hashes_to_uint64(catalogue["phash"])
-    catalogue_ids = catalogue["id"].to_numpy()
-    by_content: dict[str, list[str]] = {}
-    for content, whale_id in zip(catalogue["content_hash"], catalogue_ids):
-        by_content.setdefault(content, []).append(whale_id)
-    query_hashes = hashes_to_uint64(query["phash"])
-    matches: list[list[tuple[int, str]]] = []
-    for start in range(0, len(query), _QUERY_CHUNK):
-        distances = hamming_distances(query_hashes[start:start + _QUERY_CHUNK], catalogue_hashes)
-        for offset, row in enumerate(distances):
-            found = [(-1, i) for i in by_content.get(query["content_hash"].iloc[start + offset], [])]
-            close = np.flatnonzero(row <= max_distance)
-            found += sorted(zip(row[close].tolist(), catalogue_ids[close].tolist()))
-            matches.append(found)
-    return matches
-
-
-def duplicates_first(matches: Sequence[tuple[int, str]], answers: Sequence[str]) -> list[str]:
-    """The ids of duplicate photos ((distance, id) from `duplicate_matches`, nearest first)
-    ahead of a method's own `answers`: five distinct. Every method ranks duplicates this way."""
-    ranked: list[str] = []
-    for whale_id in [whale_id for _, whale_id in sorted(matches, key=lambda m: m[0])] + list(answers):
-        if whale_id not in ranked:
-            ranked.append(whale_id)
-    return ranked[:N_ANSWERS]
 
 
 def rank_answers(matches: list[tuple[int, str]], fallback: list[str]) -> list[str]:
@@ -56,13 +25,14 @@ def rank_answers(matches: list[tuple[int, str]], fallback: list[str]) -> list[st
 
 
 def predict(query: pd.DataFrame, catalogue: pd.DataFrame, max_distance: int) -> list[list[str]]:
+    """The answers of the `query` photos against the `catalogue` photos (phash, content_hash;
+    the catalogue's id), duplicates up to `max_distance` pHash bits first."""
     return _answers(duplicate_matches(query, catalogue, max_distance), catalogue, max_distance)
 
 
 def _answers(matches: list[list[tuple[int, str]]], catalogue: pd.DataFrame, max_distance: int) -> list[list[str]]:
     fallback = most_frequent_ids(catalogue["id"], N_ANSWERS)
-    if len(fallback) < N_ANSWERS - 1:
-        raise ValueError(f"the catalogue has {len(fallback)} known ids; five distinct answers need at least four")
+    check_known_individuals(len(fallback), "the catalogue")
     return [rank_answers([m for m in found if m[0] <= max_distance], fallback) for found in matches]
 
 
@@ -76,23 +46,18 @@ def tune_max_distance(query: pd.DataFrame, truth: Sequence[str], catalogue: pd.D
     return best, curve
 
 
-def baseline_predictions(manifest: pd.DataFrame, split: pd.DataFrame, max_distance: int | str,
-                         candidates: Sequence[int]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
-    """Validation and test predictions (Image, answers) with the catalogue each would have.
-
-    Validation queries are matched against the `fit` part of train only, test queries against
-    all of train. With `max_distance="auto"` the pHash distance is chosen on validation;
-    the curve is computed either way, so the choice can be reviewed.
+def identify(queries: Queries, max_distance: int | str, candidates: Sequence[int]) -> Identification:
+    """Validation and test answers, the curve of validation MAP@5 by pHash distance (over
+    `candidates`), and the distance used: chosen on validation where `max_distance` is "auto",
+    else `max_distance` itself (the curve is computed either way, so the choice can be reviewed).
     """
-    train = manifest[manifest["split"] == "train"].merge(split[["image", "subset", "truth"]], on="image")
-    fit = train[train["subset"] == "fit"]
-    validation = train[train["subset"] == "validation"]
-    test = manifest[manifest["split"] == "test"]
-    tuned, curve = tune_max_distance(validation, validation["truth"].tolist(), fit, candidates)
+    validation, test = queries.searches()
+    tuned, curve = tune_max_distance(validation.queries, validation.queries["truth"].tolist(), validation.catalogue,
+                                     candidates)
     chosen = tuned if max_distance == "auto" else int(max_distance)
     curve["chosen"] = curve["max_distance"] == chosen
-    validation_answers = predict(validation, fit, chosen)
-    test_answers = predict(test, train, chosen)
-    return (pd.DataFrame({"image": validation["image"].tolist(), "answers": validation_answers}),
-            pd.DataFrame({"image": test["image"].tolist(), "answers": test_answers}),
-            curve, chosen)
+    return Identification(
+        pd.DataFrame({"image": validation.queries["image"].tolist(),
+                      "answers": predict(validation.queries, validation.catalogue, chosen)}),
+        pd.DataFrame({"image": test.queries["image"].tolist(), "answers": predict(test.queries, test.catalogue, chosen)}),
+        curve, chosen)

@@ -29,10 +29,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .catalogue import read_embeddings
 from .files import write_text
+from .identification import Individuals, Queries
 from .ingest import NEW_WHALE
-from .retrieval import DEFAULT_BLOCK_SIZE, add_to_catalogue, normalise
+from .metric_learning.retrieval import DEFAULT_BLOCK_SIZE, extend_catalogue, normalise, read_embeddings
 from .submission import N_ANSWERS, read_predictions
 from .tables import read_table, train_table
 
@@ -93,11 +93,9 @@ def match_answers(queries: np.ndarray, answers: Sequence[Sequence[str]], catalog
     if len(answers) != len(queries):
         raise ValueError(f"{len(answers)} answer lists for {len(queries)} query embeddings")
     width = max((len(row) for row in answers), default=0)
-    known = np.flatnonzero(ids != NEW_WHALE)
-    individuals, of_photo = np.unique(ids[known], return_inverse=True)
-    # each individual's catalogue rows: the runs of the known photos sorted by individual
-    runs = np.split(known[np.argsort(of_photo, kind="stable")], np.cumsum(np.bincount(of_photo))[:-1])
-    photos_of = dict(zip(individuals.tolist(), runs))
+    grouped = Individuals.of(ids, enough_for_answers=False)
+    known = grouped.photos
+    photos_of = {individual: known[members] for individual, members in zip(grouped.ids.tolist(), grouped.members())}
 
     photo = np.full((len(queries), width), -1, np.int64)
     score = np.full((len(queries), width), np.nan, np.float32)
@@ -356,22 +354,25 @@ def write_galleries(*, train_embeddings: str | Path, train_index: str | Path, te
         raise ValueError(f"gallery size must be 1 or more, got {size}")
     threshold = chosen_threshold(threshold_curve)
     embeddings, _ = read_embeddings(train_embeddings, train_index)
-    train = train_table(train_index, split_csv, len(embeddings))
+    test_embedding, test_table = read_embeddings(test_embeddings, test_index)
+    # The method's own searches: each query shown against the catalogue it was answered from.
+    validation_search, test_search = Queries(train_table(train_index, split_csv, len(embeddings)),
+                                             test_table[["image"]], str(split_csv)).searches()
     train_squares = read_squares(train_images, train_images_index)
-    train_photos = _photos(train["image"].tolist(), train["id"].tolist(), embeddings, train_squares,
+    everyone = test_search.catalogue
+    train_photos = _photos(everyone["image"].tolist(), everyone["id"].tolist(), embeddings, train_squares,
                            str(train_images))
 
-    fit = np.flatnonzero((train["subset"] == "fit").to_numpy())
-    held_out = np.flatnonzero((train["subset"] == "validation").to_numpy())
-    validation = train_photos.subset(held_out)
-    tables = [query_table(validation, "validation", train["truth"].iloc[held_out].tolist(),
+    validation = train_photos.subset(validation_search.query_rows)
+    validation_catalogue = train_photos.subset(validation_search.catalogue_rows)
+    tables = [query_table(validation, "validation", validation_search.queries["truth"].tolist(),
                           _answers_of(validation.names, read_predictions(validation_predictions),
                                       str(validation_predictions)),
-                          train_photos.subset(fit), threshold)]
-    queries, catalogues = {"validation": validation}, {"validation": train_photos.subset(fit)}
+                          validation_catalogue, threshold)]
+    queries, catalogues = {"validation": validation}, {"validation": validation_catalogue}
 
     if test_truth:
-        catalogue = train_photos
+        catalogue = train_photos.subset(test_search.catalogue_rows)
         if additions:
             added_npy, added_csv, added_images = additions
             added, added_index = read_embeddings(added_npy, added_csv)
@@ -379,14 +380,13 @@ def write_galleries(*, train_embeddings: str | Path, train_index: str | Path, te
             if len(added_squares) != len(added):
                 raise ValueError(f"{added_images} holds {len(added_squares)} images for {len(added)} embeddings "
                                  f"in {added_npy}")
-            joined, ids = add_to_catalogue(catalogue.embeddings, catalogue.ids, added, added_index["id"].tolist())
+            joined, ids = extend_catalogue(catalogue.embeddings, catalogue.ids, added, added_index["id"].tolist())
             catalogue = Photos([*catalogue.names, *added_index["image"]], ids, normalise(joined),
                                [*catalogue.squares, *(added_squares[row] for row in range(len(added_squares)))])
-        test_embedding, test_table = read_embeddings(test_embeddings, test_index)
         truth = read_table(test_truth)
         truth = dict(zip(truth["Image"], truth["Id"]))
         # Test photos rejected at ingest have a truth but no embedding: they cannot be shown.
-        rows = np.flatnonzero(test_table["image"].isin(list(truth)).to_numpy())
+        rows = test_search.query_rows[test_search.queries["image"].isin(list(truth)).to_numpy()]
         names = test_table["image"].iloc[rows].tolist()
         test = _photos(names, [truth[name] for name in names], test_embedding[rows],
                        read_squares(test_images, test_images_index), str(test_images))

@@ -9,6 +9,7 @@ channels cost memory and time and carry no information.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -45,36 +46,189 @@ class ImageInfo:
 
 _JPEG_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# classic TIFF (42) and BigTIFF (43), little- and big-endian: OpenCV's libtiff decodes all four
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_TIFF_INTEGER_TYPES = {1: "B", 3: "H", 4: "I", 16: "Q"}  # BYTE, SHORT, LONG, LONG8
+_TIFF_TAGS = {256: "ImageWidth", 257: "ImageLength", 258: "BitsPerSample",
+              262: "PhotometricInterpretation", 277: "SamplesPerPixel"}
+_TIFF_MAX_ENTRIES = 4096  # libtiff refuses a longer directory as corrupt
+_TIFF_MODELS = {0: "gray", 1: "gray", 2: "rgb", 3: "palette", 5: "cmyk", 6: "rgb"}
+UNKNOWN_FORMAT = ("not a readable image (unknown format, corrupt or truncated; "
+                  "accepted formats: JPEG, PNG, BMP, TIFF, WebP)")
+
+
+def _require(image_format: str, data: bytes, end: int) -> None:
+    """Raise BadImage naming the format unless `data` holds its first `end` bytes (a header cut
+    short, or an offset in it that points past the end of the file)."""
+    if end > len(data):
+        raise BadImage(f"not a readable image: truncated {image_format} header "
+                       f"(it needs {end:,} bytes, the file has {len(data):,})")
+
+
+def _unpack(image_format: str, layout: str, data: bytes, offset: int) -> tuple:
+    """`struct.unpack_from(layout, data, offset)`, raising BadImage when `data` ends first."""
+    _require(image_format, data, offset + struct.calcsize(layout))
+    return struct.unpack_from(layout, data, offset)
+
+
+def _png_header(data: bytes) -> ImageHeader:
+    """The size and colour model in a PNG's IHDR chunk."""
+    width, height, depth, colour_type = _unpack("PNG", ">IIBB", data, 16)
+    channels, model = {0: (1, "gray"), 2: (3, "rgb"), 3: (3, "palette"),
+                       4: (2, "gray"), 6: (4, "rgb")}.get(colour_type, (0, "unknown"))
+    return ImageHeader(width, height, channels, depth, model)
+
+
+def _jpeg_header(data: bytes) -> ImageHeader:
+    """The size and components in a JPEG's first frame (SOF) header."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            pos += 1
+            continue
+        marker = data[pos + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            pos += 1 if marker == 0xFF else 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        if marker in _JPEG_SOF_MARKERS and pos + 10 <= len(data):
+            depth, height, width, comps = struct.unpack(">BHHB", data[pos + 4:pos + 10])
+            model = {1: "gray", 3: "rgb", 4: "cmyk"}.get(comps, "unknown")
+            return ImageHeader(width, height, comps, depth, model)
+        pos += 2 + length
+    raise BadImage("not a readable image: JPEG without a frame header (corrupt or truncated)")
+
+
+def _bmp_header(data: bytes) -> ImageHeader:
+    """The size and pixel format in a BMP's BITMAPCOREHEADER (12 bytes) or BITMAPINFOHEADER
+    (40 bytes, or one of its longer successors, which keep its first fields)."""
+    (header_size,) = _unpack("BMP", "<I", data, 14)
+    if header_size == 12:
+        width, height, _, bits = _unpack("BMP", "<HHHH", data, 18)
+        colours, entry_size = 0, 3
+    elif header_size >= 16:
+        width, height, _, bits = _unpack("BMP", "<iiHH", data, 18)
+        colours = _unpack("BMP", "<I", data, 46)[0] if header_size >= 36 else 0
+        entry_size = 4
+    else:
+        raise BadImage(f"not a readable image: BMP header of unknown size ({header_size} bytes)")
+    height = abs(height)  # a negative height means the rows are stored top-down
+    if bits in (1, 4, 8):
+        gray = _bmp_palette_is_gray(data, 14 + header_size, colours or 1 << bits, entry_size)
+        return ImageHeader(width, height, 1 if gray else 3, bits, "gray" if gray else "palette")
+    if bits in (16, 24, 32):
+        channels = 4 if bits == 32 else 3
+        return ImageHeader(width, height, channels, bits // channels, "rgb")  # 16 bits: 5 a channel
+    raise BadImage(f"not a readable image: BMP with {bits} bits per pixel (1, 4, 8, 16, 24 or 32 are read)")
+
+
+def _bmp_palette_is_gray(data: bytes, start: int, colours: int, entry_size: int) -> bool:
+    """Whether every colour of the palette at `start` has equal blue, green and red: OpenCV
+    decodes such a BMP to one channel."""
+    palette = data[start:start + colours * entry_size]
+    if len(palette) < colours * entry_size:
+        raise BadImage(f"not a readable image: truncated BMP header (its {colours}-colour palette is cut short)")
+    return palette[0::entry_size] == palette[1::entry_size] == palette[2::entry_size]
+
+
+def _tiff_header(data: bytes) -> ImageHeader:
+    """The size, samples and colour model in a TIFF's (or BigTIFF's) first image directory,
+    the image cv2.imdecode decodes."""
+    order = "<" if data.startswith(b"II") else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    offset_layout, count_layout, entry_layout = ("Q", "Q", "HHQ") if big else ("I", "H", "HHI")
+    offset_size = struct.calcsize(offset_layout)
+    (directory,) = _unpack("TIFF", order + offset_layout, data, 8 if big else 4)
+    (count,) = _unpack("TIFF", order + count_layout, data, directory)
+    if count > _TIFF_MAX_ENTRIES:
+        raise BadImage(f"not a readable image: TIFF image directory of {count:,} entries "
+                       f"(at most {_TIFF_MAX_ENTRIES:,} are read)")
+    first_entry = directory + struct.calcsize(count_layout)
+    entry_size = struct.calcsize(order + entry_layout) + offset_size
+    _require("TIFF", data, first_entry + count * entry_size)
+    values: dict[int, int] = {}
+    for at in range(first_entry, first_entry + count * entry_size, entry_size):
+        tag, kind, n = _unpack("TIFF", order + entry_layout, data, at)
+        if tag not in _TIFF_TAGS:
+            continue
+        if tag in values:
+            # readers disagree on which copy wins, so the size would be a guess
+            raise BadImage(f"not a readable image: TIFF tag {_TIFF_TAGS[tag]} appears twice")
+        values[tag] = _tiff_first_value(data, order, _TIFF_TAGS[tag], kind, n, at + entry_size - offset_size,
+                                        offset_layout)
+    if 256 not in values or 257 not in values:
+        raise BadImage("not a readable image: TIFF image directory without ImageWidth or ImageLength")
+    photometric = values.get(262)
+    channels = 3 if photometric == 3 else values.get(277, 1)  # a palette decodes to colour
+    return ImageHeader(values[256], values[257], channels, values.get(258, 1),
+                       _TIFF_MODELS.get(photometric, "unknown"))
+
+
+def _tiff_first_value(data: bytes, order: str, name: str, kind: int, count: int, field_at: int,
+                      offset_layout: str) -> int:
+    """The first value of a TIFF tag whose value field is at `field_at`: held in the field when
+    all its values fit there, else at the offset the field holds."""
+    layout = _TIFF_INTEGER_TYPES.get(kind)
+    if layout is None or count < 1:
+        raise BadImage(f"not a readable image: TIFF tag {name} has type {kind} and {count} values, "
+                       "not unsigned integers")
+    at = field_at
+    if count * struct.calcsize(layout) > struct.calcsize(offset_layout):
+        (at,) = _unpack("TIFF", order + offset_layout, data, field_at)
+    return _unpack("TIFF", order + layout, data, at)[0]
+
+
+def _webp_header(data: bytes) -> ImageHeader:
+    """The size and alpha in a WebP's first chunk: VP8 (lossy), VP8L (lossless) or VP8X
+    (extended: its canvas, which bounds every frame)."""
+    (chunk,) = _unpack("WebP", "4s", data, 12)
+    if chunk == b"VP8 ":
+        start_code, width, height = _unpack("WebP", "<3sHH", data, 23)
+        if start_code != b"\x9d\x01\x2a":
+            raise BadImage("not a readable image: WebP VP8 chunk without a key frame start code")
+        return ImageHeader(width & 0x3FFF, height & 0x3FFF, 3, 8, "rgb")  # the top 2 bits are a scale hint
+    if chunk == b"VP8L":
+        signature, bits = _unpack("WebP", "<BI", data, 20)
+        if signature != 0x2F:
+            raise BadImage("not a readable image: WebP VP8L chunk without its signature byte")
+        alpha = (bits >> 28) & 1
+        return ImageHeader((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, 4 if alpha else 3, 8, "rgb")
+    if chunk == b"VP8X":
+        flags, width, height = _unpack("WebP", "<B3x3s3s", data, 20)
+        return ImageHeader(int.from_bytes(width, "little") + 1, int.from_bytes(height, "little") + 1,
+                           4 if flags & 0x10 else 3, 8, "rgb")
+    raise BadImage(f"not a readable image: WebP whose first chunk is {chunk!r}, not VP8, VP8L or VP8X")
+
+
+def _header_reader(data: bytes) -> Callable[[bytes], ImageHeader] | None:
+    """The header reader for the format `data` starts like, or None for other formats."""
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_header
+    if data.startswith(_PNG_SIGNATURE):
+        return _png_header
+    if data.startswith(b"BM"):
+        return _bmp_header
+    if data[:4] in _TIFF_SIGNATURES:
+        return _tiff_header
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_header
+    return None
 
 
 def read_header(data: bytes) -> ImageHeader | None:
-    """Size and colour model from a JPEG or PNG header, without decoding pixels.
+    """Size and colour model from the header of a JPEG, PNG, BMP, TIFF or WebP, without
+    decoding pixels; None when `data` starts like none of them.
 
     Knowing the size first lets oversized files be refused before they are decoded.
-    Returns None for other formats (they are checked after decoding).
+    Raises BadImage when the header is cut short, malformed or gives a width or height of 0.
     """
-    if data.startswith(_PNG_SIGNATURE) and len(data) >= 29:
-        width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
-        channels, model = {0: (1, "gray"), 2: (3, "rgb"), 3: (3, "palette"),
-                           4: (2, "gray"), 6: (4, "rgb")}.get(colour_type, (0, "unknown"))
-        return ImageHeader(width, height, channels, depth, model)
-    if data.startswith(b"\xff\xd8"):
-        pos = 2
-        while pos + 4 <= len(data):
-            if data[pos] != 0xFF:
-                pos += 1
-                continue
-            marker = data[pos + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                pos += 1 if marker == 0xFF else 2
-                continue
-            (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
-            if marker in _JPEG_SOF_MARKERS and pos + 10 <= len(data):
-                depth, height, width, comps = struct.unpack(">BHHB", data[pos + 4:pos + 10])
-                model = {1: "gray", 3: "rgb", 4: "cmyk"}.get(comps, "unknown")
-                return ImageHeader(width, height, comps, depth, model)
-            pos += 2 + length
-    return None
+    reader = _header_reader(data)
+    if reader is None:
+        return None
+    header = reader(data)
+    if header.width <= 0 or header.height <= 0:
+        raise BadImage(f"not a readable image: its header gives a size of {header.width}x{header.height} pixels")
+    return header
 
 
 def _decode(data: bytes, flags: int) -> np.ndarray:
@@ -89,26 +243,38 @@ def _decode(data: bytes, flags: int) -> np.ndarray:
     return image
 
 
+def _size_problem(width: int, height: int, max_pixels: int) -> str | None:
+    """Why a `width`x`height` photo cannot be used, or None when it can."""
+    if width * height > max_pixels:
+        return f"too large: {width}x{height} pixels exceeds ingest.max_pixels={max_pixels}"
+    if min(width, height) < 8:
+        return f"too small to identify anything: {width}x{height} pixels"
+    return None
+
+
 def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
-    """Check that `data` is a usable photo and describe it; raises BadImage with the reason."""
+    """Check that `data` is a usable photo and describe it; raises BadImage with the reason.
+
+    Only JPEG, PNG, BMP, TIFF and WebP are accepted, and their size is checked from the header
+    before anything is decoded: a small file can hold a huge image (a one-colour 20,000x20,000
+    TIFF is 4.7 MB and decodes to 400 MB), and OpenCV would decode other formats too.
+    """
+    if not data:
+        raise BadImage("empty file (0 bytes)")
     header = read_header(data)
-    if header is not None and header.width * header.height > max_pixels:
-        raise BadImage(f"too large: {header.width}x{header.height} pixels exceeds "
-                       f"ingest.max_pixels={max_pixels}")
+    if header is None:
+        raise BadImage(UNKNOWN_FORMAT)
+    problem = _size_problem(header.width, header.height, max_pixels)
+    if problem:
+        raise BadImage(problem)
     image = _decode(data, cv2.IMREAD_UNCHANGED)
     height, width = image.shape[:2]
-    if width * height > max_pixels:
-        raise BadImage(f"too large: {width}x{height} pixels exceeds ingest.max_pixels={max_pixels}")
-    if min(width, height) < 8:
-        raise BadImage(f"too small to identify anything: {width}x{height} pixels")
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    bit_depth = 16 if image.dtype == np.uint16 else (32 if image.dtype == np.float32 else 8)
-    model = header.color_model if header else ("gray" if channels <= 2 else "rgb")
-    if header:
-        channels = header.channels or channels
-        bit_depth = header.bit_depth
-    return ImageInfo(width=width, height=height, channels=channels, bit_depth=bit_depth,
-                     color_model=model, content_hash=sha256_hex(data),
+    problem = _size_problem(width, height, max_pixels)  # in case a decoder disagrees with the header
+    if problem:
+        raise BadImage(problem)
+    channels = header.channels or (1 if image.ndim == 2 else image.shape[2])
+    return ImageInfo(width=width, height=height, channels=channels, bit_depth=header.bit_depth,
+                     color_model=header.color_model, content_hash=sha256_hex(data),
                      phash=perceptual_hash(to_gray8(image)))
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
 
 def log_to_file(path: str) -> logging.Logger:
-    """Route logging, warnings and stray stderr output (OpenCV's, joblib's) to `path`."""
+    """Route logging, warnings and all other stderr output to `path`: Python's (joblib's) and
+    what libraries print from C++ straight to the process's standard error (TensorFlow's start-up
+    lines, OpenCV's warnings), which would otherwise land among Snakemake's own console lines."""
     stream = open(path, "w", buffering=1)
+    sys.stderr.flush()
+    os.dup2(stream.fileno(), 2)
     sys.stderr = stream
     logging.basicConfig(stream=stream, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

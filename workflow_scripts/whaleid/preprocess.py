@@ -5,22 +5,20 @@ mapped array serves any image with no decoding at all, never loads the whole set
 and is one file to move or delete. It costs size*size bytes an image (784 KiB at 896), about
 what the JPEGs it replaces take, and lossless, unlike re-saving as JPEG.
 
-A killed job resumes (see `arrays.ResumableArray`).
+A killed job resumes (see `arrays.fill_in_chunks`).
 """
 
 from __future__ import annotations
 
-import hashlib
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 
-from .arrays import ResumableArray, write_rows
+from .arrays import fill_in_chunks, write_rows
 from .images import jpeg_reduction, read_gray, square_image
-
 
 
 def preprocess_file(path: str | Path, size: int, width: int = 0, height: int = 0) -> np.ndarray:
@@ -30,42 +28,30 @@ def preprocess_file(path: str | Path, size: int, width: int = 0, height: int = 0
     return square_image(read_gray(data, reduction), size)
 
 
-def _fill_chunk(partial_path: str, start: int, paths: list[str], sizes: list[tuple[int, int]], size: int) -> int:
+def _fill_chunk(paths: list[str], sizes: list[tuple[int, int]], size: int, partial_path: str, start: int,
+                stop: int) -> None:
     # One OpenCV thread per worker: joblib already keeps every core busy, and nested
     # threading only adds contention.
     cv2.setNumThreads(1)
-    squares = np.stack([preprocess_file(path, size, width, height) for path, (width, height) in zip(paths, sizes)])
+    squares = np.stack([preprocess_file(path, size, width, height)
+                        for path, (width, height) in zip(paths[start:stop], sizes[start:stop])])
     write_rows(partial_path, start, squares)
-    return start
 
 
-def _job_key(paths: list[str], size: int) -> str:
-    digest = hashlib.sha256(f"{size}\n".encode())
-    for path in paths:
-        digest.update(f"{path}\n".encode())
-    return digest.hexdigest()
-
-
-def build_cache(paths: list[str | Path], out_path: str | Path, *, size: int, n_jobs: int = 1,
-                chunk_size: int = 64, sizes: list[tuple[int, int]] | None = None,
-                progress=None) -> None:
+def build_cache(paths: list[str | Path], out_path: str | Path, *, size: int, n_jobs: int, chunk_size: int,
+                sizes: list[tuple[int, int]] | None = None, progress=None) -> None:
     """Preprocess `paths` in order into `out_path` (.npy, shape (len(paths), size, size), uint8).
 
     `sizes` (width, height per photo, from the manifest) lets large JPEGs be decoded at reduced
-    scale. `progress(done, total)` is called as chunks finish. Resumes after a kill.
+    scale. `n_jobs` processes fill `chunk_size` photos at a time; `progress(done, total)` is
+    called as chunks finish. Resumes after a kill (`arrays.fill_in_chunks`), unless a photo
+    changed since.
     """
     paths = [str(p) for p in paths]
-    sizes = sizes or [(0, 0)] * len(paths)
-    cache = ResumableArray(out_path, (len(paths), size, size), np.uint8, chunk_size, _job_key(paths, size))
-    tasks = (delayed(_fill_chunk)(str(cache.partial_path), s, paths[s:s + chunk_size], sizes[s:s + chunk_size], size)
-             for s in cache.pending())
-    if progress:
-        progress(cache.rows_done, len(paths))  # where a resumed job starts
-    for finished in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
-        cache.mark_done(finished)
-        if progress:
-            progress(cache.rows_done, len(paths))
-    cache.finish()
+    sizes = [(int(w), int(h)) for w, h in sizes] if sizes else [(0, 0)] * len(paths)
+    fill_in_chunks(out_path, (len(paths), size, size), np.uint8, chunk_size, inputs=paths,
+                   settings={"size": size, "sizes": sizes}, fill_chunk=partial(_fill_chunk, paths, sizes, size),
+                   n_jobs=n_jobs, progress=progress)
 
 
 def cache_index(manifest: pd.DataFrame, split: str) -> pd.DataFrame:

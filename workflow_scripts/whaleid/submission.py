@@ -9,7 +9,6 @@ import pandas as pd
 
 from .files import write_csv
 from .ingest import NEW_WHALE
-from .metrics import map_at_5, top1_accuracy
 
 N_ANSWERS = 5
 
@@ -62,17 +61,6 @@ def read_predictions(path: str | Path) -> dict[str, list[str]]:
     if len(predictions) != len(table):
         raise SubmissionError(f"{path}: an image appears more than once")
     return predictions
-
-
-def score_predictions(predictions: dict[str, list[str]], truth: dict[str, str]) -> dict:
-    """MAP@5 and top-1 over the images in `truth`; every one of them must be predicted."""
-    missing = [image for image in truth if image not in predictions]
-    if missing:
-        raise SubmissionError(f"{len(missing)} images have no prediction, e.g. {missing[:3]}")
-    images = sorted(truth)
-    answers = [predictions[i] for i in images]
-    truths = [truth[i] for i in images]
-    return {"map5": map_at_5(answers, truths), "top1": top1_accuracy(answers, truths), "n_images": len(images)}
 
 
 def complete_submission(predictions: dict[str, list[str]], manifest: pd.DataFrame,

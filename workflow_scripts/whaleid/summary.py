@@ -7,35 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SPLITS = ("validation", "test")
-MEASURES = ("map5", "top1")
-
-
-def comparison_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per method (in the order first seen) from the long `scores` (method, split, map5,
-    top1, n_images): validation_map5, validation_top1, then test_map5, test_top1 where test was
-    scored, and the number of images of each split."""
-    methods = list(dict.fromkeys(scores["method"]))
-    wide = scores.pivot(index="method", columns="split", values=[*MEASURES, "n_images"]).reindex(methods)
-    table = pd.DataFrame({"method": methods})
-    for split in SPLITS:
-        if split in set(scores["split"]):
-            for measure in MEASURES:
-                table[f"{split}_{measure}"] = wide[(measure, split)].to_numpy()
-    for split in SPLITS:
-        if split in set(scores["split"]):
-            table[f"{split}_images"] = pd.array(wide[("n_images", split)].to_numpy(), dtype="Int64")
-    return table
-
-
-def best_method(scores: pd.DataFrame, methods: list[str]) -> str:
-    """The method of `methods` with the highest validation MAP@5 in `scores`; the first listed
-    among equals."""
-    validation = scores[scores["split"] == "validation"].set_index("method")["map5"]
-    missing = [m for m in methods if m not in validation.index]
-    if missing:
-        raise ValueError(f"no validation score for {', '.join(missing)}")
-    return max(methods, key=lambda m: (validation[m], -methods.index(m)))
+from .scoring import MEASURES, comparison_table
 
 
 def format_comparison(table: pd.DataFrame) -> str:

@@ -1,12 +1,11 @@
-"""The workflow's CSV tables as the model stages read them: train rows with their split, photo
-hashes, the baseline's chosen pHash distance. pandas only, so that a stage without TensorFlow
-can use them."""
+"""The workflow's CSV tables as the stages read them: any table with its strings as they are,
+the train rows with their subset and truth, and the photos' hashes. pandas only, so that a
+stage without TensorFlow can use them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 
@@ -16,11 +15,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def train_table(index_csv: str | Path, split_csv: str | Path, n_rows: int) -> pd.DataFrame:
-    """Per row of a train array (`n_rows`, listed by `index_csv`): image, id, subset, truth
-    (from `split_csv`)."""
+def train_table(index_csv: str | Path, split_csv: str | Path, n_rows: int | None = None) -> pd.DataFrame:
+    """Per row of a train array (listed by `index_csv`; `n_rows`, where given, checked): image,
+    id, subset, truth (from `split_csv`)."""
     index = read_table(index_csv)
-    if len(index) != n_rows:
+    if n_rows is not None and len(index) != n_rows:
         raise ValueError(f"{index_csv} lists {len(index)} images but the array has {n_rows} rows")
     split = read_table(split_csv)
     table = index[["image"]].merge(split[["image", "id", "subset", "truth"]], on="image", how="left",
@@ -40,16 +39,3 @@ def with_hashes(table: pd.DataFrame, manifest: pd.DataFrame, split: str, manifes
     if missing:
         raise ValueError(f"{len(missing)} {split} images are not in {manifest_csv}, e.g. {missing[:3]}")
     return table
-
-
-def fit_and_validation(index_csv: str | Path, split_csv: str | Path, manifest: pd.DataFrame,
-                       manifest_csv: str | Path, n_rows: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """The rows of a train array (`train_table`, with hashes from the `manifest`), which of
-    them are `fit` photos (a boolean mask) and the positions of the validation photos, on which
-    every method chooses its settings: a split without any raises ValueError."""
-    train = with_hashes(train_table(index_csv, split_csv, n_rows), manifest, "train", manifest_csv)
-    fit = (train["subset"] == "fit").to_numpy()
-    validation_rows = np.flatnonzero((train["subset"] == "validation").to_numpy())
-    if not len(validation_rows):
-        raise ValueError(f"{split_csv} has no validation images to choose the new_whale threshold on")
-    return train, fit, validation_rows

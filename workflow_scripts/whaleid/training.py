@@ -1,14 +1,19 @@
-"""What every training stage shares: devices, precision, streaming input, and crash-resume.
+"""What every training stage shares: streaming input, crash-resume, the best epoch, and the
+skeleton of a model trained on the fit photos and scored on the validation ones.
 
-A training job (the autoencoder, the classifier) runs the same way wherever it runs:
-- on the CPU, or on one GPU, or data-parallel on several (`distribution_strategy`), with
-  mixed precision only where it pays, on a GPU (`build_scope`);
+A training job (the autoencoder, the classifier, the embedding) runs the same way wherever it
+runs (on the CPU, one GPU or several: `devices.build_scope`):
 - reading its examples a batch at a time from memory-mapped .npy arrays (`ArrayRows`,
   `row_batches`), so that no array is ever loaded whole;
 - killable at any moment (even by SIGKILL): `fit_resumably` keeps the training state, the
   per-epoch history and the best weights in a backup folder, and a rerun with the same
   inputs and settings (`prepare_backup`'s key) resumes from the last finished epoch.
   `finish_training` writes the outputs atomically and only then removes the backup.
+
+The classifier and the embedding also share what they train on (`TrainingSet`: a train array's
+rows with their subset, id and truth, labelled, scaled) and how a run goes (`TrainingRun`: the
+backup, a validation-MAP@5 callback and `BestWeights`, the best epoch restored at the end); each
+keeps only its model, its batches and its way of scoring an epoch.
 
 The backup folder must not be one of the rule's outputs: Snakemake deletes those when a job
 fails, which is exactly when the backup is needed.
@@ -19,102 +24,30 @@ TensorFlow, which fixes the visible devices when it first initialises CUDA.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import json
 import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from .arrays import file_identity
+from .backbones import check_array, code_scale
 from .files import atomic_output, write_csv, write_text
+from .ingest import NEW_WHALE
+from .tables import train_table
 
 log = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.csv"
-
-
-# ---------------------------------------------------------------------------------- devices
-
-
-def limit_cpu_threads(threads: int) -> None:
-    """Keep TensorFlow's CPU work to about `threads` cores (the rule's ``threads:``), so that
-    jobs Snakemake runs side by side do not fight over the cores. Call before TensorFlow runs
-    its first operation (it raises RuntimeError after)."""
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    # Independent ops at once: these networks are chains, so two are plenty.
-    tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-
-
-def visible_gpus() -> list:
-    return tf.config.list_physical_devices("GPU")
-
-
-def distribution_strategy() -> tf.distribute.Strategy:
-    """The strategy of the scope the caller is in, if any (a notebook that chose its own devices
-    or kind of strategy: ``with strategy.scope(): train_autoencoder(...)``); else MirroredStrategy
-    (data-parallel, each batch split across the devices) when more than one GPU is visible, else
-    the default strategy.
-
-    One per process: a model's variables belong to the strategy they were made under, and
-    recompiling it (a new optimizer, as for fine-tuning) must happen under the same one.
-    """
-    if tf.distribute.has_strategy():
-        # Entering a second strategy's scope inside the caller's would raise.
-        return tf.distribute.get_strategy()
-    return _strategy_for_visible_gpus()
-
-
-@functools.cache
-def _strategy_for_visible_gpus() -> tf.distribute.Strategy:
-    if len(visible_gpus()) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def several_replicas() -> bool:
-    """Whether models built now train on several devices at once (a MirroredStrategy over more
-    than one): there batch norm must compute its statistics over the whole batch
-    (``BatchNormalization(synchronized=...)``). On one device it must not: Keras's synchronized
-    path computes the variance in one pass, as E[x²] - E[x]², which is less exact and changed
-    the demo's results."""
-    return tf.distribute.get_strategy().num_replicas_in_sync > 1
-
-
-def precision_policy(mixed_precision: bool) -> str:
-    """``mixed_float16`` when asked for and a GPU is visible; else ``float32`` (on a CPU,
-    float16 arithmetic is emulated and slower)."""
-    return "mixed_float16" if mixed_precision and visible_gpus() else "float32"
-
-
-@contextlib.contextmanager
-def build_scope(mixed_precision: bool) -> Iterator[tf.distribute.Strategy]:
-    """Build and compile models inside this block: under the precision policy and the
-    distribution strategy for the visible devices. The global policy is put back after.
-
-    Under mixed_float16 Keras wraps the optimizer given to ``compile`` in a LossScaleOptimizer
-    itself; give the model's output layer ``dtype="float32"`` so the loss is computed at full
-    precision.
-    """
-    policy = precision_policy(mixed_precision)
-    log.info("devices: %s; precision policy %s", [g.name for g in visible_gpus()] or "CPU", policy)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        strategy = distribution_strategy()
-        with strategy.scope():
-            yield strategy
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+# What the classifier and the embedding are scored by after each epoch, and keep the best of.
+MONITOR = "val_map5"
 
 
 # ---------------------------------------------------------------------------------- input
@@ -187,14 +120,10 @@ def row_batches(rows: ArrayRows, indices: Sequence[int] | np.ndarray, batch_size
 # ---------------------------------------------------------------------------------- resume
 
 
-def file_identity(path: str | Path) -> str:
-    """What stands for a file's contents in a resume key: its path, size and modification time.
-
-    Hashing a 20 GB cache would cost more than an epoch, and a rebuilt file is a new file.
-    """
-    path = Path(path)
-    stat = path.stat()
-    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+def weights_identity(weights: str | Path | None) -> str | None:
+    """What stands for a model's starting weights in a resume key: a weights file's identity,
+    else what they are called (imagenet), or None."""
+    return file_identity(weights) if isinstance(weights, Path) else weights
 
 
 def weights_digest(model: keras.Model) -> str:
@@ -358,3 +287,83 @@ def finish_training(model: keras.Model, model_path: str | Path, history_csv: str
     write_csv(final_history(backup_dir) if history is None else history, history_csv)
     save_model(model, model_path)
     shutil.rmtree(backup_dir)
+
+
+# ---------------------------------------------------------------------------------- skeleton
+
+
+class TrainingSet:
+    """What a model trains on and is scored on: the rows of a train array (codes (N, s, s, 3) or
+    grey squares (N, S, S), memory-mapped) with each row's image, id, subset and truth
+    (``table``, from the array's index CSV and the validation split)."""
+
+    def __init__(self, array_path: str | Path, index_csv: str | Path, split_csv: str | Path, input_kind: str):
+        self.array_path, self.input_kind = Path(array_path), input_kind
+        self.array = np.load(array_path, mmap_mode="r")
+        check_array(self.array, input_kind, array_path)
+        self.table = train_table(index_csv, split_csv, len(self.array))
+        # What a resumed run must have trained on: a rebuilt input is another run.
+        self.identity = [file_identity(p) for p in (array_path, index_csv, split_csv)]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """One row as the model takes it: grey squares get a channel axis."""
+        return (*self.array.shape[1:3], self.array.shape[3] if self.array.ndim == 4 else 1)
+
+    @property
+    def validation_rows(self) -> np.ndarray:
+        return np.flatnonzero((self.table["subset"] == "validation").to_numpy())
+
+    def labels(self, with_new_whale: bool) -> tuple[list[str], np.ndarray]:
+        """The classes (the sorted ids of the fit photos; new_whale among them only
+        `with_new_whale`) and each row's class index (-1 for the rows not trained on)."""
+        table = self.table
+        learn = (table["subset"] == "fit") & ((table["id"] != NEW_WHALE) | with_new_whale)
+        classes = sorted(table.loc[learn, "id"].unique())
+        labels_by_row = np.full(len(table), -1, np.int32)
+        labels_by_row[learn.to_numpy()] = table.loc[learn, "id"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+        return classes, labels_by_row
+
+    def input_scale(self, rows: np.ndarray, seed: int) -> list[float]:
+        """The `backbones.ToPixels` scale: each code channel's (`backbones.code_scale`, over
+        `rows`), or 1 for grey squares, which are pixels already."""
+        return code_scale(self.array, rows, seed=seed) if self.input_kind == "codes" else [1.0]
+
+
+class TrainingRun:
+    """One training job: its backup folder (resumed where a killed run with the same `key`
+    settings left it), and, where the split has validation photos, the best epoch by
+    validation MAP@5 (`MONITOR`), kept across resumes in ``backup_dir/best``."""
+
+    def __init__(self, backup_dir: str | Path, key: dict[str, Any], *, scored: bool, logger: logging.Logger = log):
+        self.backup_dir, self.logger = Path(backup_dir), logger
+        prepare_backup(self.backup_dir, settings_key(key))
+        self.best = BestWeights(self.backup_dir / "best", MONITOR, mode="max") if scored else None
+
+    def metric_callbacks(self, scorer: keras.callbacks.Callback | None) -> list[keras.callbacks.Callback]:
+        """`scorer` (which adds `MONITOR` to each epoch's logs) and the best-epoch keeper, in
+        that order; none where the run is not scored."""
+        return [scorer, self.best] if self.best is not None else []
+
+    def fit(self, model: keras.Model, data: tf.data.Dataset, *, scorer: keras.callbacks.Callback | None,
+            **fit_args) -> None:
+        """`fit_resumably` in this run's backup, each epoch scored by `scorer`."""
+        fit_resumably(model, data, self.backup_dir, metric_callbacks=self.metric_callbacks(scorer),
+                      logger=self.logger, **fit_args)
+
+    def restore_best(self, model: keras.Model, *, say: bool = True) -> None:
+        """Give `model` the best epoch's weights, where the run is scored (and `say` which)."""
+        if self.best is None:
+            return
+        chosen = self.best.restore(model)
+        if say and chosen is not None:
+            self.logger.info("best epoch %d: validation MAP@5 %.4f", chosen["epoch"], chosen["value"])
+
+    def history(self) -> pd.DataFrame:
+        return final_history(self.backup_dir)
+
+    def finish(self, model: keras.Model, model_path: str | Path, history_csv: str | Path,
+               history: pd.DataFrame | None = None) -> None:
+        """Save `model` and the history (see `finish_training`); the backup goes."""
+        finish_training(model, model_path, history_csv, self.backup_dir, history)
+

@@ -1,0 +1,122 @@
+"""The fused method on hand-made scores: the local score's scale, the ranking, and the weight
+and threshold chosen on validation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from whaleid.fused import SearchScores, choose_weight, fuse, local_score_matrix, middle_of_best
+from whaleid.identification import Queries, final_answers
+from whaleid.metric_learning.retrieval import individual_scores, normalise, rank_catalogue
+
+INDIVIDUALS = ["w_a", "w_b", "w_c", "w_d", "w_e"]
+
+
+def shortlists(rows):
+    return pd.DataFrame(rows, columns=["image", "id", "votes", "inliers"])
+
+
+def test_local_scores_squash_inliers_and_order_equal_counts_by_votes():
+    table = shortlists([("q1", "w_b", 4.0, 10), ("q1", "w_a", 1.0, 10), ("q1", "w_c", 0.0, 0),
+                        ("q2", "w_e", 2.0, 30)])
+    scores = local_score_matrix(table, ["q1", "q2", "q3"], INDIVIDUALS, half_inliers=10)
+    # n = inliers + votes / (most votes of the query + 1), then n / (n + 10)
+    n_b, n_a, n_e = 10 + 4 / 5, 10 + 1 / 5, 30 + 2 / 3
+    expected = np.zeros((3, 5))
+    expected[0, 1], expected[0, 0], expected[1, 4] = n_b / (n_b + 10), n_a / (n_a + 10), n_e / (n_e + 10)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    assert scores[0, 1] > scores[0, 0] > 0.5  # ten inliers score about one half; votes break the tie
+    assert scores.max() < 1
+
+
+def test_local_scores_refuse_unknown_queries_and_individuals():
+    with pytest.raises(ValueError, match="not queries here"):
+        local_score_matrix(shortlists([("q9", "w_a", 1.0, 3)]), ["q1"], INDIVIDUALS, 10)
+    with pytest.raises(ValueError, match="catalogue lacks"):
+        local_score_matrix(shortlists([("q1", "w_zz", 1.0, 3)]), ["q1"], INDIVIDUALS, 10)
+    with pytest.raises(ValueError, match="half_inliers"):
+        local_score_matrix(shortlists([]), ["q1"], INDIVIDUALS, 0)
+
+
+def test_fusion_weight_moves_the_ranking_from_one_method_to_the_other():
+    local = np.array([[0.0, 0.9, 0.0, 0.0, 0.0]], np.float32)
+    similarity = np.array([[0.8, 0.1, 0.5, 0.4, 0.3]], np.float32)
+    assert fuse(local, similarity, INDIVIDUALS, 0.0).ids == [["w_a", "w_c", "w_d", "w_e"]]
+    only_local = fuse(local, similarity, INDIVIDUALS, 1.0)
+    # keypoints alone: the verified first, the rest in the embedding's order
+    assert only_local.ids == [["w_b", "w_a", "w_c", "w_d"]]
+    np.testing.assert_allclose(only_local.top[0, 0], 0.9, atol=1e-5)
+    half = fuse(local, similarity, INDIVIDUALS, 0.5)
+    assert half.ids == [["w_b", "w_a", "w_c", "w_d"]]
+    np.testing.assert_allclose(half.top[0], [0.5, 0.4, 0.25, 0.2], atol=1e-6)
+    assert np.isneginf(half.own).all()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fuse(local, similarity, INDIVIDUALS, 1.5)
+
+
+def test_weight_and_threshold_are_chosen_together_on_validation():
+    # Validation: the embedding is right for v1 and v2, the keypoints for v3 and v4; only a
+    # mixture gets all four first. v5 is unknown (truth new_whale): everything scores low.
+    validation = pd.DataFrame({"image": ["v1", "v2", "v3", "v4", "v5"], "id": ["w_a", "w_b", "w_c", "w_d", "new_whale"],
+                               "subset": "validation", "truth": ["w_a", "w_b", "w_c", "w_d", "new_whale"],
+                               "phash": ["0" * 16] * 5, "content_hash": list("abcde")})
+    similarity = np.array([[0.9, 0.3, 0.6, 0.1, 0.1],
+                           [0.2, 0.9, 0.1, 0.6, 0.1],
+                           [0.5, 0.1, 0.45, 0.1, 0.1],
+                           [0.1, 0.5, 0.1, 0.45, 0.1],
+                           [0.2, 0.2, 0.2, 0.2, 0.25]], np.float32)
+    local = np.zeros_like(similarity)
+    local[0, 2], local[1, 3] = 0.2, 0.2  # weak keypoint matches to the wrong ones
+    local[2, 2], local[3, 3] = 0.7, 0.7  # strong, right ones
+    # Each catalogue's hashes differ from its queries', so no duplicate is answered first: the
+    # validation photos are matched against the fit photo, the test photos (scored as v1 and
+    # v2) against all of train.
+    fit = pd.DataFrame({"image": ["f1"], "id": ["w_a"], "subset": "fit", "truth": ["w_a"], "phash": ["f" * 16],
+                        "content_hash": ["z"]})
+    test = pd.DataFrame({"image": ["t1", "t2"], "phash": ["0f" * 8] * 2, "content_hash": ["x", "y"]})
+    queries = Queries(pd.concat([fit, validation], ignore_index=True), test)
+    individuals = np.array(INDIVIDUALS)
+    fused = choose_weight(queries, SearchScores(individuals, local, similarity),
+                          SearchScores(individuals, local[:2], similarity[:2]), [0.0, 0.5, 1.0], [0],
+                          [0.0, 0.3, 0.35, 0.5])
+    table = fused.weights
+    assert fused.weight == 0.5 and table["chosen"].tolist() == [False, True, False]
+    assert table.loc[table["weight"] == 0.5, "map5"].iloc[0] == pytest.approx(1.0)
+    assert table.loc[table["weight"] == 0.0, "map5"].iloc[0] < 1 and table.loc[table["weight"] == 1.0, "map5"].iloc[0] < 1
+    # fused v5 scores at most 0.125: the threshold puts new_whale first there, and only there
+    assert fused.chosen in (0.3, 0.35)
+    assert fused.validation["image"].tolist() == ["v1", "v2", "v3", "v4", "v5"]
+    assert [row[0] for row in fused.validation["answers"]] == ["w_a", "w_b", "w_c", "w_d", "new_whale"]
+    assert fused.test["image"].tolist() == ["t1", "t2"]
+    assert [row[0] for row in fused.test["answers"]] == ["w_a", "w_b"]
+    assert fused.curve["chosen"].sum() == 1
+    expected = final_answers(fuse(local, similarity, INDIVIDUALS, 0.5), fused.chosen)
+    assert fused.validation["answers"].tolist() == expected
+
+
+def test_individual_scores_rank_as_rank_catalogue_does():
+    rng = np.random.default_rng(0)
+    catalogue = normalise(rng.standard_normal((40, 8)).astype(np.float32))
+    ids = [f"w_{i % 9}" for i in range(40)]
+    query = normalise(rng.standard_normal((7, 8)).astype(np.float32))
+    for aggregate, top_k in (("max", 1), ("mean_top_k", 3)):
+        individuals, scores = individual_scores(query, catalogue, ids, aggregate=aggregate, top_k=top_k, block_size=3)
+        assert individuals.tolist() == sorted(set(ids)) and scores.shape == (7, 9)
+        ranked = rank_catalogue(query, catalogue, ids, aggregate=aggregate, top_k=top_k)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :4]
+        assert individuals[best].tolist() == ranked.ids
+        np.testing.assert_allclose(np.take_along_axis(scores, best, axis=1), ranked.top, rtol=1e-6)
+    similarities = query @ catalogue.T
+    photos_of_w3 = [i for i, name in enumerate(ids) if name == "w_3"]
+    _, best_photo = individual_scores(query, catalogue, ids, aggregate="max", top_k=1)
+    np.testing.assert_allclose(best_photo[:, 3], similarities[:, photos_of_w3].max(axis=1), rtol=1e-5)
+
+
+def test_a_plateau_of_equal_scores_gives_its_middle_weight():
+    assert middle_of_best([0.5, 0.9, 0.7]) == 1
+    assert middle_of_best([0.92, 0.94, 1.0, 1.0, 1.0, 1.0, 1.0]) == 4
+    assert middle_of_best([1.0, 1.0, 1.0, 1.0, 0.9]) == 1  # the lower middle of an even run
+    assert middle_of_best([1.0, 0.9, 1.0, 1.0, 1.0, 0.8]) == 3  # the longest run of the best
+    assert middle_of_best([1.0, 0.9, 1.0]) == 0  # runs of one: the first
+    with pytest.raises(ValueError):
+        middle_of_best([])

@@ -1,0 +1,564 @@
+"""The `local` method: SIFT keypoints (`local.keypoints`), LNBNN voting and RANSAC verification
+(`local.matching`), and the five answers made from its inlier counts (`identification`).
+
+The photos are synthetic: a "pattern" is a grey square with a few hundred random ellipses and
+lines drawn with a fixed seed (one seed, one individual), and a photo is a `view` of it,
+rotated, scaled, shifted and re-lit. Everything is deterministic: OpenCV's RANSAC seeds its own
+generator, and the catalogues are small enough for faiss's exact search.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+import whaleid.local.keypoints as local_keypoints
+from whaleid.identification import final_answers
+from whaleid.images import square_image
+from whaleid.ingest import NEW_WHALE
+from whaleid.local.keypoints import (build_keypoint_cache, content_mask, extract_features, feature_dtype, feature_rows,
+                                     read_keypoint_cache, unpack)
+from whaleid.local.matching import (LocalCatalogue, _best_per_key, fit_inliers, match_queries, ratio_matches, root_sift,
+                                    shortlist_candidates)
+from whaleid.settings import KeypointSettings, MatchSettings
+
+SIDE = 256
+SETTINGS = KeypointSettings.defaults(n_features=200, image_size=SIDE)
+MATCHING = MatchSettings.defaults()
+TRANSFORMS = ["similarity", "affine", "homography"]
+# A photo of the same individual matches with many inliers (82 to 114 observed below); two
+# individuals' photos with a handful, chance matches that a minimal sample always fits (0 to 9
+# observed over all the pairs of twelve individuals).
+MANY_INLIERS = 40
+FEW_INLIERS = 10
+
+
+@lru_cache(maxsize=None)
+def pattern(seed: int, side: int = 512) -> np.ndarray:
+    """One individual's markings: random ellipses and lines on grey, slightly blurred."""
+    rng = np.random.default_rng(seed)
+    image = np.full((side, side), 110, np.uint8)
+    for _ in range(220):
+        centre = tuple(int(v) for v in rng.integers(0, side, 2))
+        axes = tuple(int(v) for v in rng.integers(3, 18, 2))
+        cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, int(rng.integers(0, 256)), -1,
+                    cv2.LINE_AA)
+    for _ in range(30):
+        start, end = rng.integers(0, side, (2, 2))
+        cv2.line(image, tuple(map(int, start)), tuple(map(int, end)), int(rng.integers(0, 256)),
+                 int(rng.integers(1, 4)), cv2.LINE_AA)
+    image = cv2.GaussianBlur(image, (0, 0), 1.0)
+    image.flags.writeable = False  # shared by the cache
+    return image
+
+
+def view(seed: int, degrees: float = 0.0, scale: float = 1.0, shift=(0, 0), gain: float = 1.0,
+         offset: float = 0.0, gamma: float = 1.0, size: int = SIDE) -> np.ndarray:
+    """A `size` square photo of individual `seed`'s pattern: the middle of it, rotated by
+    `degrees` and scaled about its centre, shifted by `shift` pixels, then re-lit."""
+    source = pattern(seed)
+    centre = source.shape[0] / 2
+    matrix = cv2.getRotationMatrix2D((centre, centre), degrees, scale)
+    matrix[:, 2] += np.array([size / 2 - centre, size / 2 - centre]) + shift
+    photo = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    lit = (photo / 255.0) ** gamma * 255 * gain + offset
+    return np.clip(np.rint(lit), 0, 255).astype(np.uint8)
+
+
+def keypoints(square: np.ndarray, settings: KeypointSettings = SETTINGS) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and RootSIFT descriptors, as matching compares them."""
+    xy, descriptors = extract_features(square, settings)
+    return xy, root_sift(descriptors)
+
+
+def count_inliers(query_xy: np.ndarray, query_descriptors: np.ndarray, photo_xy: np.ndarray,
+                  photo_descriptors: np.ndarray, settings: MatchSettings, image_size: int) -> int:
+    """The inliers of one photo pair, as `LocalCatalogue.verify` counts them: ratio-test matches,
+    then the RANSAC fit."""
+    (rows, matched), = ratio_matches(query_descriptors, [photo_descriptors], settings.ratio)
+    return fit_inliers(query_xy[rows], photo_xy[matched], settings, image_size)
+
+
+def inliers(a: np.ndarray, b: np.ndarray, transform: str = "similarity", settings: KeypointSettings = SETTINGS) -> int:
+    return count_inliers(*keypoints(a, settings), *keypoints(b, settings), replace(MATCHING, transform=transform), SIDE)
+
+
+# The same individual photographed again: turned 12 degrees, 15% smaller, moved, brighter
+# with less contrast in the shadows.
+def relit_view(seed: int, degrees: float = 12.0) -> np.ndarray:
+    return view(seed, degrees=degrees, scale=0.85, shift=(6, -4), gain=1.2, offset=-15, gamma=0.8)
+
+
+# --------------------------------------------------------------------------- verification
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_a_photo_of_the_same_individual_matches_with_many_inliers(transform):
+    """Upright descriptors still match across a 12 degree turn, a rescale and new lighting."""
+    assert inliers(view(1), relit_view(1), transform) >= MANY_INLIERS  # 82 observed for each transform
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_photos_of_different_individuals_match_with_few_inliers(transform):
+    """Chance matches between different patterns do not agree on one transform."""
+    found = [inliers(view(1), relit_view(seed), transform) for seed in range(2, 8)]
+    assert max(found) <= FEW_INLIERS, found  # 0 to 4 observed
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_rotation_invariant_descriptors_match_a_photo_turned_a_quarter(transform):
+    """With `upright` off each keypoint has its own orientation, so a photo turned 90 degrees
+    matches; upright descriptors, which assume photos share an orientation, do not."""
+    turned = relit_view(1, degrees=90)
+    rotating = replace(SETTINGS, n_features=200, image_size=SIDE, upright=False)
+    assert inliers(view(1), turned, transform, rotating) >= MANY_INLIERS  # 114 observed
+    assert inliers(view(1), turned, transform, SETTINGS) <= FEW_INLIERS  # 3 or 4 observed
+    others = [inliers(view(1), relit_view(seed, degrees=90), transform, rotating) for seed in range(2, 6)]
+    assert max(others) <= FEW_INLIERS, others  # 0 to 5 observed
+
+
+def test_an_affine_fit_allows_a_shear_that_a_similarity_cannot():
+    shear = np.float32([[1, 0.35, -0.35 * SIDE / 2], [0, 1, 0]])
+    sheared = cv2.warpAffine(view(1), shear, (SIDE, SIDE), borderMode=cv2.BORDER_REFLECT)
+    similarity, affine = inliers(view(1), sheared, "similarity"), inliers(view(1), sheared, "affine")
+    assert affine >= MANY_INLIERS and affine >= 2 * similarity, (similarity, affine)  # 33 and 105 observed
+
+
+def test_a_homography_fits_a_perspective_that_an_affine_cannot():
+    corners = np.float32([[0, 0], [SIDE, 0], [SIDE, SIDE], [0, SIDE]])
+    keystone = np.float32([[40, 0], [SIDE - 40, 0], [SIDE, SIDE], [0, SIDE]])
+    tilted = cv2.warpPerspective(view(1), cv2.getPerspectiveTransform(corners, keystone), (SIDE, SIDE),
+                                 borderMode=cv2.BORDER_REFLECT)
+    affine, homography = inliers(view(1), tilted, "affine"), inliers(view(1), tilted, "homography")
+    assert homography >= MANY_INLIERS and homography >= 1.3 * affine, (affine, homography)  # 59 and 91 observed
+
+
+def test_too_few_keypoints_or_matches_count_no_inliers():
+    xy, descriptors = keypoints(view(1))
+    settings = MATCHING
+    assert count_inliers(xy[:1], descriptors[:1], xy, descriptors, settings, SIDE) == 0
+    assert count_inliers(xy, descriptors, xy[:0], descriptors[:0], settings, SIDE) == 0
+    # three matches are fewer than a fit is tried with
+    assert count_inliers(xy[:3], descriptors[:3], xy, descriptors, settings, SIDE) == 0
+    assert count_inliers(xy, descriptors, xy, descriptors, settings, SIDE) == len(xy)
+
+
+# --------------------------------------------------------------------------- the photo's extent
+
+
+def test_content_mask_leaves_out_the_zero_padding_and_a_border_inside_the_photo():
+    square = np.zeros((100, 100), np.uint8)
+    square[20:80, 10:90] = 7  # the photo, its own darkest pixels zero too
+    square[50, 50] = 0
+    mask = content_mask(square, border=0.05)  # 5 pixels
+    expected = np.zeros((100, 100), np.uint8)
+    expected[25:75, 15:85] = 255
+    assert mask.dtype == np.uint8 and np.array_equal(mask, expected)
+    photo_only = np.zeros((100, 100), np.uint8)
+    photo_only[20:80, 10:90] = 255
+    assert np.array_equal(content_mask(square, border=0), photo_only)
+
+
+def test_content_mask_of_a_full_photo_keeps_away_from_the_image_edges():
+    mask = content_mask(np.full((40, 40), 9, np.uint8), border=0.1)
+    assert np.array_equal(np.flatnonzero(mask.max(axis=1)), np.arange(4, 36))
+    assert np.array_equal(np.flatnonzero(mask.max(axis=0)), np.arange(4, 36))
+
+
+def test_content_mask_is_empty_for_a_blank_square_or_a_photo_thinner_than_its_borders():
+    assert not content_mask(np.zeros((50, 50), np.uint8), border=0.02).any()
+    thin = np.zeros((50, 50), np.uint8)
+    thin[20:24, :] = 200  # four rows, and a 5 pixel border on either side
+    assert not content_mask(thin, border=0.1).any()
+
+
+@pytest.mark.parametrize("side", [SIDE // 2, SIDE, 2 * SIDE])
+def test_no_keypoint_lies_in_the_padding_or_within_the_border_of_it(side):
+    """A landscape photo preprocessed into a square has padding above and below; the strong
+    edge there attracts SIFT, but no keypoint is kept in the padding or `border` from it."""
+    photo = view(3, size=side)[: side * 150 // SIDE]  # 150 of 256 rows, at either side
+    square = square_image(photo, side)
+    scale = SIDE / side
+    rows = np.flatnonzero(square.max(axis=1) > 0)
+    top, bottom = rows[0] * scale, (rows[-1] + 1) * scale - 1  # the photo's rows at image_size
+    margin = round(SETTINGS.border * SIDE)
+    # without the mask SIFT finds keypoints on the edge between photo and padding
+    resized = cv2.resize(square, (SIDE, SIDE), interpolation=cv2.INTER_AREA if side > SIDE else cv2.INTER_CUBIC)
+    raw = np.array([k.pt for k in cv2.SIFT_create(nfeatures=200, contrastThreshold=0.02).detect(resized, None)])
+    assert ((raw[:, 1] < top + margin) | (raw[:, 1] > bottom - margin)).sum() >= 5
+    xy, _ = extract_features(square, SETTINGS)
+    assert len(xy) >= 50
+    assert xy[:, 1].min() >= top + margin - 1 and xy[:, 1].max() <= bottom - margin + 1
+    assert xy[:, 0].min() >= margin - 0.5 and xy[:, 0].max() <= SIDE - 1 - margin + 0.5
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+@pytest.mark.parametrize("square", [
+    np.zeros((64, 80), np.uint8),
+    np.zeros((64, 64), np.float32),
+    np.zeros((64, 64, 3), np.uint8),
+    np.zeros(64, np.uint8),
+], ids=["not square", "float", "colour", "one row"])
+def test_extraction_takes_only_square_greyscale_uint8_images(square):
+    with pytest.raises(ValueError, match="square greyscale uint8"):
+        extract_features(square, SETTINGS)
+
+
+@pytest.mark.parametrize("side", [128, SIDE, 384])
+def test_extraction_keeps_at_most_n_features_on_the_image_size_square(side):
+    """Whatever the square's side, positions are pixels of the `image_size` square."""
+    settings = replace(SETTINGS, n_features=60, image_size=SIDE)
+    xy, descriptors = extract_features(view(4, size=side), settings)
+    assert len(xy) == 60  # the pattern has many more
+    assert xy.dtype == np.float32 and xy.shape == (len(xy), 2)
+    assert descriptors.dtype == np.uint8 and descriptors.shape == (len(xy), 128)
+    assert (xy >= 0).all() and (xy < SIDE).all()
+    assert descriptors.any(axis=1).all()
+
+
+def test_the_strongest_keypoints_come_first():
+    """Asking for fewer keypoints keeps the first of a longer list, and no position twice
+    (upright copies of a point found at two orientations are one point)."""
+    many = extract_features(view(1), SETTINGS)
+    few = extract_features(view(1), replace(SETTINGS, n_features=10, image_size=SIDE))
+    n = len(few[0])
+    assert n == 10 and np.array_equal(few[0], many[0][:n])
+    # the descriptors of the same points are alike, not identical: OpenCV builds its scale
+    # pyramid for the octaves of the keypoints kept (0.05 apart observed, unrelated ones ~0.5)
+    assert np.linalg.norm(root_sift(few[1]) - root_sift(many[1][:n]), axis=1).max() < 0.1
+    assert len(np.unique(many[0], axis=0)) == len(many[0])
+
+
+def test_the_padding_edge_does_not_use_up_the_keypoint_budget():
+    """OpenCV keeps its `nfeatures` strongest before it applies the mask: asked for them
+    directly, a padded photo lost a quarter of its keypoints to the masked-out edge."""
+    square = square_image(view(3)[:150], SIDE)
+    for n_features in (50, 150):
+        xy, _ = extract_features(square, replace(SETTINGS, n_features=n_features, image_size=SIDE))
+        assert len(xy) == n_features and len(np.unique(xy, axis=0)) == n_features
+
+
+def test_a_blank_square_has_no_keypoints():
+    for square in (np.zeros((SIDE, SIDE), np.uint8), np.full((SIDE, SIDE), 128, np.uint8)):
+        xy, descriptors = extract_features(square, SETTINGS)
+        assert xy.shape == (0, 2) and xy.dtype == np.float32
+        assert descriptors.shape == (0, 128) and descriptors.dtype == np.uint8
+
+
+@pytest.mark.parametrize("bad", [dict(n_features=0), dict(image_size=31), dict(border=0.5), dict(border=-0.01),
+                                 dict(contrast_threshold=0)], ids=str)
+def test_feature_settings_reject_bad_values(bad):
+    with pytest.raises(ValueError):
+        replace(SETTINGS, **bad)
+
+
+@pytest.mark.parametrize("bad", [dict(transform="projective"), dict(neighbours=0), dict(shortlist=0),
+                                 dict(photos_per_individual=0), dict(nprobe=0), dict(ransac_iterations=0),
+                                 dict(ratio=0), dict(ratio=1.01), dict(reprojection_error=0)], ids=str)
+def test_match_settings_reject_bad_values(bad):
+    with pytest.raises(ValueError):
+        replace(MATCHING, **bad)
+
+
+def test_settings_accept_their_limits():
+    replace(SETTINGS, n_features=1, image_size=32, border=0, contrast_threshold=1e-6)
+    for transform in TRANSFORMS:
+        replace(MATCHING, transform=transform, ratio=1, neighbours=1, shortlist=1, photos_per_individual=1, nprobe=1,
+                      ransac_iterations=1)
+
+
+# --------------------------------------------------------------------------- the cache
+
+CACHE_SETTINGS = replace(SETTINGS, n_features=40, image_size=SIDE)
+
+
+@pytest.fixture
+def squares_path(tmp_path):
+    """A preprocess cache of eight squares, the last one blank."""
+    squares = np.stack([view(seed, degrees=seed) for seed in range(10, 17)] + [np.zeros((SIDE, SIDE), np.uint8)])
+    path = tmp_path / "squares.npy"
+    np.save(path, squares)
+    return path
+
+
+def same_records(a: np.ndarray, b: np.ndarray) -> bool:
+    return (a.dtype == b.dtype and np.array_equal(a["xy"], b["xy"], equal_nan=True)
+            and np.array_equal(a["descriptor"], b["descriptor"]))
+
+
+def test_cache_holds_each_squares_keypoints_with_unused_slots_empty(tmp_path, squares_path):
+    out = tmp_path / "features.npy"
+    build_keypoint_cache(squares_path, out, CACHE_SETTINGS, n_jobs=1, chunk_size=3)
+    cache = read_keypoint_cache(out)
+    squares = np.load(squares_path)
+    assert cache.shape == (8, 40) and cache.dtype == feature_dtype()
+    for row, square in zip(cache, squares):
+        xy, descriptors = unpack(row)
+        expected_xy, expected_descriptors = extract_features(square, CACHE_SETTINGS)
+        assert np.array_equal(xy, expected_xy) and np.array_equal(descriptors, expected_descriptors)
+        unused = row[len(xy):]
+        assert np.isnan(unused["xy"]).all() and not unused["descriptor"].any()
+    assert 0 < len(unpack(cache[0])[0]) and len(unpack(cache[-1])[0]) == 0
+    assert np.isnan(cache[-1]["xy"]).all()
+    assert not list(tmp_path.glob("*.partial.*"))
+
+
+def test_cache_built_by_two_workers_equals_one_built_by_one(tmp_path, squares_path):
+    build_keypoint_cache(squares_path, tmp_path / "one.npy", CACHE_SETTINGS, n_jobs=1, chunk_size=3)
+    build_keypoint_cache(squares_path, tmp_path / "two.npy", CACHE_SETTINGS, n_jobs=2, chunk_size=3)
+    assert same_records(np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy"))
+
+
+def stop_after_first_chunk(done, total):
+    if done:  # the first call, with nothing done, only says where the job starts
+        raise KeyboardInterrupt  # as if the job were killed once a chunk is recorded
+
+
+def test_interrupted_cache_resumes_extracting_only_the_unfinished_chunks(tmp_path, squares_path, monkeypatch):
+    out = tmp_path / "features.npy"
+    with pytest.raises(KeyboardInterrupt):
+        build_keypoint_cache(squares_path, out, CACHE_SETTINGS, n_jobs=1, chunk_size=3, progress=stop_after_first_chunk)
+    assert not out.exists()
+    assert json.loads((tmp_path / "features.partial.json").read_text())["done"] == [0]
+
+    extracted = []
+    real = local_keypoints.extract_features
+
+    def counting(square, settings):
+        extracted.append(np.array(square))
+        return real(square, settings)
+
+    # n_jobs=1 runs the chunks in this process, where the patch applies
+    monkeypatch.setattr(local_keypoints, "extract_features", counting)
+    reports = []
+    build_keypoint_cache(squares_path, out, CACHE_SETTINGS, n_jobs=1, chunk_size=3,
+                        progress=lambda done, total: reports.append((done, total)))
+    squares = np.load(squares_path)
+    assert len(extracted) == 5 and all(np.array_equal(a, b) for a, b in zip(extracted, squares[3:]))
+    assert reports == [(3, 8), (6, 8), (8, 8)]
+    monkeypatch.undo()
+    reference = tmp_path / "reference.npy"
+    build_keypoint_cache(squares_path, reference, CACHE_SETTINGS, n_jobs=1, chunk_size=3)
+    assert same_records(np.load(out), np.load(reference))
+    assert not list(tmp_path.glob("*.partial.*"))
+
+
+def test_leftover_partial_cache_from_other_settings_is_not_reused(tmp_path, squares_path):
+    out = tmp_path / "features.npy"
+    with pytest.raises(KeyboardInterrupt):
+        build_keypoint_cache(squares_path, out, CACHE_SETTINGS, n_jobs=1, chunk_size=3, progress=stop_after_first_chunk)
+    fewer = replace(SETTINGS, n_features=30, image_size=SIDE)
+    build_keypoint_cache(squares_path, out, fewer, n_jobs=1, chunk_size=3)
+    cache = np.load(out)
+    assert cache.shape == (8, 30)
+    assert same_records(cache, feature_rows(np.load(squares_path), fewer))
+
+
+def test_leftover_partial_cache_of_squares_since_rebuilt_is_not_reused(tmp_path, squares_path):
+    # A job killed after its first chunk, then the squares rebuilt from other photos: the same
+    # path, the same number of rows. Resuming would keep the first chunk's keypoints of photos
+    # that are no longer there.
+    out = tmp_path / "features.npy"
+    with pytest.raises(KeyboardInterrupt):
+        build_keypoint_cache(squares_path, out, CACHE_SETTINGS, n_jobs=1, chunk_size=3, progress=stop_after_first_chunk)
+    rebuilt = np.stack([view(seed + 20) for seed in range(8)])
+    np.save(squares_path, rebuilt)
+    build_keypoint_cache(squares_path, out, CACHE_SETTINGS, n_jobs=1, chunk_size=3)
+    assert same_records(np.load(out), feature_rows(rebuilt, CACHE_SETTINGS))
+
+
+def test_cache_rejects_what_is_not_preprocessed_squares(tmp_path):
+    path = tmp_path / "squares.npy"
+    np.save(path, np.zeros((2, 32, 40), np.uint8))
+    with pytest.raises(ValueError, match="preprocessed squares"):
+        build_keypoint_cache(path, tmp_path / "features.npy", CACHE_SETTINGS, n_jobs=1, chunk_size=3)
+    np.save(path, np.zeros((2, 32, 32), np.float32))
+    with pytest.raises(ValueError, match="preprocessed squares"):
+        build_keypoint_cache(path, tmp_path / "features.npy", CACHE_SETTINGS, n_jobs=1, chunk_size=3)
+    np.save(path, np.zeros((2, 40), np.uint8))
+    with pytest.raises(ValueError, match="keypoint records"):
+        read_keypoint_cache(path)
+
+
+# --------------------------------------------------------------------------- voting and ranking
+
+
+def catalogue_records(keypoint_counts, slots: int = 3, seed: int = 0) -> np.ndarray:
+    """Hand-made cache rows: photo i has `keypoint_counts[i]` keypoints with random descriptors."""
+    rng = np.random.default_rng(seed)
+    rows = np.zeros((len(keypoint_counts), slots), feature_dtype())
+    rows["xy"] = np.nan
+    for row, count in zip(rows, keypoint_counts):
+        row["xy"][:count] = rng.uniform(0, 64, (count, 2))
+        row["descriptor"][:count] = rng.integers(1, 256, (count, 128))
+    return rows
+
+
+def test_a_descriptor_votes_once_per_key_with_its_best_weight():
+    descriptor = np.array([0, 0, 0, 1, 1, 2])
+    key = np.array([0, 0, 1, 0, 1, 1])
+    weight = np.array([0.2, 0.5, 0.1, 0.3, 0.4, 0.7])
+    # key 0: 0.5 (descriptor 0's best) + 0.3; key 1: 0.1 + 0.4 + 0.7; key 2: nobody
+    np.testing.assert_allclose(_best_per_key(descriptor, key, weight, 3), [0.8, 1.2, 0.0])
+    assert _best_per_key(descriptor[:0], key[:0], weight[:0], 2).tolist() == [0.0, 0.0]
+
+
+def test_lnbnn_votes_by_how_much_closer_a_neighbour_is_than_the_next():
+    # catalogue rows: b (2 keypoints), a, new_whale, c, d, a (2 keypoints); new_whale is left out,
+    # so the photos are rows 0, 1, 3, 4, 5 and the descriptors belong to photos 0 0 1 2 3 4 4
+    ids = ["b", "a", NEW_WHALE, "c", "d", "a"]
+    catalogue = LocalCatalogue(catalogue_records([2, 1, 1, 1, 1, 2]), ids, 64, MATCHING)
+    assert len(catalogue) == 5 and catalogue.individuals.tolist() == ["a", "b", "c", "d"]
+    assert catalogue.photos.tolist() == [0, 1, 3, 4, 5]
+    assert catalogue.photo_of_descriptor.tolist() == [0, 0, 1, 2, 3, 4, 4]
+    # three query descriptors, k = 2 neighbours and the third as the reference; squared distances
+    distances = np.array([[1.0, 4.0, 9.0],         # 1, 2 | 3: weights 2 and 1, both photo 0 (b)
+                          [0.25, 6.25, 16.0],      # 0.5, 2.5 | 4: 3.5 to photo 4 (a), 1.5 to photo 1 (a)
+                          [-1e-7, 1.0, 1.0]])      # 0, 1 | 1: 1 to photo 2 (c); no second neighbour
+    neighbours = np.array([[0, 1, 5], [5, 2, 6], [3, -1, 4]])
+    individual_votes, photo_votes = catalogue.votes(distances, neighbours)
+    np.testing.assert_allclose(individual_votes, [3.5, 2.0, 1.0, 0.0])  # a, b, c, d
+    np.testing.assert_allclose(photo_votes, [2.0, 1.5, 1.0, 0.0, 3.5])
+
+
+def test_catalogue_needs_four_known_individuals_and_some_keypoints():
+    ids = ["a", "b", "c", NEW_WHALE, NEW_WHALE]
+    with pytest.raises(ValueError, match="at least 4"):
+        LocalCatalogue(catalogue_records([1] * 5), ids, 64, MATCHING)
+    with pytest.raises(ValueError, match="no catalogue photo has keypoints"):
+        LocalCatalogue(catalogue_records([0] * 4), ["a", "b", "c", "d"], 64, MATCHING)
+    with pytest.raises(ValueError, match="3 catalogue ids for 4"):
+        LocalCatalogue(catalogue_records([1] * 4), ["a", "b", "c"], 64, MATCHING)
+
+
+INDIVIDUALS = [f"w{seed}" for seed in range(101, 107)]
+UNKNOWN = 200
+
+
+@pytest.fixture(scope="module")
+def shortlists():
+    """Six individuals with two photos each, and a new_whale photo of a seventh pattern; the
+    queries are another photo of each of the six, one of the seventh and one blank square."""
+    seeds = range(101, 107)
+    catalogue_squares = [view(s, degrees=-5) for s in seeds] + [view(s, 8, 0.9, (10, 5), 0.9, 10, 1.1) for s in seeds]
+    catalogue_squares.append(view(UNKNOWN, degrees=4))
+    ids = INDIVIDUALS * 2 + [NEW_WHALE]
+    settings = replace(MATCHING, shortlist=4, photos_per_individual=2)
+    catalogue = LocalCatalogue(feature_rows(np.stack(catalogue_squares), SETTINGS), ids, SIDE, settings)
+    queries = [view(s, 3, 1.1, (-8, 6), 1.15, -10, 0.85) for s in [*seeds, UNKNOWN]]
+    query_features = feature_rows(np.stack(queries + [np.zeros((SIDE, SIDE), np.uint8)]), SETTINGS)
+    table = match_queries(catalogue, query_features, n_jobs=1)
+    return catalogue, query_features, table
+
+
+def test_each_query_ranks_its_own_individual_first_with_the_most_votes_and_inliers(shortlists):
+    _, _, table = shortlists
+    assert list(table.columns) == ["query", "rank", "id", "votes", "inliers"]
+    for query, individual in enumerate(INDIVIDUALS):
+        rows = table[table["query"] == query]
+        assert rows["rank"].tolist() == [0, 1, 2, 3]  # the shortlist of four
+        assert rows["id"].iloc[0] == individual
+        # voting shortlisted it first too, by far (45 to 52 against at most 4 observed)
+        assert rows["votes"].iloc[0] >= 5 * rows["votes"].iloc[1:].max()
+        assert rows["inliers"].iloc[0] >= MANY_INLIERS and rows["inliers"].iloc[1:].max() <= FEW_INLIERS
+        assert (np.diff(rows["inliers"].to_numpy()) <= 0).all()
+
+
+def test_an_unknown_individual_matches_no_one_and_new_whale_photos_are_left_out(shortlists):
+    """The unknown query's own pattern is in the catalogue only as a new_whale photo."""
+    catalogue, _, table = shortlists
+    assert NEW_WHALE not in catalogue.individuals and NEW_WHALE not in set(table["id"])
+    unknown = table[table["query"] == len(INDIVIDUALS)]
+    assert len(unknown) == 4 and unknown["inliers"].max() <= FEW_INLIERS
+
+
+def test_a_query_without_keypoints_gets_no_shortlist(shortlists):
+    _, query_features, table = shortlists
+    assert sorted(set(table["query"])) == list(range(len(query_features) - 1))
+
+
+def test_verification_on_two_threads_gives_the_same_table(shortlists):
+    catalogue, query_features, table = shortlists
+    pd.testing.assert_frame_equal(match_queries(catalogue, query_features, n_jobs=2), table)
+
+
+def test_shortlists_become_candidates_and_answers(shortlists):
+    _, query_features, table = shortlists
+    candidates = shortlist_candidates(table, len(query_features), fallback=INDIVIDUALS)
+    answers = final_answers(candidates, threshold=20)
+    for query, individual in enumerate(INDIVIDUALS):
+        assert answers[query][0] == individual and answers[query][1] == NEW_WHALE
+    assert answers[len(INDIVIDUALS)][0] == NEW_WHALE
+    assert answers[-1] == [NEW_WHALE, *INDIVIDUALS[:4]]
+
+
+def test_shortlist_candidates_from_a_hand_made_table():
+    table = pd.DataFrame(
+        [(1, 1, "a", 2.0, 4), (0, 0, "a", 9.0, 30), (0, 1, "b", 7.0, 8), (0, 2, "c", 8.0, 5),
+         (0, 3, "d", 1.0, 3), (0, 4, "e", 0.5, 1), (1, 0, "c", 5.0, 12)],
+        columns=["query", "rank", "id", "votes", "inliers"])
+    candidates = shortlist_candidates(table, 3, fallback=["a", "b", "c", "d", "e"])
+    # query 0: its best four by rank; query 1: two, then the fallback's first not already
+    # there; query 2, not in the table: the fallback alone
+    assert candidates.ids == [["a", "b", "c", "d"], ["c", "a", "b", "d"], ["a", "b", "c", "d"]]
+    assert candidates.top.tolist() == [[30, 8, 5, 3], [12, 4, -1, -1], [-1, -1, -1, -1]]
+    assert candidates.own.tolist() == [-np.inf] * 3
+    assert final_answers(candidates, 6) == [["a", "b", NEW_WHALE, "c", "d"], ["c", NEW_WHALE, "a", "b", "d"],
+                                            [NEW_WHALE, "a", "b", "c", "d"]]
+    assert final_answers(candidates, 0) == [["a", "b", "c", "d", NEW_WHALE], ["c", "a", NEW_WHALE, "b", "d"],
+                                            [NEW_WHALE, "a", "b", "c", "d"]]
+    with pytest.raises(ValueError, match="fewer than 4"):
+        shortlist_candidates(table, 3, fallback=["a", "b"])
+
+
+# --------------------------------------------------------------------------- RootSIFT
+
+
+def test_root_sift_is_the_square_root_of_the_l1_normalised_descriptor():
+    rng = np.random.default_rng(5)
+    sift = rng.integers(0, 256, (20, 128)).astype(np.uint8)
+    sift[3] = 0
+    sift[7] = 0
+    sift[7, 11] = 40  # one bin only
+    root = root_sift(sift)
+    assert root.dtype == np.float32 and root.shape == (20, 128)
+    lengths = np.linalg.norm(root, axis=1)
+    np.testing.assert_allclose(np.delete(lengths, 3), 1.0, rtol=1e-5)
+    assert not root[3].any()
+    assert root[7, 11] == 1.0 and np.count_nonzero(root[7]) == 1
+    x = sift.astype(np.float64)
+    total = x.sum(axis=1, keepdims=True)
+    expected = np.sqrt(np.divide(x, total, out=np.zeros_like(x), where=total > 0))
+    np.testing.assert_allclose(root, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_ratio_matches_agree_with_opencvs_brute_force_matcher():
+    """The matrix-product ratio test gives OpenCV's BFMatcher matches, photo by photo, including
+    photos with too few descriptors to compare (no matches); the two may differ only where the
+    distances sit on the ratio's boundary, within float32 rounding."""
+    rng = np.random.default_rng(5)
+    query = root_sift(rng.integers(0, 60, (80, 128)))
+    photos = [root_sift(rng.integers(0, 60, (n, 128))) for n in (50, 1, 0, 120)]
+    near = query[:30] + 0.01 * rng.random((30, 128), dtype=np.float32)
+    photos[3][:30] = near / np.linalg.norm(near, axis=1, keepdims=True)  # true matches, of unit length as RootSIFT
+    for ratio in (0.8, 0.95):
+        found = ratio_matches(query, photos, ratio)
+        for photo, (rows, matched) in zip(photos, found):
+            expected = []
+            if len(photo) >= 2:
+                pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query, photo, k=2)
+                expected = [(p[0].queryIdx, p[0].trainIdx) for p in pairs if p[0].distance < ratio * p[1].distance]
+            differ = set(zip(rows.tolist(), matched.tolist())) ^ set(expected)
+            for row, _ in differ:
+                exact = np.sort(np.linalg.norm(photo.astype(np.float64) - query[row], axis=1))
+                assert abs(exact[0] - ratio * exact[1]) < 1e-4
+            assert len(differ) <= 1
+    assert len(ratio_matches(query, photos, 0.8)[3][0]) >= 30

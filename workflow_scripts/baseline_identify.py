@@ -1,0 +1,13 @@
+"""Rule baseline_identify: duplicate matching, then new_whale and the commonest ids."""
+
+from whaleid.baseline import identify
+from whaleid.identification import Queries
+from whaleid.logs import log_to_file
+from whaleid.tables import read_table
+
+log = log_to_file(snakemake.log[0])
+i, p = snakemake.input, snakemake.params
+answers = identify(Queries.from_manifest(read_table(i.manifest), read_table(i.split), i.split), p.max_distance,
+                   p.candidates)
+log.info("pHash max distance %d; validation MAP@5 by distance:\n%s", answers.chosen, answers.curve.to_string(index=False))
+answers.write(snakemake.output.validation, snakemake.output.test, snakemake.output.threshold_curve)

@@ -1,0 +1,16 @@
+"""Rule classifier_identify: top-5 ids per image, new_whale threshold chosen on validation."""
+
+from whaleid.devices import start_tensorflow_job
+from whaleid.logs import log_to_file
+
+log = log_to_file(snakemake.log[0])
+lease = start_tensorflow_job(snakemake.resources.gpu, **snakemake.params.job)
+
+from whaleid.classifier import identify  # noqa: E402
+
+i, p, o = snakemake.input, snakemake.params, snakemake.output
+answers = identify(i.model, i.labels, i.train_array, i.train_index, i.test_array, i.test_index, i.split, i.manifest,
+                   phash_distances=p.phash_distances, thresholds=p.thresholds, batch_size=p.batch_size)
+log.info("new_whale threshold %g; validation MAP@5 by duplicate distance and threshold:\n%s", answers.chosen,
+         answers.curve.to_string(index=False))
+answers.write(o.validation, o.test, o.threshold_curve)

@@ -1,0 +1,141 @@
+"""The local method's keypoints: SIFT keypoints and their descriptors of each photo, cached per split.
+
+The `local` method identifies a photo the way HotSpotter and other photo-identification tools
+do: by matching the distinctive spots of its pattern to those of catalogue photos, and
+checking that the matches agree on one geometric transform (`matching`). That needs no
+training and works from a single catalogue photo.
+
+Keypoints are found on the preprocessed squares (greyscale, zero-padded to a centred square),
+resized to `image_size`. Keypoints near the padding are dropped: the edge between photo and
+padding is the strongest corner in the image and belongs to no whale. Where `upright`, every
+keypoint's orientation is set to 0 before its descriptor is computed, which makes descriptors
+more distinctive when photos share an orientation, as catalogue photos of flukes and heads
+roughly do; the geometric check still allows the rotation left. Keypoints common to many
+individuals (water, glare) are dealt with when matching, which weighs each match by how much
+closer it is than the photo's unrelated neighbours (LNBNN).
+
+The cache of a split is one .npy array of records (N photos, `n_features` slots), each slot
+the keypoint's position (`xy`, pixels of the `image_size` square; NaN in unused slots) and
+its SIFT descriptor (`descriptor`, 128 uint8). Row i is row i of the preprocess cache, whose
+index names it. Built in chunks in parallel, and a killed job resumes (`arrays.fill_in_chunks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import partial
+
+import cv2
+import numpy as np
+
+from ..arrays import fill_in_chunks, write_rows
+from ..settings import KeypointSettings
+
+DESCRIPTOR_SIZE = 128
+
+
+def feature_dtype() -> np.dtype:
+    """One keypoint slot of the cache: its position and its SIFT descriptor."""
+    return np.dtype([("xy", np.float32, (2,)), ("descriptor", np.uint8, (DESCRIPTOR_SIZE,))])
+
+
+def content_mask(square: np.ndarray, border: float) -> np.ndarray:
+    """255 where keypoints may lie in a preprocessed `square`: inside the photo, away from
+    the zero padding and the edges by `border` of the side; 0 elsewhere. The photo is the
+    bounding box of the rows and columns that are not all zero (preprocessing pads with zeros)."""
+    mask = np.zeros(square.shape, np.uint8)
+    rows = np.flatnonzero(square.max(axis=1) > 0)
+    columns = np.flatnonzero(square.max(axis=0) > 0)
+    if not len(rows) or not len(columns):
+        return mask
+    margin = int(round(border * square.shape[0]))
+    top, bottom = rows[0] + margin, rows[-1] - margin
+    left, right = columns[0] + margin, columns[-1] - margin
+    if top <= bottom and left <= right:
+        mask[top:bottom + 1, left:right + 1] = 255
+    return mask
+
+
+def extract_features(square: np.ndarray, settings: KeypointSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The keypoints of one preprocessed greyscale `square` (uint8, side x side): positions
+    (n, 2) float32 in pixels of the `settings.image_size` square, and SIFT descriptors
+    (n, 128) uint8, strongest first, n <= `settings.n_features`."""
+    image = np.asarray(square)
+    if image.ndim != 2 or image.shape[0] != image.shape[1] or image.dtype != np.uint8:
+        raise ValueError(f"expected a square greyscale uint8 image, got shape {image.shape} {image.dtype}")
+    size = settings.image_size
+    if image.shape[0] != size:
+        shrink = image.shape[0] > size
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    # All of them first: OpenCV keeps its `nfeatures` strongest before it applies the mask, so
+    # the padding's edge, masked out, would use up the budget.
+    sift = cv2.SIFT_create(nfeatures=0, contrastThreshold=settings.contrast_threshold)
+    keypoints = sorted(sift.detect(image, content_mask(image, settings.border)), key=lambda k: -k.response)
+    if settings.upright and keypoints:
+        # A point found at two orientations is one point once upright: its strongest copy stays.
+        _, first = np.unique(np.array([k.pt for k in keypoints], np.float32), axis=0, return_index=True)
+        keypoints = [keypoints[i] for i in np.sort(first)]
+    keypoints = keypoints[:settings.n_features]
+    if settings.upright:
+        for keypoint in keypoints:
+            keypoint.angle = 0.0
+    if not keypoints:
+        return np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_SIZE), np.uint8)
+    keypoints, descriptors = sift.compute(image, keypoints)
+    xy = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
+    # OpenCV's SIFT descriptors are whole numbers 0..255 held as float32.
+    return xy, np.clip(np.rint(descriptors), 0, 255).astype(np.uint8)
+
+
+def feature_rows(squares: np.ndarray, settings: KeypointSettings) -> np.ndarray:
+    """The cache rows of `squares` (N, side, side): (N, n_features) records (`feature_dtype`),
+    unused slots with NaN positions and zero descriptors."""
+    rows = np.zeros((len(squares), settings.n_features), feature_dtype())
+    rows["xy"] = np.nan
+    for row, square in zip(rows, squares):
+        xy, descriptors = extract_features(square, settings)
+        row["xy"][:len(xy)] = xy
+        row["descriptor"][:len(xy)] = descriptors
+    return rows
+
+
+def unpack(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One photo's (positions (n, 2), descriptors (n, 128) uint8) from its cache row."""
+    used = ~np.isnan(row["xy"][:, 0])
+    return row["xy"][used], row["descriptor"][used]
+
+
+def _fill_chunk(cache_path: str, settings: KeypointSettings, partial_path: str, start: int, stop: int) -> None:
+    # One OpenCV thread per worker: joblib already keeps every core busy. Put back after, for
+    # with one job this runs in the caller's process.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        squares = np.load(cache_path, mmap_mode="r")[start:stop]
+        write_rows(partial_path, start, feature_rows(squares, settings))
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def build_keypoint_cache(cache_path: str, out_path: str, settings: KeypointSettings, *, n_jobs: int, chunk_size: int,
+                         progress=None) -> None:
+    """The keypoints of every square of the preprocess cache at `cache_path` (.npy, (N, side,
+    side) uint8) into `out_path` (.npy, (N, n_features) records), `n_jobs` chunks at a time.
+    `progress(done, total)` is called as chunks finish. Resumes after a kill, unless the
+    squares were rebuilt since (`arrays.fill_in_chunks`)."""
+    squares = np.load(cache_path, mmap_mode="r")
+    if squares.ndim != 3 or squares.shape[1] != squares.shape[2] or squares.dtype != np.uint8:
+        raise ValueError(f"{cache_path}: expected preprocessed squares (N, side, side) uint8, got shape "
+                         f"{squares.shape} {squares.dtype}")
+    fill_in_chunks(out_path, (len(squares), settings.n_features), feature_dtype(), chunk_size, inputs=[cache_path],
+                   settings=asdict(settings), fill_chunk=partial(_fill_chunk, str(cache_path), settings),
+                   n_jobs=n_jobs, progress=progress)
+
+
+def read_keypoint_cache(path: str) -> np.ndarray:
+    """A split's keypoint cache (N, n_features) records, memory-mapped, its layout checked."""
+    features = np.load(path, mmap_mode="r")
+    if features.dtype != feature_dtype() or features.ndim != 2:
+        raise ValueError(f"{path}: expected keypoint records (photos, slots) of {feature_dtype()}, got shape "
+                         f"{features.shape} {features.dtype}")
+    return features
