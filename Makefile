@@ -25,7 +25,7 @@ demo: $(BIN)/.installed
 # The browser tests need Debian's chromium: installed first where this machine can (root, apt-get).
 test: $(BIN)/.installed
 	tests/install_chromium.sh
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 lint: $(BIN)/.installed
 	$(BIN)/snakemake --lint

@@ -163,3 +163,7 @@ def pytest_collection_modifyitems(items):
             _schedule_with(item, "tiny_run")
         elif shared:
             _schedule_with(item, f"{item.module.__name__}.{sorted(shared)[0]}")
+    # Longest first (make test turns xdist's reordering off), so that neither worker is left
+    # waiting for the other at the end: the run on ../shared's real photos, one test of minutes,
+    # then the tiny run's tests, then the rest in their files' order.
+    items.sort(key=lambda item: 0 if item.get_closest_marker("shared") else 1 if "tiny_run" in item.fixturenames else 2)
