@@ -44,7 +44,7 @@ from timing import best_seconds
 from whaleid.demo_data import generate_demo_dataset
 from whaleid.identification import N_CANDIDATES
 from whaleid.local.keypoints import DESCRIPTOR_SIZE, build_keypoint_cache, unpack
-from whaleid.local.matching import QUERY_BLOCK, LocalCatalogue, match_queries, root_sift
+from whaleid.local.matching import QUERY_BLOCK, LocalCatalogue, individual_scores, match_queries, root_sift
 from whaleid.preprocess import preprocess_file
 from whaleid.settings import KeypointSettings, MatchSettings
 
@@ -184,7 +184,8 @@ def measure_queries(extracted: np.ndarray, n_photos: int, args: argparse.Namespa
     start = time.perf_counter()
     catalogue = LocalCatalogue(features, ids, image_size, MatchSettings.defaults())
     build = time.perf_counter() - start
-    seconds, shortlists = best_seconds(lambda: match_queries(catalogue, queries, n_jobs=args.jobs), args.repeats)
+    seconds, pairs = best_seconds(lambda: match_queries(catalogue, queries, n_jobs=args.jobs), args.repeats)
+    shortlists = individual_scores(pairs, "inliers")
     shortlist, _ = best_seconds(lambda: shortlist_votes(catalogue, queries), args.repeats)
     first = pd.Series(shortlists.loc[shortlists["rank"] == 0, "id"].to_numpy(),
                       index=shortlists.loc[shortlists["rank"] == 0, "query"].to_numpy())

@@ -29,6 +29,11 @@ if "fused" in config["methods"] and not {"local", "metric_learning"} <= set(conf
         f"config: methods={config['methods']} lists fused without both methods it combines; "
         "add local and metric_learning"
     )
+if "fused" in config["methods"] and config["local"]["scoring"] != "verifier":
+    raise WorkflowError(
+        "config: the fused method combines calibrated probabilities, which local.scoring="
+        f"{config['local']['scoring']!r} does not give; set local.scoring: verifier"
+    )
 
 
 def submission_candidates():
@@ -186,6 +191,18 @@ def catalogue_additions_output():
     return [f"{R}/metric_learning/additions/embeddings.npy", f"{R}/metric_learning/additions/index.csv"] if ADDITIONS else []
 
 
+def verifier_input():
+    """The verifier's model, where the local method scores with it."""
+    return [f"{R}/local/verifier/model.joblib"] if config["local"]["scoring"] == "verifier" else []
+
+
+def local_thresholds():
+    """The new_whale thresholds tried on validation, in the units of the local method's score."""
+    if config["local"]["scoring"] == "verifier":
+        return settings.threshold_grid(**config["local"]["new_whale_probabilities"])
+    return config["local"]["new_whale_thresholds"]
+
+
 def duplicate_distances():
     """The pHash distances a method may match duplicates up to: the baseline's candidates, each
     method choosing its own on validation, or the one distance set in the config."""
@@ -208,12 +225,15 @@ def trained_models():
 def report_figures():
     """The report's figures and tables (rules in report.smk), but the resources
     per job: the data; preprocessing examples where a model runs (so the cache is made anyway);
-    each trained model's training curves; each method's threshold curve; the candidate gallery."""
+    each trained model's training curves; each method's threshold curve; the local method's
+    calibration, where its verifier scores; the candidate gallery."""
     figures = [f"{R}/report/dataset.png", f"{R}/report/dataset.csv"]
     if trained_models():
         figures.append(f"{R}/report/preprocessing.png")
     figures += expand(f"{R}/report/training/{{model}}.png", model=trained_models())
     figures += expand(f"{R}/report/thresholds/{{method}}.png", method=config["methods"])
+    if "local" in config["methods"] and config["local"]["scoring"] == "verifier":
+        figures.append(f"{R}/report/calibration/local.png")
     if "metric_learning" in config["methods"]:
         figures += [f"{R}/report/gallery/metric_learning_{page}.html" for page in ("best_hits", "worst_misses")]
     return figures
@@ -227,6 +247,9 @@ def get_final_output():
     outputs = [f"{R}/scores.csv", f"{R}/submission.csv"]
     outputs += expand(f"{R}/{{method}}/submission.csv", method=config["methods"])
     outputs.append(f"{R}/comparison.csv")
+    # How often the local method's shortlist holds the right individual, by its catalogue photos.
+    if "local" in config["methods"]:
+        outputs.append(f"{R}/local/shortlist_recall.csv")
     # The autoencoder's picture of what it learned, wherever a method reads its codes.
     if uses_codes():
         outputs.append(f"{R}/autoencoder/reconstructions.png")

@@ -1,10 +1,12 @@
-# The local and metric-learning methods' scores combined, weight and threshold chosen on validation.
+# The local and metric-learning methods' calibrated probabilities combined, weight and threshold chosen on validation.
 
 
 rule fused_identify:
     input:
         validation_shortlists=f"{R}/local/shortlists/validation.csv",
         test_shortlists=f"{R}/local/shortlists/test.csv",
+        # the probability of an individual voting did not shortlist
+        verifier=f"{R}/local/verifier/model.joblib",
         train=f"{R}/metric_learning/embeddings/train.npy",
         train_index=f"{R}/metric_learning/embeddings/train.csv",
         test=f"{R}/metric_learning/embeddings/test.npy",
@@ -14,14 +16,16 @@ rule fused_identify:
     output:
         **identification_output("fused"),
         weights=f"{R}/fused/weights.csv",
+        # each input's expected calibration error on validation
+        calibration=f"{R}/fused/calibration.csv",
     log:
         f"{R}/logs/fused_identify.log",
     benchmark:
         f"{R}/benchmarks/fused_identify.tsv"
     params:
         weights=config["fused"]["weights"],
-        half_inliers=config["fused"]["half_inliers"],
-        threshold_grid=config["metric_learning"]["new_whale_thresholds"],
+        calibration=config["fused"]["calibration"],
+        thresholds=settings.threshold_grid(**config["fused"]["new_whale_probabilities"]),
         aggregate=config["metric_learning"]["aggregate"],
         top_k=config["metric_learning"]["top_k"],
         phash_distances=duplicate_distances(),

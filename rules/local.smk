@@ -24,6 +24,32 @@ rule local_keypoints:
         "../workflow_scripts/local_keypoints.py"
 
 
+rule local_verifier:
+    input:
+        train=f"{R}/local/keypoints/train.npy",
+        train_index=f"{R}/local/keypoints/train.csv",
+        split=f"{R}/validation/split.csv",
+    output:
+        model=f"{R}/local/verifier/model.joblib",
+        # every fit photo's verified pairs, with the label and the out-of-fold probability
+        pairs=f"{R}/local/verifier/training_pairs.csv",
+        reliability=f"{R}/local/verifier/reliability.csv",
+    log:
+        f"{R}/logs/local_verifier.log",
+    benchmark:
+        f"{R}/benchmarks/local_verifier.tsv"
+    params:
+        image_size=config["local"]["image_size"],
+        settings=stage_settings(settings.MatchSettings),
+        verifier=stage_settings(settings.VerifierSettings),
+        threads=config["local"]["threads"],
+    threads: config["local"]["threads"]
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/local_verifier.py"
+
+
 rule local_identify:
     input:
         train=f"{R}/local/keypoints/train.npy",
@@ -32,11 +58,16 @@ rule local_identify:
         test_index=f"{R}/local/keypoints/test.csv",
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
+        verifier=verifier_input(),
     output:
         **identification_output("local"),
-        # every query's verified shortlist, which the fused method reads
+        # every query's shortlisted individuals and their scores, which the fused method reads
         validation_shortlists=f"{R}/local/shortlists/validation.csv",
         test_shortlists=f"{R}/local/shortlists/test.csv",
+        # every verified photo pair and its match statistics, one row a pair
+        validation_pairs=f"{R}/local/pairs/validation.csv",
+        test_pairs=f"{R}/local/pairs/test.csv",
+        poolings=f"{R}/local/poolings.csv",
     log:
         f"{R}/logs/local_identify.log",
     benchmark:
@@ -44,7 +75,8 @@ rule local_identify:
     params:
         image_size=config["local"]["image_size"],
         settings=stage_settings(settings.MatchSettings),
-        thresholds=config["local"]["new_whale_thresholds"],
+        scoring=config["local"]["scoring"],
+        thresholds=local_thresholds(),
         # duplicates take first place, up to a pHash distance chosen with the threshold
         phash_distances=duplicate_distances(),
         # the configured count, not the cores this machine hands the job: faiss's search and
@@ -55,3 +87,21 @@ rule local_identify:
         "../envs/whaleid.yaml"
     script:
         "../workflow_scripts/local_identify.py"
+
+
+rule local_shortlist_recall:
+    input:
+        validation_shortlists=f"{R}/local/shortlists/validation.csv",
+        test_shortlists=f"{R}/local/shortlists/test.csv",
+        split=f"{R}/validation/split.csv",
+        test_truth=test_truth_input(),
+    output:
+        recall=f"{R}/local/shortlist_recall.csv",
+    log:
+        f"{R}/logs/local_shortlist_recall.log",
+    benchmark:
+        f"{R}/benchmarks/local_shortlist_recall.tsv"
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/local_shortlist_recall.py"

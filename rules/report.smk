@@ -14,6 +14,7 @@ localrules:
     report_preprocessing,
     report_training,
     report_thresholds,
+    report_calibration,
     report_gallery,
     report_resources,
 
@@ -111,6 +112,32 @@ rule report_thresholds:
         "../envs/whaleid.yaml"
     script:
         "../workflow_scripts/report_thresholds.py"
+
+
+# How sure the local method is on validation: its probabilities against how often they were
+# right, and "new individual" precision and recall against the new_whale threshold.
+rule report_calibration:
+    input:
+        shortlists=f"{R}/local/shortlists/validation.csv",
+        split=f"{R}/validation/split.csv",
+        pairs=f"{R}/local/verifier/reliability.csv",
+        curve=THRESHOLD_CURVES["local"],
+    output:
+        figure=report(
+            f"{R}/report/calibration/local.png",
+            category="Calibration",
+            caption="../report/calibration.rst",
+            labels={"method": "local", "kind": "figure"},
+        ),
+        table=f"{R}/report/calibration/local.csv",
+    log:
+        f"{R}/logs/report_calibration/local.log",
+    benchmark:
+        f"{R}/benchmarks/report_calibration/local.tsv"
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/report_calibration.py"
 
 
 # Pages for people to look at before they trust a score: query photos beside the five answers

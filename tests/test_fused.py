@@ -1,11 +1,12 @@
-"""The fused method on hand-made scores: the local score's scale, the ranking, and the weight
-and threshold chosen on validation."""
+"""The fused method on hand-made scores: the local probabilities, the embedding's calibration
+pairs, the ranking, and the weight and threshold chosen on validation."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from whaleid.fused import SearchScores, choose_weight, fuse, local_score_matrix, middle_of_best
+from whaleid.fused import (SearchScores, choose_weight, fuse, leave_one_out_scores, local_probability_matrix,
+                           middle_of_best)
 from whaleid.identification import Queries, final_answers
 from whaleid.metric_learning.retrieval import individual_scores, normalise, rank_catalogue
 
@@ -13,29 +14,83 @@ INDIVIDUALS = ["w_a", "w_b", "w_c", "w_d", "w_e"]
 
 
 def shortlists(rows):
-    return pd.DataFrame(rows, columns=["image", "id", "votes", "inliers"])
+    return pd.DataFrame(rows, columns=["image", "id", "probability"])
 
 
-def test_local_scores_squash_inliers_and_order_equal_counts_by_votes():
-    table = shortlists([("q1", "w_b", 4.0, 10), ("q1", "w_a", 1.0, 10), ("q1", "w_c", 0.0, 0),
-                        ("q2", "w_e", 2.0, 30)])
-    scores = local_score_matrix(table, ["q1", "q2", "q3"], INDIVIDUALS, half_inliers=10)
-    # n = inliers + votes / (most votes of the query + 1), then n / (n + 10)
-    n_b, n_a, n_e = 10 + 4 / 5, 10 + 1 / 5, 30 + 2 / 3
-    expected = np.zeros((3, 5))
-    expected[0, 1], expected[0, 0], expected[1, 4] = n_b / (n_b + 10), n_a / (n_a + 10), n_e / (n_e + 10)
-    np.testing.assert_allclose(scores, expected, rtol=1e-6)
-    assert scores[0, 1] > scores[0, 0] > 0.5  # ten inliers score about one half; votes break the tie
-    assert scores.max() < 1
+def test_local_probabilities_are_the_shortlists_and_the_absent_probability_elsewhere():
+    table = shortlists([("q1", "w_b", 0.8), ("q1", "w_a", 0.3), ("q2", "w_e", 0.6), ("q2", "w_c", 0.004),
+                        ("q2", "w_d", 0.002)])
+    probabilities = local_probability_matrix(table, ["q1", "q2", "q3"], INDIVIDUALS, absent=0.01)
+    expected = np.full((3, 5), 0.01)
+    expected[0, 1], expected[0, 0], expected[1, 4] = 0.8, 0.3, 0.6
+    expected[1, 2] = expected[1, 3] = 0.01 * 1.001  # shortlisted, below absent: floored
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-6)
+    # and still in the local method's order, above every individual not shortlisted
+    assert probabilities[1, 4] > probabilities[1, 2] > probabilities[1, 3] > probabilities[1, 0]
 
 
-def test_local_scores_refuse_unknown_queries_and_individuals():
+def test_local_probabilities_refuse_unknown_queries_and_individuals():
     with pytest.raises(ValueError, match="not queries here"):
-        local_score_matrix(shortlists([("q9", "w_a", 1.0, 3)]), ["q1"], INDIVIDUALS, 10)
+        local_probability_matrix(shortlists([("q9", "w_a", 0.5)]), ["q1"], INDIVIDUALS, 0.01)
     with pytest.raises(ValueError, match="catalogue lacks"):
-        local_score_matrix(shortlists([("q1", "w_zz", 1.0, 3)]), ["q1"], INDIVIDUALS, 10)
-    with pytest.raises(ValueError, match="half_inliers"):
-        local_score_matrix(shortlists([]), ["q1"], INDIVIDUALS, 0)
+        local_probability_matrix(shortlists([("q1", "w_zz", 0.5)]), ["q1"], INDIVIDUALS, 0.01)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        local_probability_matrix(shortlists([]), ["q1"], INDIVIDUALS, 2.0)
+
+
+def test_leave_one_out_scores_never_count_a_photo_as_its_own_match():
+    rng = np.random.default_rng(1)
+    embeddings = normalise(rng.standard_normal((9, 6)).astype(np.float32))
+    ids = ["a", "a", "a", "b", "b", "c", "new_whale", "d", "d"]
+    for aggregate, top_k in (("max", 1), ("mean_top_k", 2)):
+        individuals, scores, present = leave_one_out_scores(embeddings, ids, aggregate=aggregate, top_k=top_k)
+        assert individuals.tolist() == ["a", "b", "c", "d"]
+        similarities = embeddings @ embeddings.T
+        # photo 0 against a: photos 1 and 2 only
+        own = np.sort(similarities[0, [1, 2]])[::-1]
+        assert scores[0, 0] == pytest.approx(own[0] if aggregate == "max" else own.mean(), rel=1e-5)
+        # c has one photo: absent for itself, present for everyone else
+        assert not present[5, 2] and present[np.arange(9) != 5, 2].all()
+        # the new_whale photo asks like any other, and is no one's match
+        assert present[6].all()
+        _, catalogue_scores = individual_scores(embeddings[[6]], np.delete(embeddings, 6, axis=0),
+                                                np.delete(ids, 6).tolist(), aggregate=aggregate, top_k=top_k)
+        np.testing.assert_allclose(scores[6], catalogue_scores[0], rtol=1e-5)
+
+
+def test_fusing_a_perfect_method_with_a_random_one_ranks_like_the_perfect_one():
+    """The weight chosen on validation keeps the perfect method's ranking on test: every known
+    test photo's individual first, and the unknown ones answered new_whale."""
+    rng = np.random.default_rng(3)
+    n_individuals, n_validation, n_test = 12, 40, 30
+    individuals = np.array([f"w_{i:02d}" for i in range(n_individuals)])
+
+    def photos(n, prefix):
+        truth = rng.integers(-1, n_individuals, n)  # -1: an unknown individual
+        return truth, [f"{prefix}{i}" for i in range(n)]
+
+    def scores(truth):
+        perfect = np.full((len(truth), n_individuals), 0.01)
+        known = truth >= 0
+        perfect[np.flatnonzero(known), truth[known]] = 0.95
+        return SearchScores(individuals, perfect, rng.random((len(truth), n_individuals)))
+
+    validation_truth, validation_images = photos(n_validation, "v")
+    test_truth, test_images = photos(n_test, "t")
+    truth_ids = [individuals[t] if t >= 0 else "new_whale" for t in validation_truth]
+    fit = pd.DataFrame({"image": [f"f{i}" for i in range(n_individuals)], "id": individuals, "subset": "fit",
+                        "truth": individuals, "phash": ["f" * 16] * n_individuals,
+                        "content_hash": [f"z{i}" for i in range(n_individuals)]})
+    validation = pd.DataFrame({"image": validation_images, "id": truth_ids, "subset": "validation", "truth": truth_ids,
+                               "phash": ["0" * 16] * n_validation, "content_hash": validation_images})
+    test = pd.DataFrame({"image": test_images, "phash": ["0f" * 8] * n_test, "content_hash": test_images})
+    queries = Queries(pd.concat([fit, validation], ignore_index=True), test)
+    weights = [i / 10 for i in range(11)]
+    answers, table, weight = choose_weight(queries, scores(validation_truth), scores(test_truth), weights, [0],
+                                           [i / 20 for i in range(21)])
+    assert weight >= 0.5 and table.loc[table["chosen"], "map5"].iloc[0] == pytest.approx(1.0)
+    expected = [individuals[t] if t >= 0 else "new_whale" for t in test_truth]
+    assert [row[0] for row in answers.test["answers"]] == expected
 
 
 def test_fusion_weight_moves_the_ranking_from_one_method_to_the_other():
@@ -76,11 +131,10 @@ def test_weight_and_threshold_are_chosen_together_on_validation():
     test = pd.DataFrame({"image": ["t1", "t2"], "phash": ["0f" * 8] * 2, "content_hash": ["x", "y"]})
     queries = Queries(pd.concat([fit, validation], ignore_index=True), test)
     individuals = np.array(INDIVIDUALS)
-    fused = choose_weight(queries, SearchScores(individuals, local, similarity),
-                          SearchScores(individuals, local[:2], similarity[:2]), [0.0, 0.5, 1.0], [0],
-                          [0.0, 0.3, 0.35, 0.5])
-    table = fused.weights
-    assert fused.weight == 0.5 and table["chosen"].tolist() == [False, True, False]
+    fused, table, weight = choose_weight(queries, SearchScores(individuals, local, similarity),
+                                         SearchScores(individuals, local[:2], similarity[:2]), [0.0, 0.5, 1.0], [0],
+                                         [0.0, 0.3, 0.35, 0.5])
+    assert weight == 0.5 and table["chosen"].tolist() == [False, True, False]
     assert table.loc[table["weight"] == 0.5, "map5"].iloc[0] == pytest.approx(1.0)
     assert table.loc[table["weight"] == 0.0, "map5"].iloc[0] < 1 and table.loc[table["weight"] == 1.0, "map5"].iloc[0] < 1
     # fused v5 scores at most 0.125: the threshold puts new_whale first there, and only there

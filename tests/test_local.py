@@ -24,8 +24,10 @@ from whaleid.images import square_image
 from whaleid.ingest import NEW_WHALE
 from whaleid.local.keypoints import (build_keypoint_cache, content_mask, extract_features, feature_dtype, feature_rows,
                                      read_keypoint_cache, unpack)
-from whaleid.local.matching import (LocalCatalogue, _best_per_key, fit_inliers, match_queries, ratio_matches, root_sift,
-                                    shortlist_candidates)
+from whaleid.local.recall import shortlist_recall
+from whaleid.local.verifier import FEATURES
+from whaleid.local.matching import (LocalCatalogue, _best_per_key, fit_inliers, individual_scores, match_queries,
+                                    ratio_matches, root_sift, shortlist_candidates)
 from whaleid.settings import KeypointSettings, MatchSettings
 
 SIDE = 256
@@ -81,7 +83,7 @@ def count_inliers(query_xy: np.ndarray, query_descriptors: np.ndarray, photo_xy:
                   photo_descriptors: np.ndarray, settings: MatchSettings, image_size: int) -> int:
     """The inliers of one photo pair, as `LocalCatalogue.verify` counts them: ratio-test matches,
     then the RANSAC fit."""
-    (rows, matched), = ratio_matches(query_descriptors, [photo_descriptors], settings.ratio)
+    (rows, matched, _), = ratio_matches(query_descriptors, [photo_descriptors], settings.ratio)
     return fit_inliers(query_xy[rows], photo_xy[matched], settings, image_size)
 
 
@@ -455,13 +457,14 @@ def shortlists():
     catalogue = LocalCatalogue(feature_rows(np.stack(catalogue_squares), SETTINGS), ids, SIDE, settings)
     queries = [view(s, 3, 1.1, (-8, 6), 1.15, -10, 0.85) for s in [*seeds, UNKNOWN]]
     query_features = feature_rows(np.stack(queries + [np.zeros((SIDE, SIDE), np.uint8)]), SETTINGS)
-    table = match_queries(catalogue, query_features, n_jobs=1)
-    return catalogue, query_features, table
+    pairs = match_queries(catalogue, query_features, n_jobs=1)
+    return catalogue, query_features, pairs, individual_scores(pairs, "inliers")
 
 
 def test_each_query_ranks_its_own_individual_first_with_the_most_votes_and_inliers(shortlists):
-    _, _, table = shortlists
-    assert list(table.columns) == ["query", "rank", "id", "votes", "inliers"]
+    _, _, _, table = shortlists
+    assert list(table.columns) == ["query", "rank", "id", "votes", "inliers", "score"]
+    assert (table["score"] == table["inliers"]).all()
     for query, individual in enumerate(INDIVIDUALS):
         rows = table[table["query"] == query]
         assert rows["rank"].tolist() == [0, 1, 2, 3]  # the shortlist of four
@@ -474,24 +477,24 @@ def test_each_query_ranks_its_own_individual_first_with_the_most_votes_and_inlie
 
 def test_an_unknown_individual_matches_no_one_and_new_whale_photos_are_left_out(shortlists):
     """The unknown query's own pattern is in the catalogue only as a new_whale photo."""
-    catalogue, _, table = shortlists
+    catalogue, _, _, table = shortlists
     assert NEW_WHALE not in catalogue.individuals and NEW_WHALE not in set(table["id"])
     unknown = table[table["query"] == len(INDIVIDUALS)]
     assert len(unknown) == 4 and unknown["inliers"].max() <= FEW_INLIERS
 
 
 def test_a_query_without_keypoints_gets_no_shortlist(shortlists):
-    _, query_features, table = shortlists
+    _, query_features, _, table = shortlists
     assert sorted(set(table["query"])) == list(range(len(query_features) - 1))
 
 
 def test_verification_on_two_threads_gives_the_same_table(shortlists):
-    catalogue, query_features, table = shortlists
-    pd.testing.assert_frame_equal(match_queries(catalogue, query_features, n_jobs=2), table)
+    catalogue, query_features, pairs, _ = shortlists
+    pd.testing.assert_frame_equal(match_queries(catalogue, query_features, n_jobs=2), pairs)
 
 
 def test_shortlists_become_candidates_and_answers(shortlists):
-    _, query_features, table = shortlists
+    _, query_features, _, table = shortlists
     candidates = shortlist_candidates(table, len(query_features), fallback=INDIVIDUALS)
     answers = final_answers(candidates, threshold=20)
     for query, individual in enumerate(INDIVIDUALS):
@@ -504,7 +507,7 @@ def test_shortlist_candidates_from_a_hand_made_table():
     table = pd.DataFrame(
         [(1, 1, "a", 2.0, 4), (0, 0, "a", 9.0, 30), (0, 1, "b", 7.0, 8), (0, 2, "c", 8.0, 5),
          (0, 3, "d", 1.0, 3), (0, 4, "e", 0.5, 1), (1, 0, "c", 5.0, 12)],
-        columns=["query", "rank", "id", "votes", "inliers"])
+        columns=["query", "rank", "id", "votes", "inliers"]).assign(score=lambda t: t["inliers"].astype(float))
     candidates = shortlist_candidates(table, 3, fallback=["a", "b", "c", "d", "e"])
     # query 0: its best four by rank; query 1: two, then the fallback's first not already
     # there; query 2, not in the table: the fallback alone
@@ -551,14 +554,89 @@ def test_ratio_matches_agree_with_opencvs_brute_force_matcher():
     photos[3][:30] = near / np.linalg.norm(near, axis=1, keepdims=True)  # true matches, of unit length as RootSIFT
     for ratio in (0.8, 0.95):
         found = ratio_matches(query, photos, ratio)
-        for photo, (rows, matched) in zip(photos, found):
+        for photo, (rows, matched, ratios) in zip(photos, found):
             expected = []
             if len(photo) >= 2:
                 pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query, photo, k=2)
                 expected = [(p[0].queryIdx, p[0].trainIdx) for p in pairs if p[0].distance < ratio * p[1].distance]
             differ = set(zip(rows.tolist(), matched.tolist())) ^ set(expected)
+            if len(rows):  # the ratio reported is the nearest's distance over the second's
+                second = np.sort(np.linalg.norm(photo[None] - query[rows, None], axis=2), axis=1)[:, :2]
+                np.testing.assert_allclose(ratios, second[:, 0] / second[:, 1], rtol=1e-3)
+                assert (ratios < ratio).all()
             for row, _ in differ:
                 exact = np.sort(np.linalg.norm(photo.astype(np.float64) - query[row], axis=1))
                 assert abs(exact[0] - ratio * exact[1]) < 1e-4
             assert len(differ) <= 1
     assert len(ratio_matches(query, photos, 0.8)[3][0]) >= 30
+
+
+# --------------------------------------------------------------------------- shortlist and pair statistics
+
+
+def test_a_shortlist_by_photo_does_not_let_many_photos_outvote_one():
+    """b has five photos, each a poor likeness that some query descriptors vote for; a has one,
+    a good likeness. Summed over all its photos, b's votes outnumber a's; its best photo's do not."""
+    ids = ["a", "b", "b", "b", "b", "b", "c", "d"]
+    catalogue = LocalCatalogue(catalogue_records([1] * 8), ids, 64, MATCHING)
+    photo_votes = np.array([5.0, 2, 2, 2, 2, 2, 1, 0.5])
+    individual_votes = np.array([5.0, 8.0, 1.0, 0.5])  # a, b (its photos' votes, each descriptor once), c, d
+    by_individual = replace(MATCHING, shortlist=1, shortlist_by="individual")
+    by_photo = replace(MATCHING, shortlist=1, shortlist_by="photo")
+    assert catalogue.individuals[LocalCatalogue(catalogue_records([1] * 8), ids, 64, by_individual).shortlist(
+        individual_votes, photo_votes)].tolist() == ["b"]
+    assert catalogue.individuals[LocalCatalogue(catalogue_records([1] * 8), ids, 64, by_photo).shortlist(
+        individual_votes, photo_votes)].tolist() == ["a"]
+
+
+def test_each_verified_pair_records_the_statistics_a_verifier_reads(shortlists):
+    catalogue, _, pairs, _ = shortlists
+    assert set(pairs.columns) >= {"query", "id", "photo", "individual", *FEATURES} - {"abs_rotation"}
+    own = pairs["query"].map(dict(enumerate(INDIVIDUALS)))
+    right = pairs[(pairs["query"] < len(INDIVIDUALS)) & (pairs["id"] == own)]
+    wrong = pairs[pairs["query"] < len(INDIVIDUALS)].drop(right.index)
+    # two photos of each individual verified: both of the right one, with many inliers
+    assert len(right) == 2 * len(INDIVIDUALS) and (right["inliers"] >= MANY_INLIERS).all()
+    # the query is turned 3 and 8 degrees from its individual's two photos, scaled 1.1 and 0.9:
+    # the fitted similarity undoes that, about
+    assert right["scale"].between(0.7, 1.4).all() and right["rotation"].abs().between(0, 15).all()
+    # right inliers cover much of the square, are distinctive, and lead their query by far
+    assert right["query_cover"].min() > 0.1 and right["photo_cover"].min() > 0.1
+    assert right["ratio_q50"].max() < wrong.loc[wrong["inliers"] > 0, "ratio_q50"].min()
+    assert (right["inlier_gap"] > 0).all() and (wrong["inlier_gap"] < 0).all()
+    assert (right["inlier_share"] > wrong["inlier_share"].max()).all()
+    assert (right["individual_vote_share"] == 1).all()
+    # a wrong photo without a fit has no transform, and its ratios say "none"
+    unfitted = wrong[wrong["scale"].isna()]
+    assert (unfitted["inliers"] == 0).all() and (unfitted["ratio_q50"] == 1).all()
+    assert (pairs["query_keypoints"] > 0).all() and (pairs["photo_keypoints"] > 0).all()
+
+
+def test_pooling_photos_probabilities_by_max_or_noisy_or():
+    pairs = pd.DataFrame({"query": [0, 0, 0, 1], "id": ["a", "a", "b", "a"], "individual_votes": [3.0, 3.0, 5.0, 1.0],
+                          "inliers": [10, 8, 12, 4], "probability": [0.6, 0.5, 0.7, 0.1]})
+    best = individual_scores(pairs, "verifier", "max")
+    assert best[["query", "rank", "id"]].values.tolist() == [[0, 0, "b"], [0, 1, "a"], [1, 0, "a"]]
+    assert best["score"].tolist() == pytest.approx([0.7, 0.6, 0.1])
+    either = individual_scores(pairs, "verifier", "noisy_or")
+    # a: 1 - 0.4 * 0.5 = 0.8, above b's 0.7: two good photos count for more than one
+    assert either[["query", "rank", "id"]].values.tolist() == [[0, 0, "a"], [0, 1, "b"], [1, 0, "a"]]
+    assert either["score"].tolist() == pytest.approx([0.8, 0.7, 0.1])
+    assert either["inliers"].tolist() == [10, 12, 4]
+    with pytest.raises(ValueError, match="unknown pooling"):
+        individual_scores(pairs, "verifier", "mean")
+
+
+def test_shortlist_recall_is_counted_by_the_right_individual_s_catalogue_photos():
+    catalogue = ["a"] + ["b"] * 2 + ["c"] * 10 + ["new_whale"] * 3
+    truths = {"q1": "a", "q2": "a", "q3": "b", "q4": "c", "q5": "new_whale", "q6": "z", "q7": "c"}
+    shortlists = pd.DataFrame([("q1", 0, "a"), ("q1", 1, "b"), ("q2", 0, "c"), ("q3", 0, "c"), ("q3", 1, "b"),
+                               ("q4", 0, "c"), ("q5", 0, "a")], columns=["image", "rank", "id"])
+    table = shortlist_recall(shortlists, truths, catalogue).set_index("catalogue_photos")
+    # q1, q2 (a: one photo): q1 shortlisted first, q2 missed; q3 (b: two) shortlisted second;
+    # q4, q7 (c: ten): q4 first, q7 has no shortlist; q5 and q6 are of no catalogue individual
+    assert table.loc["1"].tolist() == [2, 0.5, 0.5]
+    assert table.loc["2"].tolist() == [1, 1.0, 0.0]
+    assert table.loc["9+"].tolist() == [2, 0.5, 0.5]
+    assert table.loc["all"].tolist() == [5, 0.6, 0.4]
+    assert table.loc["3-4", "queries"] == 0 and np.isnan(table.loc["3-4", "recall"])

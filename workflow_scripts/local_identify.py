@@ -1,21 +1,30 @@
-"""Rule local_identify: each photo's shortlist verified geometrically, new_whale threshold (in
-inliers) chosen on validation."""
+"""Rule local_identify: each photo's shortlist verified geometrically and scored (the verifier's pooled
+probability, or inliers), new_whale threshold chosen on validation."""
 
 from whaleid.files import write_csv
 from whaleid.local.matching import identify
+from whaleid.local.verifier import Verifier
 from whaleid.logs import Progress, log_to_file
 from whaleid.settings import MatchSettings
 
 log = log_to_file(snakemake.log[0])
 i, p, o = snakemake.input, snakemake.params, snakemake.output
 bars = {}
+
+
+def progress(split, done, total):
+    bars.setdefault(split, Progress(log, f"matched {split}"))(done, total)
+
+
 answers = identify(i.train, i.train_index, i.test, i.test_index, i.split, i.manifest,
-                   settings=MatchSettings(**p.settings), image_size=p.image_size, phash_distances=p.phash_distances,
-                   thresholds=p.thresholds, n_jobs=p.threads,
-                   progress=lambda label, done, total: bars.setdefault(label, Progress(log, f"matched {label}"))(done,
-                                                                                                               total))
-log.info("new_whale threshold %g inliers; validation MAP@5 by duplicate distance and threshold:\n%s", answers.chosen,
+                   settings=MatchSettings(**p.settings), image_size=p.image_size, scoring=p.scoring,
+                   verifier=Verifier.load(i.verifier[0]) if i.verifier else None, phash_distances=p.phash_distances,
+                   thresholds=p.thresholds, n_jobs=p.threads, progress=progress)
+log.info("validation MAP@5 by pooling:\n%s", answers.poolings.to_string(index=False))
+log.info("new_whale threshold %g; validation MAP@5 by duplicate distance and threshold:\n%s", answers.chosen,
          answers.curve.to_string(index=False))
-write_csv(answers.shortlists["validation"], o.validation_shortlists)
-write_csv(answers.shortlists["test"], o.test_shortlists)
+for split in ("validation", "test"):
+    write_csv(answers.shortlists[split], o[f"{split}_shortlists"])
+    write_csv(answers.pairs[split], o[f"{split}_pairs"])
+write_csv(answers.poolings, o.poolings)
 answers.write(o.validation, o.test, o.threshold_curve)

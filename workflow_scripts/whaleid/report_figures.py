@@ -28,6 +28,7 @@ DATASET_SIZE = (12.0, 8.0)
 EXAMPLE_COLUMN_WIDTH, EXAMPLES_HEIGHT = 3.0, 6.4
 TRAINING_PANEL_WIDTH, TRAINING_HEIGHT = 6.0, 4.5
 THRESHOLD_SIZE = (9.0, 5.5)
+CALIBRATION_SIZE = (13.0, 5.0)
 RESOURCES_WIDTH, RESOURCES_ROW_HEIGHT, RESOURCES_MIN_HEIGHT = 12.0, 0.3, 3.0
 
 LOSS_NAMES = {"autoencoder": "mean squared error", "classifier": "cross-entropy",
@@ -37,8 +38,8 @@ CURVE_LABELS = {"loss": "training loss", "val_loss": "validation loss", "val_map
 THRESHOLD_AXES = {"baseline": "duplicates answered first up to this pHash distance (bits)",
                   "classifier": "new_whale threshold (probability of a known individual)",
                   "metric_learning": "new_whale threshold (cosine similarity to the catalogue)",
-                  "local": "new_whale threshold (geometrically verified keypoint matches)",
-                  "fused": "new_whale threshold (fused score)"}
+                  "local": "new_whale threshold (the individual's score: probability, or verified inliers)",
+                  "fused": "new_whale threshold (fused probability)"}
 RESOURCE_COLUMNS = ["job", "rule", "wall_s", "max_rss_mb", "cpu_time_s"]
 
 
@@ -287,6 +288,53 @@ def threshold_figure(curve: pd.DataFrame, method: str, path: str | Path) -> None
         ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     save_png(figure, path)
+
+
+def calibration_figure(first: pd.DataFrame, pairs: pd.DataFrame, threshold: float, method: str,
+                       path: str | Path) -> pd.DataFrame:
+    """How sure `method` is, on validation, in two panels: a reliability diagram (the
+    probability of each query's first-ranked individual, binned, against the share of them that
+    were right, beside the verifier's held-out `pairs` reliability, when given), and the
+    precision and recall of "new individual" (answering new_whale first: the first-ranked
+    probability below the threshold) against the threshold, the chosen `threshold` marked.
+    `first`: probability, right, unknown (the query's individual is not in the catalogue) per
+    query. Returns the new-individual curve (threshold, precision, recall, chosen)."""
+    from .calibration import new_individual_curve, reliability
+
+    figure = _figure(*CALIBRATION_SIZE)
+    left, right = figure.subplots(1, 2)
+    left.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    ranked = reliability(first["probability"], first["right"])
+    left.plot(ranked["predicted"], ranked["observed"], marker="o", color="tab:blue",
+              label=f"first-ranked individual ({len(first)} validation photos)")
+    for _, row in ranked.iterrows():
+        left.annotate(f"{int(row['pairs'])}", (row["predicted"], row["observed"]), fontsize=7,
+                      textcoords="offset points", xytext=(4, -10))
+    if len(pairs):
+        left.plot(pairs["predicted"], pairs["observed"], marker=".", color="tab:orange",
+                  label="verified photo pairs (fit photos, held out)")
+    left.set_xlim(0, 1)
+    left.set_ylim(0, 1)
+    left.set_xlabel("predicted probability of the same individual")
+    left.set_ylabel("observed share of the same individual")
+    left.set_title(f"{method}: reliability on validation (numbers: photos per bin)")
+    left.legend(loc="upper left", fontsize=8)
+    left.grid(alpha=0.3)
+    curve = new_individual_curve(first, threshold)
+    right.plot(curve["threshold"], curve["precision"], color="tab:green", label="precision")
+    right.plot(curve["threshold"], curve["recall"], color="tab:purple", label="recall")
+    chosen = curve[curve["chosen"]].iloc[0]
+    for measure, colour in (("precision", "tab:green"), ("recall", "tab:purple")):
+        right.plot(chosen["threshold"], chosen[measure], marker="*", markersize=16, color=colour, linestyle="none")
+    right.axvline(threshold, color="red", linestyle=":", label=f"chosen threshold {threshold:g}")
+    right.set_xlim(0, 1)
+    right.set_ylim(0, 1.02)
+    right.set_xlabel("new_whale threshold (first-ranked probability below it: a new individual)")
+    right.set_title(f'"new individual" on validation: {int(first["unknown"].sum())} of {len(first)} photos are')
+    right.legend(loc="best", fontsize=8)
+    right.grid(alpha=0.3)
+    save_png(figure, path)
+    return curve
 
 
 def _colours(n: int) -> list:

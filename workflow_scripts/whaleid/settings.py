@@ -34,6 +34,9 @@ NEW_WHALE_MODES = ("exclude", "class")
 EMBEDDING_BACKBONES = ("compact", *IMAGENET_BACKBONES)
 AGGREGATES = ("max", "mean_top_k")
 TRANSFORMS = ("similarity", "affine", "homography")
+SHORTLIST_BY = ("photo", "individual")
+LOCAL_SCORINGS = ("verifier", "inliers")
+CALIBRATIONS = ("auto", "isotonic", "sigmoid")
 
 
 def threshold_grid(start: float, stop: float, step: float) -> list[float]:
@@ -258,7 +261,8 @@ class KeypointSettings(StageSettings):
 class MatchSettings(StageSettings):
     """How the local method matches (config.yaml's ``local``). `neighbours`: catalogue
     descriptors each query descriptor votes with; `nprobe`: inverted lists searched per
-    descriptor; `shortlist`: individuals verified per query; `photos_per_individual`: of each,
+    descriptor; `shortlist`: individuals verified per query; `shortlist_by`: ``photo`` (an
+    individual's best photo's votes) or ``individual`` (all its photos'); `photos_per_individual`: of each,
     the photos verified (most votes first); `ratio`: Lowe's ratio test in verification;
     `transform`: the model RANSAC fits; `reprojection_error`: how far (share of the image side)
     an inlier may land from where the transform puts it; `ransac_iterations`: RANSAC's most."""
@@ -269,6 +273,7 @@ class MatchSettings(StageSettings):
     neighbours: int
     nprobe: int
     shortlist: int
+    shortlist_by: str
 
     # the geometric check
     photos_per_individual: int
@@ -279,8 +284,29 @@ class MatchSettings(StageSettings):
 
     def __post_init__(self):
         check_choice("transform", self.transform, TRANSFORMS)
+        check_choice("shortlist_by", self.shortlist_by, SHORTLIST_BY)
         _at_least(self, 1, "neighbours", "shortlist", "photos_per_individual", "nprobe", "ransac_iterations")
         if not 0 < self.ratio <= 1:
             raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
         if self.reprojection_error <= 0:
             raise ValueError(f"reprojection_error must be positive, got {self.reprojection_error}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifierSettings(StageSettings):
+    """How the local method's verifier learns (config.yaml's ``verifier``). `folds`: the fit
+    photos are matched fold by fold against the rest; `max_queries`: at most this many of them
+    asked (None: all); `calibration`: ``isotonic``, ``sigmoid`` or ``auto``; `seed`: the
+    folds', the queries' and the trees'."""
+
+    SECTION: ClassVar[str] = "verifier"
+    folds: int
+    max_queries: int | None
+    calibration: str
+    seed: int
+
+    def __post_init__(self):
+        check_choice("calibration", self.calibration, CALIBRATIONS)
+        _at_least(self, 2, "folds")
+        if self.max_queries is not None:
+            _at_least(self, 1, "max_queries")

@@ -9,20 +9,26 @@ For each query photo (its keypoints from `keypoints`):
    neighbour votes for its photo's individual with how much closer it is than the query
    descriptor's next, (k+1)-th, neighbour (HotSpotter's LNBNN): a descriptor of water or
    glare, alike in many individuals, has near neighbours everywhere and so votes little.
-   Each descriptor votes once per individual, with its best neighbour there.
-2. **Geometric verification.** The `shortlist` individuals with most votes are checked: for
-   each of its `photos_per_individual` photos with most votes, the query's descriptors are
-   matched to that photo's (nearest neighbour, Lowe's ratio test), and RANSAC fits one
-   transform (`similarity`, `affine` or `homography`) to the matches. The individual's score
-   is its best photo's number of inliers: matches that agree on where the pattern lies.
-   Chance matches rarely agree, so a low count says "no match" cleanly.
+   Each descriptor votes once per photo and once per individual, with its best neighbour there.
+   The `shortlist` individuals with most votes are kept: by `shortlist_by` ``photo``, an
+   individual has its best photo's votes, so twenty middling photos do not outvote one good
+   one; by ``individual``, the votes of all its photos.
+2. **Geometric verification.** For each shortlisted individual's `photos_per_individual`
+   photos with most votes, the query's descriptors are matched to that photo's (nearest
+   neighbour, Lowe's ratio test), and RANSAC fits one transform (`similarity`, `affine` or
+   `homography`) to the matches: inliers are matches that agree on where the pattern lies.
+   Each pair's statistics are recorded (`VERIFIED_COLUMNS`, `with_query_context`).
+3. **Scoring** (`individual_scores`). An individual's score is its best photo's inlier count
+   (`scoring` ``inliers``), or its photos' probabilities of being of the query's individual,
+   which a verifier learned from fit photos reads off those statistics (``verifier``,
+   `verifier.Verifier`), pooled.
 
 Descriptors are compared as RootSIFT (the square root of the L1-normalised SIFT vector), whose
 Euclidean distance is the Hellinger kernel, better suited to histograms than plain SIFT's.
 
-Each query's four best individuals by inliers (then votes) are its `identification.Candidates`,
-and the method ends as every method does (`identification.answer`): duplicates first,
-`new_whale` below an inlier threshold chosen on validation.
+Each query's four best individuals by score (then inliers, then votes) are its
+`identification.Candidates`, and the method ends as every method does
+(`identification.answer`): duplicates first, `new_whale` below a threshold chosen on validation.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -38,7 +45,9 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from ..identification import N_CANDIDATES, Candidates, Identification, Individuals, Queries, Search, identify_with
+from ..identification import (N_CANDIDATES, Candidates, Identification, Individuals, Queries, Search, answer,
+                              choose_on_validation)
+from ..pretrained import check_choice
 from ..settings import MatchSettings
 from ..submission import most_frequent_ids
 from ..tables import read_table
@@ -66,16 +75,17 @@ def root_sift(descriptors: np.ndarray) -> np.ndarray:
 
 
 def ratio_matches(query_descriptors: np.ndarray, photos_descriptors: Sequence[np.ndarray], ratio: float
-                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+                  ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Lowe's ratio-test matches of a query's RootSIFT descriptors to each photo's: for each
-    photo, (query rows, photo rows) of the query descriptors whose nearest photo descriptor is
-    nearer than `ratio` times the second nearest.
+    photo, (query rows, photo rows, distance ratios) of the query descriptors whose nearest
+    photo descriptor is nearer than `ratio` times the second nearest, and by how much (the
+    nearest's distance over the second's: the lower, the more distinctive the match).
 
     One matrix product against all the photos at once: descriptors are of unit length, so
     distances follow from dot products, and BLAS, unlike a loop of pairwise matchers, keeps every
     core busy and lets other threads run."""
     query = np.asarray(query_descriptors, np.float32)
-    found = [(np.zeros(0, np.int64), np.zeros(0, np.int64))] * len(photos_descriptors)
+    found = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))] * len(photos_descriptors)
     # photos with fewer than two descriptors have no second nearest to compare with
     usable = [i for i, d in enumerate(photos_descriptors) if len(d) >= 2]
     if len(query) == 0 or not usable:
@@ -97,27 +107,57 @@ def ratio_matches(query_descriptors: np.ndarray, photos_descriptors: Sequence[np
     good = d1 < ratio * d2
     for k, photo in enumerate(usable):
         matched = np.flatnonzero(good[:, k])
-        found[photo] = (matched, nearest[matched, k] - starts[k])
+        found[photo] = (matched, nearest[matched, k] - starts[k], (d1[matched, k] / d2[matched, k]).astype(np.float32))
     return found
 
 
-def fit_inliers(source: np.ndarray, target: np.ndarray, settings: MatchSettings, image_size: int) -> int:
-    """How many matched positions (`source` in the query to `target` in a photo, pixels) agree on
-    one `settings.transform`, by RANSAC; 0 where there are too few for a fit."""
+def fit_transform(source: np.ndarray, target: np.ndarray, settings: MatchSettings, image_size: int
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which matched positions (`source` in the query to `target` in a photo, pixels) agree on
+    one `settings.transform`, by RANSAC: a boolean mask, and the transform (2x3, or 3x3 for a
+    homography; None where there were too few matches for a fit or none was found)."""
+    none = np.zeros(len(source), bool), None
     if len(source) < MIN_MATCHES:
-        return 0
+        return none
     source, target = np.asarray(source, np.float32), np.asarray(target, np.float32)
     tolerance = settings.reprojection_error * image_size
     if settings.transform == "homography":
-        _, inliers = cv2.findHomography(source, target, cv2.RANSAC, tolerance, maxIters=settings.ransac_iterations)
+        matrix, inliers = cv2.findHomography(source, target, cv2.RANSAC, tolerance, maxIters=settings.ransac_iterations)
     elif settings.transform == "affine":
-        _, inliers = cv2.estimateAffine2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=tolerance,
-                                          maxIters=settings.ransac_iterations)
+        matrix, inliers = cv2.estimateAffine2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=tolerance,
+                                               maxIters=settings.ransac_iterations)
     else:
-        _, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
-                                                 ransacReprojThreshold=tolerance,
-                                                 maxIters=settings.ransac_iterations)
-    return 0 if inliers is None else int(inliers.sum())
+        matrix, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
+                                                      ransacReprojThreshold=tolerance,
+                                                      maxIters=settings.ransac_iterations)
+    if inliers is None or matrix is None:
+        return none
+    return inliers.ravel().astype(bool), matrix
+
+
+def fit_inliers(source: np.ndarray, target: np.ndarray, settings: MatchSettings, image_size: int) -> int:
+    """How many matched positions agree on one transform (`fit_transform`); 0 where there are
+    too few for a fit."""
+    return int(fit_transform(source, target, settings, image_size)[0].sum())
+
+
+def hull_share(points: np.ndarray, image_size: int) -> float:
+    """The share of the `image_size` square that the convex hull of `points` covers: inliers
+    spread over the whole pattern say more than as many bunched in one spot."""
+    if len(points) < 3:
+        return 0.0
+    return float(cv2.contourArea(cv2.convexHull(np.asarray(points, np.float32)))) / image_size ** 2
+
+
+def scale_and_rotation(matrix: np.ndarray | None) -> tuple[float, float]:
+    """How much a fitted transform scales (the square root of its linear part's determinant)
+    and turns (degrees); NaN where there is none. A homography is read at its linear part."""
+    if matrix is None:
+        return math.nan, math.nan
+    linear = np.asarray(matrix, np.float64)[:2, :2]
+    if matrix.shape[0] == 3 and matrix[2, 2]:
+        linear = linear / matrix[2, 2]
+    return math.sqrt(abs(np.linalg.det(linear))), math.degrees(math.atan2(linear[1, 0], linear[0, 0]))
 
 
 def _descriptor_search(descriptors: np.ndarray, nprobe: int):
@@ -182,11 +222,26 @@ class LocalCatalogue:
         individual_votes = _best_per_key(descriptor, self.individual_of_photo[photo], weight, len(self.individuals))
         return individual_votes, photo_votes
 
+    def shortlist(self, individual_votes: np.ndarray, photo_votes: np.ndarray) -> np.ndarray:
+        """The `settings.shortlist` individuals of one query to verify, as positions in
+        ``individuals``, most votes first. By ``individual`` votes (each descriptor's best vote
+        among all of an individual's photos), an individual with 20 photos gathers more than one
+        with a single photo of the same quality; by ``photo``, an individual has its best photo's
+        votes, so each is judged by its best likeness alone."""
+        if self.settings.shortlist_by == "photo":
+            votes = np.zeros(len(self.individuals))
+            np.maximum.at(votes, self.individual_of_photo, photo_votes)
+        else:
+            votes = individual_votes
+        return np.argsort(-votes, kind="stable")[:self.settings.shortlist]
+
     def verify(self, query_xy: np.ndarray, query_descriptors: np.ndarray, individual_votes: np.ndarray,
-               photo_votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The shortlist of one query (individual positions, most votes first), their votes
-        and their inliers (best over the photos verified)."""
-        shortlist = np.argsort(-individual_votes, kind="stable")[:self.settings.shortlist]
+               photo_votes: np.ndarray) -> dict[str, np.ndarray]:
+        """Every pair of one query and a catalogue photo that is checked geometrically (of each
+        shortlisted individual, its `photos_per_individual` photos with most votes), with the
+        statistics of the pair (`PAIR_COLUMNS` but query and the columns `with_query_context`
+        adds): one array a column, one row a pair."""
+        shortlist = self.shortlist(individual_votes, photo_votes)
         checked = []  # (shortlist position, photo)
         for position, individual in enumerate(shortlist):
             photos = self.photos_of_individual[individual]
@@ -194,11 +249,67 @@ class LocalCatalogue:
             checked += [(position, photo) for photo in photos]
         matches = ratio_matches(query_descriptors, [self.keypoints[photo][1] for _, photo in checked],
                                 self.settings.ratio)
-        inliers = np.zeros(len(shortlist), np.int64)
-        for (position, photo), (rows, matched) in zip(checked, matches):
-            found = fit_inliers(query_xy[rows], self.keypoints[photo][0][matched], self.settings, self.image_size)
-            inliers[position] = max(inliers[position], found)
-        return shortlist, individual_votes[shortlist], inliers
+        rows = []
+        for (position, photo), (query_rows, photo_rows, ratios) in zip(checked, matches):
+            photo_xy = self.keypoints[photo][0]
+            inlier, matrix = fit_transform(query_xy[query_rows], photo_xy[photo_rows], self.settings, self.image_size)
+            inlier_ratios = ratios[inlier]
+            scale, rotation = scale_and_rotation(matrix)
+            rows.append((photo, shortlist[position], position, individual_votes[shortlist[position]],
+                         photo_votes[photo], len(query_rows), int(inlier.sum()),
+                         *(np.quantile(inlier_ratios, [0.1, 0.5, 0.9]) if len(inlier_ratios) else [1.0] * 3),
+                         hull_share(query_xy[query_rows][inlier], self.image_size),
+                         hull_share(photo_xy[photo_rows][inlier], self.image_size),
+                         scale, rotation, len(query_xy), len(photo_xy)))
+        columns = list(zip(*rows)) if rows else [[] for _ in VERIFIED_COLUMNS]
+        return {name: np.asarray(values, kind) for (name, kind), values in zip(VERIFIED_COLUMNS.items(), columns)}
+
+
+# What `LocalCatalogue.verify` measures of each pair it checks. photo: the catalogue photo's
+# position among the catalogue's photos; individual: its individual's position in the
+# catalogue's individuals; shortlist_rank: where voting put the individual.
+VERIFIED_COLUMNS = {
+    "photo": np.int64, "individual": np.int64, "shortlist_rank": np.int64,
+    "individual_votes": np.float64, "photo_votes": np.float64,
+    # ratio-test matches, and those RANSAC kept
+    "matches": np.int64, "inliers": np.int64,
+    # the inliers' nearest-to-second-nearest distance ratios (10%, 50%, 90% quantiles; 1 if none)
+    "ratio_q10": np.float64, "ratio_q50": np.float64, "ratio_q90": np.float64,
+    # the share of each photo's square the inliers' convex hull covers
+    "query_cover": np.float64, "photo_cover": np.float64,
+    # the fitted transform (NaN where none was found)
+    "scale": np.float64, "rotation": np.float64,
+    "query_keypoints": np.int64, "photo_keypoints": np.int64,
+}
+
+
+def with_query_context(pairs: pd.DataFrame) -> pd.DataFrame:
+    """`pairs` (one row a verified pair, with a ``query`` column) with what each pair is worth
+    beside the query's other pairs: ``inlier_share`` (inliers over matches),
+    ``individual_vote_share`` and ``photo_vote_share`` (its votes over the query's most),
+    ``inlier_gap`` (its inliers less the best of any other individual's photo for that
+    query: a clear winner has a large one) and ``log_scale`` (|log| of the transform's scale)."""
+    pairs = pairs.copy()
+    pairs["inlier_share"] = pairs["inliers"] / pairs["matches"].clip(lower=1)
+    by_query = pairs.groupby("query", sort=False)
+    for kind in ("individual", "photo"):
+        most = by_query[f"{kind}_votes"].transform("max").to_numpy()
+        pairs[f"{kind}_vote_share"] = np.divide(pairs[f"{kind}_votes"], most, out=np.zeros(len(pairs)),
+                                                where=most > 0)
+    best_of_individual = pairs.groupby(["query", "individual"], sort=False)["inliers"].transform("max")
+    # the best and second-best individual of each query by inliers
+    per_individual = pairs.groupby(["query", "individual"], sort=False)["inliers"].max().reset_index()
+    ranked = per_individual.sort_values(["query", "inliers"], ascending=[True, False])
+    first = ranked.groupby("query").nth(0).set_index("query")["inliers"]
+    second = ranked.groupby("query").nth(1).set_index("query")["inliers"]
+    first_of_query = pairs["query"].map(first).to_numpy()
+    second_of_query = pairs["query"].map(second).fillna(0).to_numpy()
+    best_other = np.where(best_of_individual.to_numpy() == first_of_query, second_of_query, first_of_query)
+    pairs["inlier_gap"] = pairs["inliers"] - best_other
+    scale = pairs["scale"].to_numpy(np.float64)
+    # a degenerate fit (scale 0) is as good as none: missing, as the trees take it
+    pairs["log_scale"] = np.abs(np.log(np.where(scale > 0, scale, np.nan)))
+    return pairs
 
 
 def _best_per_key(descriptor: np.ndarray, key: np.ndarray, weight: np.ndarray, n_keys: int) -> np.ndarray:
@@ -215,20 +326,22 @@ def _best_per_key(descriptor: np.ndarray, key: np.ndarray, weight: np.ndarray, n
 
 
 def _verify_block(catalogue: LocalCatalogue, queries: list[tuple[np.ndarray, np.ndarray]],
-                  votes: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                  votes: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, np.ndarray]]:
     return [catalogue.verify(xy, descriptors, *vote) for (xy, descriptors), vote in zip(queries, votes)]
 
 
 def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, *, n_jobs: int = 1,
                   progress=None) -> pd.DataFrame:
-    """Every query photo's shortlist: a long table (query: row of `query_features`, rank from
-    0, id, votes, inliers), ranked by inliers, then votes. Queries without keypoints get none.
-    Verification runs on `n_jobs` threads (OpenCV releases the GIL); `progress(done, total)`."""
+    """Every pair of a query photo (a row of `query_features`) and a catalogue photo that is
+    verified, with its statistics: one row a pair, columns ``query`` (the row), ``id`` and
+    `VERIFIED_COLUMNS`, ordered by query, then shortlist rank, then the photo's votes. Queries
+    without keypoints have none. Verification runs on `n_jobs` threads (OpenCV releases the
+    GIL); `progress(done, total)`."""
     settings = catalogue.settings
     k = min(settings.neighbours, len(catalogue.photo_of_descriptor) - 1)
     if k < 1:
         raise ValueError("the catalogue holds fewer than two descriptors to vote with")
-    rows, n = [], len(query_features)
+    found, n = [], len(query_features)
     if progress:
         progress(0, n)
     with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
@@ -246,30 +359,68 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, *, n_jo
             results = parallel(delayed(_verify_block)(catalogue, [queries[i] for i in part], [votes[i] for i in part])
                                for part in parts if len(part))
             for part, result in zip([p for p in parts if len(p)], results):
-                for i, (shortlist, individual_votes, inliers) in zip(part.tolist(), result):
-                    order = np.lexsort((-individual_votes, -inliers))
-                    rows.append(pd.DataFrame({"query": start + i, "rank": np.arange(len(order)),
-                                              "id": catalogue.individuals[shortlist[order]],
-                                              "votes": individual_votes[order], "inliers": inliers[order]}))
+                for i, pairs in zip(part.tolist(), result):
+                    found.append(pd.DataFrame({"query": start + i, **pairs}))
             if progress:
                 progress(min(n, start + QUERY_BLOCK), n)
-    columns = {"query": int, "rank": int, "id": str, "votes": float, "inliers": int}
-    if not rows:
+    if not found:
+        pairs = pd.DataFrame({"query": pd.Series(dtype=np.int64),
+                              **{name: pd.Series(dtype=kind) for name, kind in VERIFIED_COLUMNS.items()}})
+    else:
+        pairs = pd.concat(found, ignore_index=True)
+    pairs.insert(1, "id", catalogue.individuals[pairs["individual"].to_numpy()] if len(pairs) else [])
+    return with_query_context(pairs)
+
+
+# How an individual's photos' probabilities make its own: its best photo's, or the chance that
+# at least one of them is of it if each said so independently (noisy-or), which lets two good
+# photos count for more than one.
+POOLINGS = ("max", "noisy_or")
+
+
+def individual_scores(pairs: pd.DataFrame, scoring: str, pooling: str = "max") -> pd.DataFrame:
+    """Each query's shortlisted individuals from its verified `pairs` (`match_queries`, with a
+    ``probability`` column where `scoring` is ``verifier``): a long table (query, rank from 0,
+    id, votes, inliers, score), ranked by score, then inliers, then votes.
+
+    ``score`` is the individual's best photo's inliers (`scoring` ``inliers``) or its photos'
+    probabilities pooled by `pooling` (``verifier``); ``inliers`` is its best photo's count in
+    either case and ``votes`` its votes."""
+    columns = {"query": int, "rank": int, "id": str, "votes": float, "inliers": int, "score": float}
+    if not len(pairs):
         return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
-    return pd.concat(rows, ignore_index=True).sort_values(["query", "rank"], ignore_index=True)
+    if scoring == "inliers":
+        score = pairs["inliers"].astype(float)
+    elif pooling == "max":
+        score = pairs["probability"]
+    elif pooling == "noisy_or":
+        # 1 - prod(1 - p), as the sum of logs: a product of many small numbers underflows
+        score = np.log1p(-pairs["probability"].clip(upper=1 - 1e-12))
+    else:
+        raise ValueError(f"unknown pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+    grouped = pairs.assign(score=score).groupby(["query", "id"], sort=False)
+    table = grouped.agg(votes=("individual_votes", "first"), inliers=("inliers", "max"),
+                        score=("score", "sum" if scoring == "verifier" and pooling == "noisy_or" else "max"))
+    if scoring == "verifier" and pooling == "noisy_or":
+        table["score"] = -np.expm1(table["score"])
+    table = table.reset_index().sort_values(["query", "score", "inliers", "votes"],
+                                            ascending=[True, False, False, False], kind="stable")
+    table["rank"] = table.groupby("query").cumcount()
+    return table[list(columns)].reset_index(drop=True)
 
 
-def shortlist_candidates(shortlists: pd.DataFrame, n_queries: int, fallback: Sequence[str]) -> Candidates:
-    """The `ranking.Candidates` of `n_queries` queries from their shortlists (`match_queries`):
-    the four best individuals by inliers, scored by inliers. A query with fewer than four
-    shortlisted (no keypoints, or a tiny catalogue) is filled from `fallback` (the catalogue's
-    commonest individuals) with score -1, below any threshold tried."""
+def shortlist_candidates(shortlists: pd.DataFrame, n_queries: int, fallback: Sequence[str], column: str = "score"
+                         ) -> Candidates:
+    """The `identification.Candidates` of `n_queries` queries from their shortlists
+    (`individual_scores`): the four best individuals by rank, with their `column`. A query with
+    fewer than four shortlisted (no keypoints, or a tiny catalogue) is filled from `fallback`
+    (the catalogue's commonest individuals) with score -1, below any threshold tried."""
     ids = [[] for _ in range(n_queries)]
     top = np.full((n_queries, N_CANDIDATES), -1.0)
     for query, group in shortlists.sort_values(["query", "rank"]).groupby("query", sort=False):
         chosen = group.head(N_CANDIDATES)
         ids[int(query)] = chosen["id"].tolist()
-        top[int(query), :len(chosen)] = chosen["inliers"].to_numpy(float)
+        top[int(query), :len(chosen)] = chosen[column].to_numpy(float)
     for row in ids:
         for individual in fallback:
             if len(row) == N_CANDIDATES:
@@ -293,45 +444,88 @@ def read_keypoints(keypoints_npy: str | Path, index_csv: str | Path) -> tuple[np
 
 @dataclass(frozen=True)
 class LocalIdentification(Identification):
-    """The local method's answers, with every query's verified ``shortlists`` by split
-    (validation, test: image, rank, id, votes, inliers), which the fused method reads."""
+    """The local method's answers, with by split (validation, test): every verified pair
+    (``pairs``: image, photo, id and the pair's statistics, and its ``probability`` where the
+    verifier scored it) and every query's shortlisted individuals (``shortlists``: image, rank,
+    id, votes, inliers, score, and where the verifier scored them the ``probability`` that each
+    is the query's individual, which the fused method reads); and the poolings tried on
+    validation (``poolings``: pooling, map5, threshold, chosen)."""
 
+    pairs: dict[str, pd.DataFrame]
     shortlists: dict[str, pd.DataFrame]
+    poolings: pd.DataFrame
 
 
 def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
              split_csv: str | Path, manifest_csv: str | Path, *, settings: MatchSettings, image_size: int,
-             phash_distances: Sequence[int], thresholds: Sequence[float], n_jobs: int,
+             scoring: str, verifier=None, phash_distances: Sequence[int], thresholds: Sequence[float], n_jobs: int,
              progress=None) -> LocalIdentification:
     """The method's answers from the keypoints of train and test (each .npy with its index
-    .csv): each search's queries matched against its catalogue (`match_queries`), then answered
-    as every method is, the new_whale threshold in inliers. `progress(label, done, total)` is
-    told how far each split's matching is.
+    .csv): each search's queries matched against its catalogue (`match_queries`), each
+    shortlisted individual scored (`individual_scores`) by its inliers (`scoring` ``inliers``)
+    or by its photos' probabilities from `verifier` (a `verifier.Verifier`), pooled as chosen on
+    validation and calibrated to P(it is the query's individual) (``probability``); then
+    answered as every method is, the new_whale threshold (of `thresholds`: inliers, or that
+    probability) chosen on validation. `progress(label, done, total)` is told how far each
+    split's matching is.
 
     Verification runs on `n_jobs` threads, and so do faiss's k-means and search, whatever cores
     the machine has: faiss sums in another order on another number of threads, and its inverted
     lists, and so the shortlists, would differ from machine to machine."""
     import faiss  # only the matching jobs need it
 
+    check_choice("scoring", scoring, ("verifier", "inliers"))
+    if (scoring == "verifier") != (verifier is not None):
+        raise ValueError(f"scoring {scoring!r} with{'out' if verifier is None else ''} a verifier")
     faiss.omp_set_num_threads(n_jobs)
     queries = Queries.read(train_index, test_index, split_csv, manifest_csv)
     train_keypoints, _ = read_keypoints(train_npy, train_index)
     test_keypoints, _ = read_keypoints(test_npy, test_index)
     queries.check_rows(len(train_keypoints), len(test_keypoints), train_npy, test_npy)
-    shortlists: dict[str, pd.DataFrame] = {}
-
-    def rank(search: Search) -> Candidates:
+    searches = queries.searches()
+    pairs, fallback = {}, {}
+    for search in searches:
         ids = np.asarray(search.catalogue_ids)
         catalogue = LocalCatalogue(search.catalogue_values(train_keypoints), ids, image_size, settings)
         log.info("%s: catalogue of %d photos of %d individuals, %d descriptors", search.split, len(catalogue),
                  len(catalogue.individuals), len(catalogue.photo_of_descriptor))
-        query_keypoints = search.query_values(train_keypoints, test_keypoints)
-        found = match_queries(catalogue, query_keypoints, n_jobs=n_jobs,
-                              progress=(lambda done, total: progress(search.split, done, total)) if progress else None)
+        found = match_queries(catalogue, search.query_values(train_keypoints, test_keypoints), n_jobs=n_jobs,
+                              progress=partial(progress, search.split) if progress else None)
+        if verifier is not None:
+            found["probability"] = verifier.probability(found)
         images = search.queries["image"].to_numpy()
-        found = found.assign(image=images[found["query"].to_numpy()] if len(found) else [])
-        shortlists[search.split] = found[["image", "rank", "id", "votes", "inliers"]]
-        return shortlist_candidates(found, len(query_keypoints), most_frequent_ids(ids, len(catalogue.individuals)))
+        catalogue_images = search.catalogue["image"].to_numpy()[catalogue.photos]
+        found.insert(0, "image", images[found["query"].to_numpy()] if len(found) else [])
+        found["photo"] = catalogue_images[found["photo"].to_numpy()] if len(found) else []
+        pairs[search.split] = found
+        fallback[search.split] = most_frequent_ids(ids, len(catalogue.individuals))
 
-    answers = identify_with(rank, queries, phash_distances, thresholds, log)
-    return LocalIdentification(answers.validation, answers.test, answers.curve, answers.chosen, shortlists)
+    def candidates(search: Search, pooling: str) -> tuple[pd.DataFrame, Candidates]:
+        shortlists = individual_scores(pairs[search.split], scoring, pooling)
+        if verifier is None:
+            return shortlists, shortlist_candidates(shortlists, len(search.queries), fallback[search.split])
+        # P(the individual is the query's): the pooled score calibrated, strictly increasing, so
+        # the ranking is the score's and the new_whale threshold is a probability
+        shortlists["probability"] = verifier.individuals[pooling](shortlists["score"])
+        return shortlists, shortlist_candidates(shortlists, len(search.queries), fallback[search.split], "probability")
+
+    validation, test = searches
+    tried = []
+    for pooling in POOLINGS if scoring == "verifier" else ("max",):
+        choice = choose_on_validation(validation, candidates(validation, pooling)[1], phash_distances, thresholds)
+        tried.append((pooling, choice.map5, choice.threshold))
+    poolings = pd.DataFrame(tried, columns=["pooling", "map5", "threshold"])
+    best = int(np.argmax(poolings["map5"].to_numpy()))
+    poolings["chosen"] = poolings.index == best
+    pooling = poolings.loc[best, "pooling"]
+    (validation_shortlists, validation_candidates), (test_shortlists, test_candidates) = (
+        candidates(validation, pooling), candidates(test, pooling))
+    answers = answer(queries, validation_candidates, test_candidates, phash_distances, thresholds, log)
+    shortlists = {}
+    for search, table in ((validation, validation_shortlists), (test, test_shortlists)):
+        images = search.queries["image"].to_numpy()
+        table = table.assign(image=images[table["query"].to_numpy()] if len(table) else [])
+        shortlists[search.split] = table.drop(columns="query")[["image", *table.columns.drop(["image", "query"])]]
+    pairs = {split: table.drop(columns=["query", "individual"]) for split, table in pairs.items()}
+    return LocalIdentification(answers.validation, answers.test, answers.curve, answers.chosen, pairs, shortlists,
+                               poolings)
