@@ -1,5 +1,6 @@
-# Identification by local features, with no training: SIFT keypoints of every photo, a
-# shortlist of individuals by descriptor voting, a geometric check of each (HotSpotter's way).
+# Identification by local features, no network trained: SIFT keypoints of every photo, a
+# shortlist of individuals by descriptor voting, a geometric check of each (HotSpotter's way),
+# judged by a verifier learned from how the fit photos match each other.
 
 
 rule local_keypoints:
@@ -31,7 +32,7 @@ rule local_verifier:
         split=f"{R}/validation/split.csv",
     output:
         model=f"{R}/local/verifier/model.joblib",
-        # every fit photo's verified pairs, with the label and the out-of-fold probability
+        # every fit photo's verified pairs, with the label and the held-out probability
         pairs=f"{R}/local/verifier/training_pairs.csv",
         reliability=f"{R}/local/verifier/reliability.csv",
     log:

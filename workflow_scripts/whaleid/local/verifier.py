@@ -57,12 +57,11 @@ def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str],
     `keypoints`, individuals `ids`, names `images`) dealt at random into `folds`, each fold's
     asked against a catalogue of the others' (as `matching.match_queries`); at most
     `max_queries` photos are asked (drawn at random; None: all), each against all of the other
-    folds' photos. Adds ``image`` (the
-    query photo), ``fold`` and ``same`` (the catalogue photo is of the query's individual; never
-    for a new_whale query); ``photo`` is the catalogue photo's name. ``query`` numbers the photos
-    in the order given. Also returns every photo asked (query, image, id, fold, and
-    ``catalogue_individuals``: how many individuals its fold's catalogue holds; ``known``: whether
-    its own is among them)."""
+    folds' photos. Adds ``image`` (the query photo), ``fold`` and ``same`` (the catalogue photo
+    is of the query's individual; never for a new_whale query); ``photo`` is the catalogue
+    photo's name, ``query`` numbers the photos in the order given. Also returns every photo
+    asked (query, image, id, fold, and ``catalogue_individuals``: how many individuals its
+    fold's catalogue holds; ``known``: whether its own is among them)."""
     ids, images = np.asarray(ids, dtype=str), np.asarray(images, dtype=str)
     if not len(ids) == len(images) == len(keypoints):
         raise ValueError(f"{len(keypoints)} keypoint rows for {len(ids)} ids and {len(images)} images")
@@ -99,10 +98,11 @@ def _trees(seed: int):
 
 @dataclass
 class Verifier:
-    """The trees and their calibration: `probability` of a pair being of one individual. And,
-    for what fusing needs: ``individuals``, by pooling, the calibration of an individual's pooled
-    score (`matching.individual_scores`) to P(it is the query's individual); ``absent``, that
-    probability for an individual voting did not shortlist."""
+    """The trees and their calibration: `probability` of a pair being of one individual. And
+    ``individuals``, by pooling, the calibration of an individual's pooled score
+    (`matching.individual_scores`) to P(it is the query's individual), which the local method
+    answers with; ``absent``, that probability for an individual voting did not shortlist, which
+    the fused method gives them."""
 
     trees: object
     calibration: Calibration
