@@ -20,7 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-METHODS = ("auto", "isotonic", "sigmoid")
+from .settings import CALIBRATIONS
+
+# How a calibration may be fitted: config.yaml's choices, as settings names them.
+METHODS = CALIBRATIONS
 # Pairs of each kind (same, different) that isotonic regression needs under "auto".
 ISOTONIC_MIN_PAIRS = 200
 # The share of a probability taken from a strictly increasing sigmoid of the score.

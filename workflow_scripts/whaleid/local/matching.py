@@ -48,7 +48,7 @@ from joblib import Parallel, delayed
 from ..identification import (N_CANDIDATES, Candidates, Identification, Individuals, Queries, Search, answer,
                               choose_on_validation)
 from ..pretrained import check_choice
-from ..settings import MatchSettings
+from ..settings import LOCAL_SCORINGS, MatchSettings
 from ..submission import most_frequent_ids
 from ..tables import read_table
 from .keypoints import read_keypoint_cache, unpack
@@ -474,7 +474,7 @@ def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Pat
     lists, and so the shortlists, would differ from machine to machine."""
     import faiss  # only the matching jobs need it
 
-    check_choice("scoring", scoring, ("verifier", "inliers"))
+    check_choice("scoring", scoring, LOCAL_SCORINGS)
     if (scoring == "verifier") != (verifier is not None):
         raise ValueError(f"scoring {scoring!r} with{'out' if verifier is None else ''} a verifier")
     faiss.omp_set_num_threads(n_jobs)
@@ -510,16 +510,17 @@ def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Pat
         return shortlists, shortlist_candidates(shortlists, len(search.queries), fallback[search.split], "probability")
 
     validation, test = searches
-    tried = []
+    tried, validation_by_pooling = [], {}
     for pooling in POOLINGS if scoring == "verifier" else ("max",):
-        choice = choose_on_validation(validation, candidates(validation, pooling)[1], phash_distances, thresholds)
+        validation_by_pooling[pooling] = candidates(validation, pooling)
+        choice = choose_on_validation(validation, validation_by_pooling[pooling][1], phash_distances, thresholds)
         tried.append((pooling, choice.map5, choice.threshold))
     poolings = pd.DataFrame(tried, columns=["pooling", "map5", "threshold"])
     best = int(np.argmax(poolings["map5"].to_numpy()))
     poolings["chosen"] = poolings.index == best
     pooling = poolings.loc[best, "pooling"]
     (validation_shortlists, validation_candidates), (test_shortlists, test_candidates) = (
-        candidates(validation, pooling), candidates(test, pooling))
+        validation_by_pooling[pooling], candidates(test, pooling))
     answers = answer(queries, validation_candidates, test_candidates, phash_distances, thresholds, log)
     shortlists = {}
     for search, table in ((validation, validation_shortlists), (test, test_shortlists)):
