@@ -222,21 +222,69 @@ def trained_models():
     return ["autoencoder", *models] if uses_codes() else models
 
 
+# The methods whose answers the candidate gallery can show with the photos that speak for them.
+GALLERY_METHODS = ("metric_learning", "local", "fused")
+
+
+def calibrated_methods():
+    """The methods that answer with calibrated probabilities: local where its verifier scores,
+    and fused (which needs it)."""
+    calibrated = ["local", "fused"] if config["local"]["scoring"] == "verifier" else []
+    return [method for method in calibrated if method in config["methods"]]
+
+
 def report_figures():
     """The report's figures and tables (rules in report.smk), but the resources
     per job: the data; preprocessing examples where a model runs (so the cache is made anyway);
-    each trained model's training curves; each method's threshold curve; the local method's
-    calibration, where its verifier scores; the candidate gallery."""
+    each trained model's training curves; each method's threshold curve; the calibrated
+    methods' reliability; the candidate gallery of each method it can show."""
     figures = [f"{R}/report/dataset.png", f"{R}/report/dataset.csv"]
     if trained_models():
         figures.append(f"{R}/report/preprocessing.png")
     figures += expand(f"{R}/report/training/{{model}}.png", model=trained_models())
     figures += expand(f"{R}/report/thresholds/{{method}}.png", method=config["methods"])
-    if "local" in config["methods"] and config["local"]["scoring"] == "verifier":
-        figures.append(f"{R}/report/calibration/local.png")
-    if "metric_learning" in config["methods"]:
-        figures += [f"{R}/report/gallery/metric_learning_{page}.html" for page in ("best_hits", "worst_misses")]
+    figures += expand(f"{R}/report/calibration/{{method}}.png", method=calibrated_methods())
+    figures += expand(f"{R}/report/gallery/{{method}}_{{page}}.html",
+                      method=[m for m in GALLERY_METHODS if m in config["methods"]], page=("best_hits", "worst_misses"))
     return figures
+
+
+def calibration_input(wildcards):
+    """Each query's ranked individuals with their probabilities; for the local method, also the
+    held-out reliability of its verifier's training pairs."""
+    if wildcards.method == "local":
+        return {"candidates": f"{R}/local/shortlists/validation.csv", "pairs": f"{R}/local/verifier/reliability.csv"}
+    return {"candidates": f"{R}/fused/candidates/validation.csv"}
+
+
+def gallery_input(wildcards):
+    """What a method's gallery shows: its answers and threshold; the embeddings (metric_learning,
+    with the photos added to its catalogue; fused, for photos no keypoint verified); the local
+    method's keypoints and verified pairs (local, fused), and the individuals' scores (local's
+    shortlists, fused's candidates)."""
+    method = wildcards.method
+    inputs = {"validation": predictions(method, "validation"), "test_predictions": predictions(method, "test"),
+              "threshold_curve": identification_output(method)["threshold_curve"]}
+    if method in ("metric_learning", "fused"):
+        inputs.update({f"embeddings_{name}": f"{R}/metric_learning/embeddings/{name}"
+                       for name in ("train.npy", "train.csv", "test.npy", "test.csv")})
+    if method == "metric_learning" and ADDITIONS:
+        inputs["additions"] = catalogue_additions_output() + [f"{R}/metric_learning/additions/squares.npy"]
+    if method in ("local", "fused"):
+        inputs.update({f"keypoints_{name}": f"{R}/local/keypoints/{name}"
+                       for name in ("train.npy", "train.csv", "test.npy", "test.csv")})
+        scores = "local/shortlists" if method == "local" else "fused/candidates"
+        for split in ("validation", "test"):
+            inputs[f"pairs_{split}"] = f"{R}/local/pairs/{split}.csv"
+            inputs[f"scores_{split}"] = f"{R}/{scores}/{split}.csv"
+    return inputs
+
+
+def gallery_params(wildcards):
+    """How the local method matched, to draw a pair's inliers again (for local and fused)."""
+    if wildcards.method == "metric_learning":
+        return None
+    return {"image_size": config["local"]["image_size"], "settings": stage_settings(settings.MatchSettings)}
 
 
 # What every job of a run cost: made last, from every other job's benchmark file (report.smk).

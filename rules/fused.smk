@@ -18,6 +18,9 @@ rule fused_identify:
         weights=f"{R}/fused/weights.csv",
         # each input's expected calibration error on validation
         calibration=f"{R}/fused/calibration.csv",
+        # each query's best individuals, with their fused and each input's probabilities
+        validation_candidates=f"{R}/fused/candidates/validation.csv",
+        test_candidates=f"{R}/fused/candidates/test.csv",
     log:
         f"{R}/logs/fused_identify.log",
     benchmark:

@@ -114,71 +114,68 @@ rule report_thresholds:
         "../workflow_scripts/report_thresholds.py"
 
 
-# How sure the local method is on validation: its probabilities against how often they were
+# How sure a calibrated method is on validation: its probabilities against how often they were
 # right, and "new individual" precision and recall against the new_whale threshold.
 rule report_calibration:
     input:
-        shortlists=f"{R}/local/shortlists/validation.csv",
+        unpack(calibration_input),
         split=f"{R}/validation/split.csv",
-        pairs=f"{R}/local/verifier/reliability.csv",
-        curve=THRESHOLD_CURVES["local"],
+        curve=lambda wildcards: THRESHOLD_CURVES[wildcards.method],
     output:
         figure=report(
-            f"{R}/report/calibration/local.png",
+            f"{R}/report/calibration/{{method}}.png",
             category="Calibration",
             caption="../report/calibration.rst",
-            labels={"method": "local", "kind": "figure"},
+            labels={"method": "{method}", "kind": "figure"},
         ),
-        table=f"{R}/report/calibration/local.csv",
+        table=f"{R}/report/calibration/{{method}}.csv",
     log:
-        f"{R}/logs/report_calibration/local.log",
+        f"{R}/logs/report_calibration/{{method}}.log",
     benchmark:
-        f"{R}/benchmarks/report_calibration/local.tsv"
+        f"{R}/benchmarks/report_calibration/{{method}}.tsv"
+    wildcard_constraints:
+        method="local|fused",
     conda:
         "../envs/whaleid.yaml"
     script:
         "../workflow_scripts/report_calibration.py"
 
 
-# Pages for people to look at before they trust a score: query photos beside the five answers
-# of the metric-learning method, each shown by its individual's most similar catalogue photo.
+# Pages for people to look at before they trust a score: query photos beside a method's five
+# answers, each shown by the catalogue photo that speaks for it, with the method's score; for the
+# methods that verify keypoints, with the inlier matches drawn.
 rule report_gallery:
     input:
-        train=f"{R}/metric_learning/embeddings/train.npy",
-        train_index=f"{R}/metric_learning/embeddings/train.csv",
-        test=f"{R}/metric_learning/embeddings/test.npy",
-        test_index=f"{R}/metric_learning/embeddings/test.csv",
+        unpack(gallery_input),
         split=f"{R}/validation/split.csv",
-        validation=predictions("metric_learning", "validation"),
-        test_predictions=predictions("metric_learning", "test"),
-        threshold_curve=identification_output("metric_learning")["threshold_curve"],
-        # the thumbnails: the preprocessed squares, whatever the embedding read
+        # the thumbnails: the preprocessed squares, whatever the method read
         train_images=f"{R}/preprocess/train.npy",
         train_images_index=f"{R}/preprocess/train.csv",
         test_images=f"{R}/preprocess/test.npy",
         test_images_index=f"{R}/preprocess/test.csv",
         test_truth=test_truth_input(),
-        # embeddings, index and preprocessed squares of the photos added to the catalogue, if any
-        additions=catalogue_additions_output() + ([f"{R}/metric_learning/additions/squares.npy"] if ADDITIONS else []),
     output:
         best_hits=report(
-            f"{R}/report/gallery/metric_learning_best_hits.html",
+            f"{R}/report/gallery/{{method}}_best_hits.html",
             category="Candidate gallery",
             caption="../report/gallery.rst",
-            labels={"method": "metric_learning", "page": "best hits"},
+            labels={"method": "{method}", "page": "best hits"},
         ),
         worst_misses=report(
-            f"{R}/report/gallery/metric_learning_worst_misses.html",
+            f"{R}/report/gallery/{{method}}_worst_misses.html",
             category="Candidate gallery",
             caption="../report/gallery.rst",
-            labels={"method": "metric_learning", "page": "worst misses"},
+            labels={"method": "{method}", "page": "worst misses"},
         ),
     log:
-        f"{R}/logs/report_gallery.log",
+        f"{R}/logs/report_gallery/{{method}}.log",
     benchmark:
-        f"{R}/benchmarks/report_gallery.tsv"
+        f"{R}/benchmarks/report_gallery/{{method}}.tsv"
+    wildcard_constraints:
+        method="|".join(GALLERY_METHODS),
     params:
         gallery_size=config["report"]["gallery_size"],
+        matching=gallery_params,
     conda:
         "../envs/whaleid.yaml"
     script:

@@ -109,6 +109,20 @@ def test_fusion_weight_moves_the_ranking_from_one_method_to_the_other():
         fuse(local, similarity, INDIVIDUALS, 1.5)
 
 
+def test_each_querys_candidates_list_the_fused_and_both_inputs_probabilities():
+    local = np.array([[0.0, 0.9, 0.0, 0.0, 0.0], [0.2, 0.0, 0.0, 0.0, 0.6]])
+    embedding = np.array([[0.8, 0.1, 0.5, 0.4, 0.3], [0.1, 0.2, 0.3, 0.4, 0.5]])
+    table = SearchScores(np.array(INDIVIDUALS), local, embedding).candidates(["q1.jpg", "q2.jpg"], 0.5)
+    assert list(table.columns) == ["image", "rank", "id", "probability", "local", "embedding"]
+    assert table["image"].tolist() == ["q1.jpg"] * 4 + ["q2.jpg"] * 4 and table["rank"].tolist() == [0, 1, 2, 3] * 2
+    first = table[table["image"] == "q1.jpg"]
+    assert first["id"].tolist() == ["w_b", "w_a", "w_c", "w_d"]
+    np.testing.assert_allclose(first["probability"], [0.5, 0.4, 0.25, 0.2])
+    np.testing.assert_allclose(first["local"], [0.9, 0, 0, 0])
+    np.testing.assert_allclose(first["embedding"], [0.1, 0.8, 0.5, 0.4])
+    assert table.loc[table["image"] == "q2.jpg", "id"].iloc[0] == "w_e"  # 0.55
+
+
 def test_weight_and_threshold_are_chosen_together_on_validation():
     # Validation: the embedding is right for v1 and v2, the keypoints for v3 and v4; only a
     # mixture gets all four first. v5 is unknown (truth new_whale): everything scores low.

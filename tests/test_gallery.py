@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whaleid.gallery import (NOT_ANSWERED, Photos, best_hits, confidence, match_answers, query_table, render_page,
-                             thumbnail_uri, truth_rank, worst_misses, write_galleries)
+from test_local import MANY_INLIERS, MATCHING, SETTINGS, view
+from whaleid.gallery import (LINE_COLOUR, NOT_ANSWERED, EmbeddingFiles, KeypointFiles, Photos, best_hits, confidence,
+                             embedding_evidence, keypoint_evidence, match_answers, match_image, query_table,
+                             render_page, thumbnail_uri, truth_rank, with_truths, worst_misses, write_galleries)
+from whaleid.local.keypoints import feature_rows
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian package `chromium`): "
@@ -145,12 +148,11 @@ def test_thumbnails_are_small_pngs_never_enlarged():
 def tricky_page(page: str = "worst_misses") -> str:
     """A page whose ids and image names hold HTML's special characters."""
     odd = 'w_<b>"&\'x'
-    catalogue = Photos(["c<0>.jpg", "c1.jpg", "c2.jpg", "c3.jpg", "c4.jpg"], [odd, "B", "C", "D", "E"],
-                       at(0, 90, 180, 270, 45), squares(5))
-    queries = Photos(['q"1.jpg', "q2.jpg"], [odd, "B"], at(10, 20), squares(2))
-    table = query_table(queries, "validation", [odd, "new_whale"], [["B", odd, "C", "new_whale", "D"],
-                                                                     ["B", "C", "D", "E", odd]],
-                        catalogue, 0.5)
+    catalogue = Photos(["c<0>.jpg", "c1.jpg", "c2.jpg", "c3.jpg", "c4.jpg"], [odd, "B", "C", "D", "E"], squares(5))
+    queries = Photos(['q"1.jpg', "q2.jpg"], [odd, "B"], squares(2))
+    truths, answers = [odd, "new_whale"], [["B", odd, "C", "new_whale", "D"], ["B", "C", "D", "E", odd]]
+    evidence = embedding_evidence(at(10, 20), with_truths(answers, truths), at(0, 90, 180, 270, 45), catalogue.ids)
+    table = query_table(queries, "validation", truths, answers, evidence, 0.5)
     selected = worst_misses(table, 5) if page == "worst_misses" else best_hits(table, 5)
     return render_page(page, selected, {"validation": queries}, {"validation": catalogue}, 0.5,
                        counts={"validation": 2})
@@ -159,7 +161,7 @@ def tricky_page(page: str = "worst_misses") -> str:
 def test_a_page_shows_each_query_with_its_five_answers_in_order_and_marks_the_truth():
     text = tricky_page()
     page = Gallery(text)
-    assert page.body["data-page"] == "worst_misses" and page.body["data-threshold"] == "0.500"
+    assert page.body["data-page"] == "worst_misses" and page.body["data-threshold"] == "0.5"
     # q2.jpg's truth (new_whale) is not among its answers: it comes first
     assert [(q["data-image"], q["data-truth"], q["data-truth-rank"]) for q in page.queries] == [
         ("q2.jpg", "new_whale", "6"), ('q"1.jpg', 'w_<b>"&\'x', "2")]
@@ -169,7 +171,7 @@ def test_a_page_shows_each_query_with_its_five_answers_in_order_and_marks_the_tr
     assert [c["data-correct"] for c in second["candidates"]] == ["false", "true", "false", "false", "false"]
     assert [c.get("data-photo") for c in second["candidates"]] == ["c1.jpg", "c<0>.jpg", "c2.jpg", None, "c3.jpg"]
     scores = [c["data-score"] for c in second["candidates"]]
-    assert scores[3] == "" and second["candidates"][3]["data-threshold"] == "0.500"
+    assert scores[3] == "" and second["candidates"][3]["data-threshold"] == "0.5"
     np.testing.assert_allclose([float(s) for s in scores[:3] + scores[4:]],
                                np.cos(np.radians([80, 10, 170, 260])), atol=1e-3)
     assert not any(c["data-correct"] == "true" for c in first["candidates"])
@@ -188,9 +190,8 @@ def test_text_is_escaped_and_the_page_is_self_contained():
 
 
 def test_an_empty_selection_still_makes_a_page():
-    catalogue = Photos(["c.jpg"], ["A"], at(0), squares(1))
-    text = render_page("best_hits", query_table(Photos([], [], np.zeros((0, 2), np.float32), []), "validation", [],
-                                                [], catalogue, 0.5), {}, {}, 0.5)
+    nothing = embedding_evidence(np.zeros((0, 2), np.float32), [], at(0), ["A"])
+    text = render_page("best_hits", query_table(Photos([], [], []), "validation", [], [], nothing, 0.5), {}, {}, 0.5)
     assert Gallery(text).queries == [] and "No query to show" in text
 
 
@@ -244,15 +245,16 @@ def make_galleries(r: Path, *, size: int = 12, test_truth: bool = True,
     out = r / "report" / "gallery"
     method = r / "metric_learning"  # where the method writes what the gallery shows
     counts = write_galleries(
-        train_embeddings=method / "embeddings/train.npy", train_index=method / "embeddings/train.csv",
-        test_embeddings=method / "embeddings/test.npy", test_index=method / "embeddings/test.csv",
+        method="metric_learning",
+        embeddings=EmbeddingFiles(method / "embeddings/train.npy", method / "embeddings/train.csv",
+                                  method / "embeddings/test.npy", method / "embeddings/test.csv",
+                                  (method / "additions/embeddings.npy", method / "additions/index.csv",
+                                   method / "additions/squares.npy") if additions else None),
         split_csv=r / "validation/split.csv", validation_predictions=method / "predictions/validation.csv",
         test_predictions=method / "predictions/test.csv", threshold_curve=method / "new_whale_threshold.csv",
         train_images=r / "preprocess/train.npy", train_images_index=r / "preprocess/train.csv",
         test_images=r / "preprocess/test.npy", test_images_index=r / "preprocess/test.csv",
         test_truth=r.parent / "test_truth.csv" if test_truth else None,
-        additions=(method / "additions/embeddings.npy", method / "additions/index.csv",
-                   method / "additions/squares.npy") if additions else None,
         best_hits_out=out / "best.html", worst_misses_out=out / "worst.html", size=size)
     assert counts == ({"validation": 2, "test": 3} if test_truth else {"validation": 2})
     return Gallery((out / "best.html").read_text()), Gallery((out / "worst.html").read_text())
@@ -294,6 +296,146 @@ def test_galleries_without_test_truth_show_validation_only_and_keep_to_their_siz
     assert [q["data-image"] for q in best.queries + worst.queries] == ["a3.jpg", "g1.jpg"]
     best, worst = make_galleries(results, size=1)
     assert [q["data-image"] for q in best.queries + worst.queries] == ["t3.jpg", "t2.jpg"]
+
+
+# --- the methods that verify keypoints ------------------------------------------------------
+
+def test_keypoint_evidence_shows_the_likeliest_verified_photo_with_the_individuals_score():
+    pairs = pd.DataFrame([("q1", "A", "a1.jpg", 30, 0.8), ("q1", "A", "a2.jpg", 10, 0.9), ("q1", "B", "b1.jpg", 3, 0.1),
+                          ("q2", "B", "b1.jpg", 2, 0.05)],
+                         columns=["image", "id", "photo", "inliers", "probability"])
+    scores = pd.DataFrame([("q1", 0, "A", 0.97), ("q1", 1, "B", 0.1), ("q2", 0, "B", 0.04)],
+                          columns=["image", "rank", "id", "probability"])
+    names = ["a1.jpg", "a2.jpg", "b1.jpg", "c1.jpg"]
+    answers = [["A", "new_whale", "B", "C"], ["new_whale", "B", "C", "A"]]
+    evidence = keypoint_evidence(["q1", "q2"], answers, names, pairs, scores, "probability")
+    # a2 is the likelier photo of A, though a1 has more inliers; C and new_whale were not verified
+    assert evidence.photo.tolist() == [[1, -1, 2, -1], [-1, 2, -1, -1]]
+    assert evidence.verified.tolist() == [[True, False, True, False], [False, True, False, False]]
+    np.testing.assert_allclose(evidence.score, [[0.97, np.nan, 0.1, np.nan], [np.nan, 0.04, np.nan, np.nan]])
+    np.testing.assert_allclose(evidence.best_known, [0.97, 0.04])
+    # scored by inliers (no probability): the photo with most inliers
+    by_inliers = keypoint_evidence(["q1"], [["A"]], names, pairs.drop(columns="probability"),
+                                   scores.assign(score=[30, 3, 2]), "score")
+    assert by_inliers.photo.tolist() == [[0]] and by_inliers.score.tolist() == [[30]]
+    with pytest.raises(ValueError, match="not in the catalogue"):
+        keypoint_evidence(["q1"], [["A"]], names[:2], pairs, scores, "probability")  # b1 missing
+
+
+def test_inlier_matches_are_drawn_from_the_query_to_the_photo():
+    side, gap = 100, 6
+    query, photo = np.zeros((50, 50), np.uint8), np.full((200, 200), 255, np.uint8)
+    image = match_image(query, photo, np.array([[0.2, 0.3, 0.7, 0.6]]), side=side, gap=gap)
+    assert image.shape == (side, 2 * side + gap, 3)
+    assert (image[80, 10] == 0).all() and (image[10, side + gap + 10] == 255).all()  # each photo in its place
+    # the line's ends, and a point halfway, in the line colour
+    for x, y in [(20, 30), (side + gap + 70, 60), ((20 + side + gap + 70) // 2, 45)]:
+        assert np.abs(image[y, x].astype(int) - LINE_COLOUR).max() < 60, (x, y, image[y, x])
+
+
+LOCAL_TRAIN = [  # image, id, subset, truth, seed of the pattern, view: degrees, scale, shift
+    ("a1.jpg", "A", "fit", "A", 101, (0, 1.0, (0, 0))), ("a2.jpg", "A", "fit", "A", 101, (8, 0.9, (10, 5))),
+    ("b1.jpg", "B", "fit", "B", 102, (0, 1.0, (0, 0))), ("c1.jpg", "C", "fit", "C", 103, (0, 1.0, (0, 0))),
+    ("d1.jpg", "D", "fit", "D", 104, (0, 1.0, (0, 0))),
+    ("a3.jpg", "A", "validation", "A", 101, (-6, 1.1, (-5, 4))),
+]
+
+
+@pytest.fixture
+def local_results(tmp_path):
+    """The files a local or fused gallery reads: real keypoints of synthetic patterns (A's
+    three photos show one pattern), made-up verified pairs and scores."""
+    r = tmp_path / "results"
+    for folder in ("validation", "preprocess", "local/keypoints", "local/pairs", "local/shortlists",
+                   "local/predictions", "metric_learning/embeddings"):
+        (r / folder).mkdir(parents=True)
+    train = pd.DataFrame([row[:4] for row in LOCAL_TRAIN], columns=["image", "id", "subset", "truth"])
+    train.to_csv(r / "validation" / "split.csv", index=False)
+    photos = {"train": [view(seed, d, s, shift) for *_, seed, (d, s, shift) in LOCAL_TRAIN],
+              "test": [view(101, 4, 0.95, (3, -6)), view(105)]}
+    names = {"train": train["image"].tolist(), "test": ["t1.jpg", "t2.jpg"]}
+    angles = {"train": [0, 10, 90, 180, 270, 5], "test": [3, 120]}
+    for split in ("train", "test"):
+        index = pd.DataFrame({"image": names[split], "id": ""})
+        for folder in ("preprocess", "local/keypoints", "metric_learning/embeddings"):
+            index.to_csv(r / folder / f"{split}.csv", index=False)
+        np.save(r / "preprocess" / f"{split}.npy", np.stack(photos[split]))
+        np.save(r / "local" / "keypoints" / f"{split}.npy", feature_rows(np.stack(photos[split]), SETTINGS))
+        np.save(r / "metric_learning" / "embeddings" / f"{split}.npy", at(*angles[split]))
+    pd.DataFrame({"Image": ["t1.jpg", "t2.jpg"], "Id": ["A", "E"]}).to_csv(tmp_path / "test_truth.csv", index=False)
+    columns = ["image", "id", "photo", "inliers", "probability"]
+    pd.DataFrame([("a3.jpg", "A", "a1.jpg", 50, 0.9), ("a3.jpg", "A", "a2.jpg", 40, 0.9995),
+                  ("a3.jpg", "B", "b1.jpg", 3, 0.01)], columns=columns).to_csv(r / "local/pairs/validation.csv",
+                                                                               index=False)
+    pd.DataFrame([("t1.jpg", "A", "a3.jpg", 50, 0.99), ("t2.jpg", "C", "c1.jpg", 3, 0.02)],
+                 columns=columns).to_csv(r / "local/pairs/test.csv", index=False)
+    columns = ["image", "rank", "id", "probability"]
+    pd.DataFrame([("a3.jpg", 0, "A", 0.9995), ("a3.jpg", 1, "B", 0.01)], columns=columns).to_csv(
+        r / "local/shortlists/validation.csv", index=False)
+    pd.DataFrame([("t1.jpg", 0, "A", 0.99), ("t2.jpg", 0, "C", 0.02)], columns=columns).to_csv(
+        r / "local/shortlists/test.csv", index=False)
+    pd.DataFrame({"Image": ["a3.jpg"], "Id": ["A new_whale B C D"]}).to_csv(r / "local/predictions/validation.csv",
+                                                                         index=False)
+    pd.DataFrame({"Image": ["t1.jpg", "t2.jpg"], "Id": ["A new_whale B C D", "new_whale C D A B"]}).to_csv(
+        r / "local/predictions/test.csv", index=False)
+    pd.DataFrame({"threshold": [0.3], "chosen": [True]}).to_csv(r / "local/new_whale_threshold.csv", index=False)
+    return r
+
+
+def make_keypoint_galleries(r: Path, method: str) -> tuple[Gallery, Gallery, str]:
+    out = r / "report" / "gallery"
+    keypoints = r / "local" / "keypoints"
+    counts = write_galleries(
+        method=method, split_csv=r / "validation/split.csv",
+        validation_predictions=r / "local/predictions/validation.csv", test_predictions=r / "local/predictions/test.csv",
+        threshold_curve=r / "local/new_whale_threshold.csv", train_images=r / "preprocess/train.npy",
+        train_images_index=r / "preprocess/train.csv", test_images=r / "preprocess/test.npy",
+        test_images_index=r / "preprocess/test.csv", test_truth=r.parent / "test_truth.csv",
+        keypoints=KeypointFiles(keypoints / "train.npy", keypoints / "train.csv", keypoints / "test.npy",
+                                keypoints / "test.csv", SETTINGS.image_size, MATCHING),
+        embeddings=EmbeddingFiles(*(r / "metric_learning" / "embeddings" / name
+                                    for name in ("train.npy", "train.csv", "test.npy", "test.csv"))),
+        pairs={split: r / "local/pairs" / f"{split}.csv" for split in ("validation", "test")},
+        scores={split: r / "local/shortlists" / f"{split}.csv" for split in ("validation", "test")},
+        best_hits_out=out / f"{method}_best.html", worst_misses_out=out / f"{method}_worst.html", size=12)
+    assert counts == {"validation": 1, "test": 2}
+    text = (out / f"{method}_best.html").read_text()
+    return Gallery(text), Gallery((out / f"{method}_worst.html").read_text()), text
+
+
+def test_a_local_gallery_draws_each_verified_answer_with_its_inliers(local_results):
+    best, worst, text = make_keypoint_galleries(local_results, "local")
+    assert best.body["data-score"] == "probability"
+    assert [q["data-image"] for q in best.queries] == ["a3.jpg", "t1.jpg"]  # 0.9995, then 0.99
+    a3 = best.queries[0]["candidates"]
+    assert [(c["data-id"], c.get("data-photo")) for c in a3] == [
+        ("A", "a2.jpg"), ("new_whale", None), ("B", "b1.jpg"), ("C", "c1.jpg"), ("D", "d1.jpg")]
+    # verified photos beside the query with their inliers: many for the same pattern, few for another
+    assert "matched" in a3[0]["class"] and int(a3[0]["data-inliers"]) >= MANY_INLIERS
+    assert "matched" in a3[2]["class"] and int(a3[2]["data-inliers"]) < MANY_INLIERS
+    # C and D were not verified: shown by one of their photos, no lines
+    assert "matched" not in a3[3]["class"] and "data-inliers" not in a3[3]
+    assert "no keypoint match: one of its photos" in text and "&gt; 0.999" in text
+    assert float(a3[0]["data-score"]) == pytest.approx(0.9995)
+    # t2's truth E is in no catalogue: not answered, no truth photo
+    assert [(q["data-image"], q["data-truth-rank"]) for q in worst.queries] == [("t2.jpg", "6")]
+    assert worst.queries[0]["truth"] is None
+    for page in (best, worst):
+        assert_truth_marked(page)
+
+
+def test_a_fused_gallery_shows_unverified_answers_by_the_embeddings_most_similar_photo(local_results):
+    # the local method's answers and scores stand in for the fused method's here
+    best, worst, text = make_keypoint_galleries(local_results, "fused")
+    a3 = best.queries[0]["candidates"]
+    assert a3[0]["data-photo"] == "a2.jpg" and "matched" in a3[0]["class"]
+    # t2 (at 120 degrees) verified no photo of A: shown by the most similar, a2 (10 degrees),
+    # where the local gallery shows A's first photo
+    t2 = {c["data-id"]: c for c in worst.queries[0]["candidates"]}
+    assert t2["A"]["data-photo"] == "a2.jpg" and "matched" not in t2["A"]["class"]
+    assert "no keypoint match: the embedding&#x27;s most similar photo" in text
+    _, local_worst, _ = make_keypoint_galleries(local_results, "local")
+    assert {c["data-id"]: c for c in local_worst.queries[0]["candidates"]}["A"]["data-photo"] == "a1.jpg"
 
 
 # --- in a browser -------------------------------------------------------------------------
@@ -347,25 +489,33 @@ def test_a_browser_shows_every_image_and_the_marks(results, tmp_path):
 
 @pytest.mark.slow
 @needs_chromium
-def test_the_workflow_makes_the_gallery_pages(tiny_run, tmp_path):
+@pytest.mark.parametrize("method", ["metric_learning", "local", "fused"])
+def test_the_workflow_makes_the_gallery_pages(tiny_run, tmp_path, method):
     data, work, results = tiny_run["data"], tiny_run["work"], tiny_run["results"]
-    pages = {page: f"results/report/gallery/metric_learning_{page}.html" for page in ("best_hits", "worst_misses")}
-    assert (results / "logs" / "report_gallery.log").is_file()
-    assert (results / "benchmarks" / "report_gallery.tsv").is_file()
+    pages = {page: f"results/report/gallery/{method}_{page}.html" for page in ("best_hits", "worst_misses")}
+    assert (results / "logs" / "report_gallery" / f"{method}.log").is_file()
+    assert (results / "benchmarks" / "report_gallery" / f"{method}.tsv").is_file()
     split = pd.read_csv(results / "validation" / "split.csv", dtype=str, keep_default_na=False)
     truth = {**dict(zip(split["image"], split["truth"])),
              **pd.read_csv(data / "test_truth.csv", dtype=str).set_index("Image")["Id"].to_dict()}
     fit = set(split.loc[split["subset"] == "fit", "image"])
-    shown = []
+    shown, matched = [], []
     for page, path in pages.items():
         text = (work / path).read_text()
         assert_self_contained(text)
         dom = assert_shown_whole(work / path, tmp_path / "browser")
+        assert dom.body["data-score"] == ("similarity" if method == "metric_learning" else "probability")
         assert 1 <= len(dom.queries) <= tiny_run["config"]["report"]["gallery_size"]
         for query in dom.queries:
             assert query["data-truth"] == truth[query["data-image"]]
             assert (query["data-truth-rank"] == "1") == (page == "best_hits")
             if query["data-split"] == "validation":
                 assert {c["data-photo"] for c in query["candidates"] if "data-photo" in c} <= fit
+            matched += [int(c["data-inliers"]) for c in query["candidates"] if "data-inliers" in c]
         shown += [q["data-image"] for q in dom.queries]
     assert len(shown) == len(set(shown))
+    # the methods that verify keypoints draw the inliers of the photos they verified
+    if method == "metric_learning":
+        assert not matched
+    else:
+        assert matched and max(matched) > 0

@@ -26,8 +26,8 @@ from whaleid.local.keypoints import (build_keypoint_cache, content_mask, extract
                                      read_keypoint_cache, unpack)
 from whaleid.local.recall import shortlist_recall
 from whaleid.local.verifier import FEATURES
-from whaleid.local.matching import (LocalCatalogue, _best_per_key, fit_inliers, individual_scores, match_queries,
-                                    ratio_matches, root_sift, shortlist_candidates)
+from whaleid.local.matching import (LocalCatalogue, _best_per_key, fit_inliers, individual_scores, inlier_matches,
+                                    match_queries, ratio_matches, root_sift, shortlist_candidates)
 from whaleid.settings import KeypointSettings, MatchSettings
 
 SIDE = 256
@@ -60,14 +60,21 @@ def pattern(seed: int, side: int = 512) -> np.ndarray:
     return image
 
 
+def view_matrix(degrees: float = 0.0, scale: float = 1.0, shift=(0, 0), size: int = SIDE, source: int = 512
+                ) -> np.ndarray:
+    """Where a `view` puts each point of its `source`-pixel pattern: a 2x3 affine matrix."""
+    centre = source / 2
+    matrix = cv2.getRotationMatrix2D((centre, centre), degrees, scale)
+    matrix[:, 2] += np.array([size / 2 - centre, size / 2 - centre]) + shift
+    return matrix
+
+
 def view(seed: int, degrees: float = 0.0, scale: float = 1.0, shift=(0, 0), gain: float = 1.0,
          offset: float = 0.0, gamma: float = 1.0, size: int = SIDE) -> np.ndarray:
     """A `size` square photo of individual `seed`'s pattern: the middle of it, rotated by
     `degrees` and scaled about its centre, shifted by `shift` pixels, then re-lit."""
     source = pattern(seed)
-    centre = source.shape[0] / 2
-    matrix = cv2.getRotationMatrix2D((centre, centre), degrees, scale)
-    matrix[:, 2] += np.array([size / 2 - centre, size / 2 - centre]) + shift
+    matrix = view_matrix(degrees, scale, shift, size, source.shape[0])
     photo = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     lit = (photo / 255.0) ** gamma * 255 * gain + offset
     return np.clip(np.rint(lit), 0, 255).astype(np.uint8)
@@ -445,16 +452,21 @@ INDIVIDUALS = [f"w{seed}" for seed in range(101, 107)]
 UNKNOWN = 200
 
 
-@pytest.fixture(scope="module")
-def shortlists():
-    """Six individuals with two photos each, and a new_whale photo of a seventh pattern; the
-    queries are another photo of each of the six, one of the seventh and one blank square."""
+def shortlist_catalogue_squares() -> list[np.ndarray]:
+    """Six individuals with two photos each, and a new_whale photo of a seventh pattern."""
     seeds = range(101, 107)
     catalogue_squares = [view(s, degrees=-5) for s in seeds] + [view(s, 8, 0.9, (10, 5), 0.9, 10, 1.1) for s in seeds]
-    catalogue_squares.append(view(UNKNOWN, degrees=4))
+    return catalogue_squares + [view(UNKNOWN, degrees=4)]
+
+
+@pytest.fixture(scope="module")
+def shortlists():
+    """The `shortlist_catalogue_squares`; the queries are another photo of each of the six
+    individuals, one of the seventh and one blank square."""
+    seeds = range(101, 107)
     ids = INDIVIDUALS * 2 + [NEW_WHALE]
     settings = replace(MATCHING, shortlist=4, photos_per_individual=2)
-    catalogue = LocalCatalogue(feature_rows(np.stack(catalogue_squares), SETTINGS), ids, SIDE, settings)
+    catalogue = LocalCatalogue(feature_rows(np.stack(shortlist_catalogue_squares()), SETTINGS), ids, SIDE, settings)
     queries = [view(s, 3, 1.1, (-8, 6), 1.15, -10, 0.85) for s in [*seeds, UNKNOWN]]
     query_features = feature_rows(np.stack(queries + [np.zeros((SIDE, SIDE), np.uint8)]), SETTINGS)
     pairs = match_queries(catalogue, query_features, n_jobs=1)
@@ -610,6 +622,26 @@ def test_each_verified_pair_records_the_statistics_a_verifier_reads(shortlists):
     unfitted = wrong[wrong["scale"].isna()]
     assert (unfitted["inliers"] == 0).all() and (unfitted["ratio_q50"] == 1).all()
     assert (pairs["query_keypoints"] > 0).all() and (pairs["photo_keypoints"] > 0).all()
+
+
+def test_the_inliers_drawn_for_a_pair_are_those_verification_counted(shortlists):
+    catalogue, query_features, pairs, _ = shortlists
+    records = feature_rows(np.stack(shortlist_catalogue_squares()), SETTINGS)
+    for pair in pairs.itertuples():
+        query_xy, photo_xy = inlier_matches(query_features[pair.query], records[catalogue.photos[pair.photo]],
+                                            catalogue.settings, SIDE)
+        assert len(query_xy) == len(photo_xy) == pair.inliers
+    # a right pair's inliers lie where the two views put the same spot of the pattern
+    right = pairs[(pairs["query"] == 0) & (pairs["id"] == INDIVIDUALS[0])]
+    for photo in right["photo"]:
+        row = catalogue.photos[photo]
+        query_xy, photo_xy = inlier_matches(query_features[0], records[row], catalogue.settings, SIDE)
+        # rows 0-5: each individual's first view, 6-11: its second (shortlist_catalogue_squares)
+        seen = view_matrix(-5) if row < 6 else view_matrix(8, 0.9, (10, 5))
+        pattern_xy = np.c_[query_xy, np.ones(len(query_xy))] @ cv2.invertAffineTransform(view_matrix(3, 1.1, (-8, 6))).T
+        expected = np.c_[pattern_xy, np.ones(len(pattern_xy))] @ seen.T
+        assert len(query_xy) >= MANY_INLIERS
+        assert np.median(np.linalg.norm(expected - photo_xy, axis=1)) < 2
 
 
 def test_pooling_photos_probabilities_by_max_or_noisy_or():

@@ -245,6 +245,6 @@ def test_report_outputs_of_a_tiny_run(tiny_run):
     # every job of the run, nested benchmark files included, but the resources job itself
     assert {"ingest", "preprocess/train", "autoencoder_encode/test", "classifier_train", "metric_learning_embed/train",
             "score/baseline", "report_dataset", "report_training/autoencoder", "report_thresholds/baseline",
-            "report_gallery"} <= jobs
+            "report_gallery/metric_learning"} <= jobs
     assert "report_resources" not in jobs
     assert (resources["wall_s"] > 0).all()

@@ -114,7 +114,8 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
                   "classifier_train", "classifier_identify", "submission/baseline", "score/baseline",
                   "submission/classifier", "score/classifier", "metric_learning_train", "metric_learning_embed/train",
                   "metric_learning_embed/test", "metric_learning_identify", "submission/metric_learning",
-                  "score/metric_learning", "report_gallery", "local_keypoints/train", "local_keypoints/test",
+                  "score/metric_learning", "report_gallery/metric_learning", "report_gallery/local",
+                  "report_gallery/fused", "report_calibration/local", "report_calibration/fused", "local_keypoints/train", "local_keypoints/test",
                   "local_verifier", "local_identify", "local_shortlist_recall", "submission/local", "score/local",
                   "fused_identify", "submission/fused", "score/fused"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
@@ -223,7 +224,9 @@ def test_input_folder_is_unchanged_by_a_run(tiny_run):
 REPORTED = ["comparison.csv", "reconstructions.png", "dataset.png", "dataset.csv", "preprocessing.png",
             "autoencoder.png", "classifier.png", "metric_learning.png", "baseline.png", "classifier.png",
             "metric_learning.png", "local.png", "fused.png", "metric_learning_best_hits.html",
-            "metric_learning_worst_misses.html", "local.png",  # the local method's calibration
+            "metric_learning_worst_misses.html", "local_best_hits.html", "local_worst_misses.html",
+            "fused_best_hits.html", "fused_worst_misses.html",
+            "local.png", "fused.png",  # the calibrated methods' reliability
             "resources.csv", "resources.png"]
 
 
@@ -252,20 +255,22 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     table = {"collect_scores": 1, "chosen_submission": 1, "report_resources": 1, "all": 1}
     classifier = {"classifier_train": 1, "report_training": 1, "classifier_identify": 1, "report_thresholds": 1,
                   "submission": 1, "score": 1, **table}
-    # retrieval's answers are also what the candidate gallery shows
+    # retrieval's answers are also what its candidate gallery shows
     retrieval = {"metric_learning_identify": 1, "report_thresholds": 1, "report_gallery": 1, "submission": 1,
                  "score": 1, **table}
-    # and the fused method reads both the embedding's and the local method's
-    retrieval_and_fused = {**retrieval, "fused_identify": 1, "report_thresholds": 2, "submission": 2, "score": 2}
+    # and the fused method reads both the embedding's and the local method's (its gallery and
+    # reliability follow)
+    retrieval_and_fused = {**retrieval, "fused_identify": 1, "report_thresholds": 2, "report_gallery": 2,
+                           "report_calibration": 1, "submission": 2, "score": 2}
     metric = {"metric_learning_train": 1, "report_training": 1, "metric_learning_embed": 2, **retrieval_and_fused}
-    # the local method's answers: its shortlist recall and calibration report, and the fused
-    # method's that reads them
-    local_answers = {"local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 1, "fused_identify": 1,
-                     "report_thresholds": 2, "submission": 2, "score": 2, **table}
+    # the local method's answers: its shortlist recall, and the fused method's that reads them;
+    # both methods' reliability and gallery
+    local_answers = {"local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2, "fused_identify": 1,
+                     "report_gallery": 2, "report_thresholds": 2, "submission": 2, "score": 2, **table}
     # matching settings: the verifier learns from pairs matched as identification matches them
     local = {"local_verifier": 1, **local_answers}
-    every_method = {"classifier_identify": 1, "metric_learning_identify": 1, "report_gallery": 1,
-                    "local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 1, "fused_identify": 1,
+    every_method = {"classifier_identify": 1, "metric_learning_identify": 1, "report_gallery": 3,
+                    "local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2, "fused_identify": 1,
                     "submission": 5, "score": 5, "report_thresholds": 5, **table}
     both_models = {"classifier_train": 1, "metric_learning_train": 1, "metric_learning_embed": 2, "report_training": 2}
     assert planned_jobs(work, merged(config, {"classifier": {"head_learning_rate": 0.002}})) == classifier
@@ -281,7 +286,8 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     assert planned_jobs(work, merged(config, {"verifier": {"folds": 3}})) == local
     assert planned_jobs(work, merged(config, {"local": {"new_whale_probabilities": {"step": 0.05}}})) == local_answers
     assert planned_jobs(work, merged(config, {"fused": {"weights": [0.0, 0.5, 1.0]}})) == {
-        "fused_identify": 1, "report_thresholds": 1, "submission": 1, "score": 1, **table}
+        "fused_identify": 1, "report_thresholds": 1, "report_calibration": 1, "report_gallery": 1, "submission": 1,
+        "score": 1, **table}
     assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"autoencoder_encode": 2, **classifier}
     assert planned_jobs(work, merged(config, {"autoencoder": {"learning_rate": 0.002}})) == {
         **classifier, **autoencoder, "report_training": 2}

@@ -13,4 +13,6 @@ answers = identify(i.validation_shortlists, i.test_shortlists, i.verifier, i.tra
 log.info("validation MAP@5 by fusion weight:\n%s", answers.weights.to_string(index=False))
 write_csv(answers.weights, o.weights)
 write_csv(answers.calibration, o.calibration)
+write_csv(answers.candidates["validation"], o.validation_candidates)
+write_csv(answers.candidates["test"], o.test_candidates)
 answers.write(o.validation, o.test, o.threshold_curve)

@@ -128,6 +128,21 @@ class SearchScores:
     def fused(self, weight: float) -> Candidates:
         return fuse(self.local, self.embedding, self.individuals, weight)
 
+    def candidates(self, images: Sequence[str], weight: float) -> pd.DataFrame:
+        """Each query's four best individuals at `weight`, best first, with their fused
+        probability and each input's (image, rank: 0 the best, id, probability, local,
+        embedding), as the local method's shortlists list them: what the report's reliability
+        diagram and candidate gallery read."""
+        best = self.fused(weight)
+        column_of = {individual: j for j, individual in enumerate(self.individuals.tolist())}
+        rows = []
+        for q, (image, ids) in enumerate(zip(images, best.ids)):
+            for rank, individual in enumerate(ids):
+                j = column_of[individual]
+                rows.append((image, rank, individual, float(best.top[q, rank]), float(self.local[q, j]),
+                             float(self.embedding[q, j])))
+        return pd.DataFrame(rows, columns=["image", "rank", "id", "probability", "local", "embedding"])
+
 
 def fuse(local: np.ndarray, embedding: np.ndarray, individuals: Sequence[str], weight: float) -> Candidates:
     """The four best individuals per query by fused probability, `weight` * `local` + (1 -
@@ -147,12 +162,14 @@ def fuse(local: np.ndarray, embedding: np.ndarray, individuals: Sequence[str], w
 @dataclass(frozen=True)
 class FusedIdentification(Identification):
     """The fused method's answers, with the ``weights`` tried (weight, map5, threshold, chosen),
-    the ``weight`` chosen, and each input's calibration checked on validation
-    (``calibration``: `calibration_check`)."""
+    the ``weight`` chosen, each input's calibration checked on validation (``calibration``:
+    `calibration_check`), and each search's ``candidates`` at that weight
+    (`SearchScores.candidates`, by split)."""
 
     weights: pd.DataFrame
     weight: float
     calibration: pd.DataFrame
+    candidates: dict[str, pd.DataFrame]
 
 
 def choose_weight(queries: Queries, validation: SearchScores, test: SearchScores, weights: Sequence[float],
@@ -255,12 +272,15 @@ def identify(validation_shortlists_csv: str | Path, test_shortlists_csv: str | P
         return SearchScores(individuals, local, embedding(similarities))
 
     validation, test = queries.searches()
-    validation_scores = scores(validation)
-    answers, table, weight = choose_weight(queries, validation_scores, scores(test), weights, phash_distances,
+    validation_scores, test_scores = scores(validation), scores(test)
+    answers, table, weight = choose_weight(queries, validation_scores, test_scores, weights, phash_distances,
                                            thresholds, log)
     checked = calibration_check(validation, validation_scores)
     log.info("expected calibration error on validation:\n%s", checked.to_string(index=False))
-    return FusedIdentification(answers.validation, answers.test, answers.curve, answers.chosen, table, weight, checked)
+    candidates = {search.split: search_scores.candidates(search.queries["image"].tolist(), weight)
+                  for search, search_scores in ((validation, validation_scores), (test, test_scores))}
+    return FusedIdentification(answers.validation, answers.test, answers.curve, answers.chosen, table, weight, checked,
+                               candidates)
 
 
 def _read_shortlists(path: str | Path) -> pd.DataFrame:

@@ -1,16 +1,24 @@
-"""The candidate gallery: query photos beside their five ranked answers, for people to look at.
+"""The candidate gallery: query photos beside a method's five ranked answers, for people to look at.
 
 People who identify whales look before they trust a number. Each page shows some queries (a
-validation photo, or a test photo where the test truth is known) beside the five answers the
-metric-learning method gave, each answer shown by the catalogue photo of that individual most
-similar to the query, with that photo's cosine similarity; `new_whale` is a labelled
-placeholder, and the answer equal to the query's truth has a green border.
+validation photo, or a test photo where the test truth is known) beside the five answers a
+method gave, each answer shown by the catalogue photo that speaks for it, with the method's
+score; `new_whale` is a labelled placeholder, and the answer equal to the query's truth has a
+green border. What speaks for an answer (`Evidence`) depends on the method:
+
+- ``metric_learning``: the individual's catalogue photo most similar to the query, and that
+  cosine similarity (`embedding_evidence`);
+- ``local``: the individual's verified photo the verifier found likeliest (or with most inliers,
+  where it scores by inliers), and the individual's calibrated probability (`keypoint_evidence`),
+  drawn beside the query with its inlier matches as lines, as Wildbook's reviewers see them;
+- ``fused``: the local method's verified photo, or where keypoints verified none, the
+  embedding's most similar; and the fused probability.
 
 Two pages are made: the best hits (truth at rank 1, most confident first) and the worst misses
 (truth not among the five, then the truth lowest, each most confident first). Confidence is
-how far rank 1 lies past the new_whale threshold, in cosine similarity: a known individual's
-similarity minus the threshold, or for a new_whale answer the threshold minus the best
-similarity of any known individual.
+how far rank 1 lies past the new_whale threshold, in the method's score: a known individual's
+score minus the threshold, or for a new_whale answer the threshold minus the best score of any
+known individual.
 
 Each page is one self-contained HTML file: inline CSS, thumbnails as PNG data URIs, no script.
 numpy, pandas and OpenCV only: no TensorFlow.
@@ -23,7 +31,7 @@ import html
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -47,28 +55,58 @@ PAGES = {
                                      "answers first, then those with the truth ranked lowest; the most "
                                      "confident wrong rank 1 first among equals."),
 }
+# What each kind of score is called on a page, and how it is written.
+SCORES = {"similarity": "{:.3f}", "probability": "{:.3f}", "inliers": "{:.0f}"}
+# The colour of inlier lines (BGR): bright on grey photos.
+LINE_COLOUR = (60, 220, 60)
+
+# Where a split's inlier matches are drawn from: (split, query row, catalogue row) to lines
+# (n, 4: query x, y, catalogue photo x, y, each a share of its square's side).
+Matches = Callable[[str, int, int], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Photos:
-    """Photos of one or more splits: ``names``, ``ids`` (the individual, or new_whale),
-    normalised ``embeddings`` (N, D) and ``squares``, each photo's preprocessed square (a
-    memory-mapped view, read only when its thumbnail is made)."""
+    """Photos of one or more splits: ``names``, ``ids`` (the individual, or new_whale) and
+    ``squares``, each photo's preprocessed square (a memory-mapped view, read only when its
+    thumbnail is made)."""
 
     names: list[str]
     ids: list[str]
-    embeddings: np.ndarray
     squares: list[np.ndarray]
 
     def __post_init__(self):
-        if not len(self.names) == len(self.ids) == len(self.embeddings) == len(self.squares):
-            raise ValueError(f"{len(self.names)} names, {len(self.ids)} ids, {len(self.embeddings)} embeddings and "
-                             f"{len(self.squares)} squares: expected one of each per photo")
+        if not len(self.names) == len(self.ids) == len(self.squares):
+            raise ValueError(f"{len(self.names)} names, {len(self.ids)} ids and {len(self.squares)} squares: "
+                             "expected one of each per photo")
 
     def subset(self, rows: np.ndarray) -> "Photos":
         rows = np.asarray(rows, dtype=np.int64)
-        return Photos([self.names[r] for r in rows], [self.ids[r] for r in rows], self.embeddings[rows],
-                      [self.squares[r] for r in rows])
+        return Photos([self.names[r] for r in rows], [self.ids[r] for r in rows], [self.squares[r] for r in rows])
+
+    def extended(self, names: Sequence[str], ids: Sequence[str], squares: Sequence[np.ndarray]) -> "Photos":
+        return Photos([*self.names, *names], [*self.ids, *ids], [*self.squares, *squares])
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What speaks for each answer of each query, as the method saw it: ``photo`` (Q, A) rows
+    of the catalogue (-1: none), ``score`` (Q, A) the method's score of that individual for
+    that query (NaN: none), ``best_known`` (Q,) the query's best score of any known individual
+    (NaN: none), and for a method that verifies keypoints, ``verified`` (Q, A): whether the
+    photo is one it matched geometrically (None otherwise)."""
+
+    photo: np.ndarray
+    score: np.ndarray
+    best_known: np.ndarray
+    verified: np.ndarray | None = None
+
+
+def with_truths(answers: Sequence[Sequence[str]], truths: Sequence[str]) -> list[list[str]]:
+    """Each query's answers with its truth after them: the truth's own photo is looked up too."""
+    if len(answers) != len(truths):
+        raise ValueError(f"{len(answers)} answer lists for {len(truths)} truths")
+    return [[*row, truth] for row, truth in zip(answers, truths)]
 
 
 def match_answers(queries: np.ndarray, answers: Sequence[Sequence[str]], catalogue: np.ndarray,
@@ -114,39 +152,103 @@ def match_answers(queries: np.ndarray, answers: Sequence[Sequence[str]], catalog
     return photo, score, best_known
 
 
+def embedding_evidence(queries: np.ndarray, answers: Sequence[Sequence[str]], catalogue: np.ndarray,
+                       catalogue_ids: Sequence[str]) -> Evidence:
+    """The metric-learning method's `Evidence`: `match_answers`."""
+    return Evidence(*match_answers(queries, answers, catalogue, catalogue_ids))
+
+
+def keypoint_evidence(images: Sequence[str], answers: Sequence[Sequence[str]], catalogue_names: Sequence[str],
+                      pairs: pd.DataFrame, scores: pd.DataFrame, score: str) -> Evidence:
+    """The `Evidence` of a method that verifies keypoints, for the query `images` and their
+    `answers`: each answer's verified photo with the highest ``probability`` (or most
+    ``inliers``, where `pairs` have no probability) among `pairs` (image, id, photo: a name
+    among `catalogue_names`, inliers[, probability]), and its score, the `score` column of
+    `scores` (image, id, `score`: the individuals the method ranked). An answer without a
+    verified photo has photo -1 and ``verified`` False; one not in `scores`, a NaN score."""
+    if len(images) != len(answers):
+        raise ValueError(f"{len(answers)} answer lists for {len(images)} query images")
+    if score not in scores.columns:
+        raise ValueError(f"no {score!r} column to show among the method's scores ({', '.join(scores.columns)})")
+    rank_by = "probability" if "probability" in pairs.columns else "inliers"
+    best = (pairs.astype({rank_by: float}).sort_values([rank_by, "photo"], ascending=[False, True], kind="stable")
+            .drop_duplicates(["image", "id"]).set_index(["image", "id"])["photo"])
+    scored = scores.astype({score: float}).drop_duplicates(["image", "id"]).set_index(["image", "id"])[score]
+    row_of = {name: row for row, name in enumerate(catalogue_names)}
+    unknown = sorted(set(best) - set(row_of))
+    if unknown:
+        raise ValueError(f"{len(unknown)} verified photos are not in the catalogue, e.g. {unknown[:3]}")
+    width = max((len(row) for row in answers), default=0)
+    photo = np.full((len(images), width), -1, np.int64)
+    value = np.full((len(images), width), np.nan)
+    for q, (image, row) in enumerate(zip(images, answers)):
+        for rank, individual in enumerate(row):
+            name = best.get((image, individual))
+            if name is not None:
+                photo[q, rank] = row_of[name]
+            value[q, rank] = scored.get((image, individual), np.nan)
+    best_known = scored.groupby(level="image").max().reindex(list(images)).to_numpy(np.float64)
+    return Evidence(photo, value, best_known, photo >= 0)
+
+
+def first_photos(answers: Sequence[Sequence[str]], catalogue_ids: Sequence[str]) -> Evidence:
+    """Each answer's first catalogue photo, scores unknown: who an individual is, where nothing
+    better speaks for it."""
+    first = {}
+    for row, individual in enumerate(catalogue_ids):
+        if individual != NEW_WHALE:
+            first.setdefault(individual, row)
+    width = max((len(row) for row in answers), default=0)
+    photo = np.full((len(answers), width), -1, np.int64)
+    for q, row in enumerate(answers):
+        photo[q, :len(row)] = [first.get(individual, -1) for individual in row]
+    return Evidence(photo, np.full(photo.shape, np.nan), np.full(len(answers), np.nan))
+
+
+def with_fallback_photos(evidence: Evidence, fallback: Evidence) -> Evidence:
+    """`evidence` with `fallback`'s photo wherever it has none (its scores and its ``verified``
+    kept): where keypoints verified no photo, the embedding's most similar (or any of its
+    photos) still shows who the individual is."""
+    photo = np.where(evidence.photo >= 0, evidence.photo, fallback.photo)
+    return Evidence(photo, evidence.score, evidence.best_known, evidence.verified)
+
+
 def truth_rank(answers: Sequence[str], truth: str) -> int:
     """The rank (1 to 5) of `truth` among `answers`, or NOT_ANSWERED."""
     return list(answers).index(truth) + 1 if truth in answers else NOT_ANSWERED
 
 
 def confidence(first_answer: str, first_score: float, best_known: float, threshold: float) -> float:
-    """How far the rank-1 answer lies past the new_whale threshold: its similarity minus the
-    threshold, or for new_whale the threshold minus the best similarity of a known individual.
-    NaN where the similarity is unknown."""
+    """How far the rank-1 answer lies past the new_whale threshold: its score minus the
+    threshold, or for new_whale the threshold minus the best score of a known individual.
+    NaN where the score is unknown."""
     return float(threshold - best_known) if first_answer == NEW_WHALE else float(first_score - threshold)
 
 
 def query_table(queries: Photos, split: str, truths: Sequence[str], answers: Sequence[Sequence[str]],
-                catalogue: Photos, threshold: float) -> pd.DataFrame:
-    """One row per query: image, split, truth, answers, photo and score (per answer, see
-    `match_answers`; rows of `catalogue`), truth_rank, confidence, and the truth's own best
-    catalogue photo and similarity (truth_photo, truth_score: -1 and NaN where it has none)."""
-    if not len(queries.names) == len(truths) == len(answers):
-        raise ValueError(f"{len(queries.names)} queries, {len(truths)} truths and {len(answers)} answer lists")
-    # the truth's own photo too, after the answers: one comparison of each query with the catalogue
-    photo, score, best_known = match_answers(queries.embeddings, [[*row, truth] for row, truth in zip(answers, truths)],
-                                             catalogue.embeddings, catalogue.ids)
+                evidence: Evidence, threshold: float) -> pd.DataFrame:
+    """One row per query: image, split, truth, answers, photo and score (per answer, from
+    `evidence` of the answers `with_truths`; photo: rows of the catalogue), verified (per
+    answer: True, False, or None where the method verifies nothing), truth_rank, confidence,
+    and the truth's own photo, score and verified (truth_photo -1 where it has none)."""
+    if not len(queries.names) == len(truths) == len(answers) == len(evidence.photo):
+        raise ValueError(f"{len(queries.names)} queries, {len(truths)} truths, {len(answers)} answer lists and "
+                         f"evidence for {len(evidence.photo)}")
     rows = []
     for i, (image, truth, row) in enumerate(zip(queries.names, truths, answers)):
+        n = len(row)
+        verified = (evidence.verified[i, :n + 1].tolist() if evidence.verified is not None else [None] * (n + 1))
         rows.append({
             "image": image, "split": split, "truth": truth, "answers": list(row), "query": i,
-            "photo": photo[i, :len(row)].tolist(), "score": score[i, :len(row)].tolist(),
+            "photo": evidence.photo[i, :n].tolist(), "score": evidence.score[i, :n].tolist(), "verified": verified[:n],
             "truth_rank": truth_rank(row, truth),
-            "confidence": confidence(row[0], float(score[i, 0]), float(best_known[i]), threshold) if row else np.nan,
-            "truth_photo": int(photo[i, len(row)]), "truth_score": float(score[i, len(row)]),
+            "confidence": (confidence(row[0], float(evidence.score[i, 0]), float(evidence.best_known[i]), threshold)
+                           if row else np.nan),
+            "truth_photo": int(evidence.photo[i, n]), "truth_score": float(evidence.score[i, n]),
+            "truth_verified": verified[n],
         })
-    columns = ["image", "split", "truth", "answers", "query", "photo", "score", "truth_rank", "confidence",
-               "truth_photo", "truth_score"]
+    columns = ["image", "split", "truth", "answers", "query", "photo", "score", "verified", "truth_rank",
+               "confidence", "truth_photo", "truth_score", "truth_verified"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -166,9 +268,8 @@ def worst_misses(table: pd.DataFrame, n: int) -> pd.DataFrame:
                               na_position="last", kind="stable").head(n)
 
 
-def thumbnail_uri(square: np.ndarray, side: int = THUMBNAIL_SIDE) -> str:
-    """A PNG data URI of `square` (a 2-D uint8 image, or H x W x C), resized to at most `side`
-    pixels on its longest side (never enlarged)."""
+def _fitted(square: np.ndarray, side: int) -> np.ndarray:
+    """`square` as uint8, resized to at most `side` pixels on its longest side (never enlarged)."""
     image = np.asarray(square)
     if image.ndim not in (2, 3) or image.size == 0:
         raise ValueError(f"a thumbnail needs a 2-D image (or H x W x C), got shape {image.shape}")
@@ -178,18 +279,61 @@ def thumbnail_uri(square: np.ndarray, side: int = THUMBNAIL_SIDE) -> str:
     if scale < 1:
         size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _png_uri(image: np.ndarray) -> str:
     ok, png = cv2.imencode(".png", image)
     if not ok:
-        raise ValueError(f"could not encode a thumbnail of shape {image.shape} as PNG")
+        raise ValueError(f"could not encode an image of shape {image.shape} as PNG")
     return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def thumbnail_uri(square: np.ndarray, side: int = THUMBNAIL_SIDE) -> str:
+    """A PNG data URI of `square` (a 2-D uint8 image, or H x W x C), resized to at most `side`
+    pixels on its longest side (never enlarged)."""
+    return _png_uri(_fitted(square, side))
+
+
+def _colour(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3]
+
+
+def match_image(query: np.ndarray, photo: np.ndarray, lines: np.ndarray, side: int = THUMBNAIL_SIDE,
+                gap: int = 6) -> np.ndarray:
+    """The query's square and a catalogue photo's side by side (each `side` pixels, `gap`
+    apart), with each of `lines` (n, 4: query x, y, photo x, y as shares of each square's side)
+    drawn from the query to the photo: a BGR image (side, 2 * side + gap, 3)."""
+    lines = np.asarray(lines, np.float64).reshape(-1, 4)
+    canvas = np.full((side, 2 * side + gap, 3), 255, np.uint8)
+    for offset, square in ((0, query), (side + gap, photo)):
+        image = _colour(cv2.resize(_fitted(square, 4 * side), (side, side), interpolation=cv2.INTER_AREA))
+        canvas[:, offset:offset + side] = image
+    for qx, qy, px, py in lines:
+        start = (int(round(qx * side)), int(round(qy * side)))
+        end = (int(round(side + gap + px * side)), int(round(py * side)))
+        cv2.line(canvas, start, end, LINE_COLOUR, 1, cv2.LINE_AA)
+        cv2.circle(canvas, start, 2, LINE_COLOUR, -1, cv2.LINE_AA)
+        cv2.circle(canvas, end, 2, LINE_COLOUR, -1, cv2.LINE_AA)
+    return canvas
 
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _similarity(value: float) -> str:
-    return "" if value is None or not np.isfinite(value) else f"{value:.3f}"
+def _number(value: float | None, kind: str = "similarity") -> str:
+    if value is None or not np.isfinite(value):
+        return ""
+    # a calibrated probability of 0.99995 is not a certainty, nor 2e-6 an impossibility
+    if kind == "probability" and not 0.001 <= value <= 0.999:
+        return "&lt; 0.001" if value < 0.001 else "&gt; 0.999"
+    return SCORES[kind].format(value)
+
+
+def _raw(value: float | None) -> str:
+    """A number as a page's data attributes hold it, for scripts and tests."""
+    return "" if value is None or not np.isfinite(value) else f"{value:.6g}"
 
 
 def _thumbnail(photos: Photos, row: int, side: int, cache: dict) -> str:
@@ -208,8 +352,10 @@ section.query h2 { font-size: 13px; font-weight: normal; margin: 0 0 6px; }
 section.query h2 b { font-family: monospace; font-size: 13px; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
 figure { margin: 0; width: 136px; font-size: 12px; text-align: center; }
+figure.matched { width: 270px; }
 figure img, figure .placeholder { display: block; width: 128px; height: 128px; object-fit: contain;
   border: 4px solid transparent; background: #eee; }
+figure.matched img { width: 262px; }
 figure .placeholder { display: flex; flex-direction: column; justify-content: center; align-items: center;
   box-sizing: content-box; border-style: dashed; border-color: #999; color: #555; font-size: 12px; }
 figure.query img { border-color: #2b6cb0; }
@@ -223,32 +369,63 @@ figcaption .id { font-family: monospace; }
 """
 
 
-def _candidate(rank: int, individual: str, photo: int, score: float, truth: str, catalogue: Photos,
-               threshold: float, side: int, cache: dict) -> str:
+@dataclass(frozen=True)
+class _Page:
+    """What every section of one page shares."""
+
+    queries: dict[str, Photos]
+    catalogues: dict[str, Photos]
+    threshold: float
+    score_name: str
+    matches: Matches | None
+    unverified: str
+    side: int
+    cache: dict
+
+
+def _photo_figure(page: _Page, split: str, query: int, photo: int, individual: str, verified: bool | None,
+                  attributes: str) -> tuple[str, str, str]:
+    """The picture of a catalogue photo (beside the query with its inlier matches, where they
+    can be drawn), the figure's attributes and a caption line on the matches."""
+    catalogue = page.catalogues[split]
+    name = catalogue.names[photo]
+    attributes += f' data-photo="{_e(name)}"'
+    alt = f"{_e(individual)}, catalogue photo {_e(name)}"
+    if verified and page.matches is not None:
+        lines = page.matches(split, query, photo)
+        image = match_image(page.queries[split].squares[query], catalogue.squares[photo], lines, page.side)
+        attributes = attributes.replace('class="', 'class="matched ', 1) + f' data-inliers="{len(lines)}"'
+        picture = f'<img src="{_png_uri(image)}" alt="query beside {alt}, {len(lines)} inlier matches" title="{_e(name)}">'
+        return picture, attributes, f"<br>{len(lines)} inlier matches"
+    picture = f'<img src="{_thumbnail(catalogue, photo, page.side, page.cache)}" alt="{alt}" title="{_e(name)}">'
+    note = f"<br>{_e(page.unverified)}" if verified is False else ""
+    return picture, attributes, note
+
+
+def _candidate(page: _Page, split: str, query: int, rank: int, individual: str, photo: int, score: float,
+               verified: bool | None, truth: str) -> str:
     correct = individual == truth
     attributes = (f'class="candidate" data-id="{_e(individual)}" data-rank="{rank}" '
-                  f'data-score="{_similarity(score)}" data-correct="{"true" if correct else "false"}"')
+                  f'data-score="{_raw(score)}" data-correct="{"true" if correct else "false"}"')
     mark = ' <span class="mark">&#10003; truth</span>' if correct else ""
+    score_line = f"<br>{page.score_name} {_number(score, page.score_name)}" if np.isfinite(score) else ""
     if photo >= 0:
-        attributes += f' data-photo="{_e(catalogue.names[photo])}"'
-        picture = (f'<img src="{_thumbnail(catalogue, photo, side, cache)}" alt="{_e(individual)}, catalogue '
-                   f'photo {_e(catalogue.names[photo])}" title="{_e(catalogue.names[photo])}">')
-        caption = f'{rank}. <span class="id">{_e(individual)}</span>{mark}<br>similarity {_similarity(score)}'
+        picture, attributes, note = _photo_figure(page, split, query, photo, individual, verified, attributes)
+        caption = f'{rank}. <span class="id">{_e(individual)}</span>{mark}{score_line}{note}'
     elif individual == NEW_WHALE:
-        attributes += f' data-threshold="{_similarity(threshold)}"'
+        attributes += f' data-threshold="{_raw(page.threshold)}"'
         picture = ('<div class="placeholder" role="img" aria-label="new_whale">new_whale<br>'
                    '<small>a new individual</small></div>')
-        caption = f'{rank}. <span class="id">new_whale</span>{mark}<br>threshold {_similarity(threshold)}'
+        caption = (f'{rank}. <span class="id">new_whale</span>{mark}<br>threshold '
+                   f'{_number(page.threshold, page.score_name)}')
     else:
         picture = '<div class="placeholder" role="img" aria-label="no catalogue photo">no catalogue photo</div>'
-        caption = f'{rank}. <span class="id">{_e(individual)}</span>{mark}'
+        caption = f'{rank}. <span class="id">{_e(individual)}</span>{mark}{score_line}'
     return f'<figure {attributes}>{picture}<figcaption>{caption}</figcaption></figure>'
 
 
-def _query_section(row, queries: dict[str, Photos], catalogues: dict[str, Photos], threshold: float, side: int,
-                   cache: dict) -> str:
+def _query_section(row, page: _Page) -> str:
     split, truth = row.split, row.truth
-    query_photos, catalogue = queries[split], catalogues[split]
     if row.truth_rank == 1:
         status = "right at rank 1"
     elif row.truth_rank == NOT_ANSWERED:
@@ -256,47 +433,62 @@ def _query_section(row, queries: dict[str, Photos], catalogues: dict[str, Photos
     else:
         status = f"truth at rank {row.truth_rank}"
     heading = (f'<h2><b>{_e(row.image)}</b> ({_e(split)}) &middot; truth <b>{_e(truth)}</b> &middot; '
-               f'{_e(status)} &middot; confidence {_similarity(row.confidence)}</h2>')
-    figures = [f'<figure class="query"><img src="{_thumbnail(query_photos, row.query, side, cache)}" '
+               f'{_e(status)} &middot; confidence {_number(row.confidence, page.score_name)}</h2>')
+    figures = [f'<figure class="query"><img src="{_thumbnail(page.queries[split], row.query, page.side, page.cache)}" '
                f'alt="query {_e(row.image)}" title="{_e(row.image)}"><figcaption>query<br>'
                f'<span class="id">{_e(row.image)}</span></figcaption></figure>', '<div class="separator"></div>']
-    for rank, (individual, photo, score) in enumerate(zip(row.answers, row.photo, row.score), start=1):
-        figures.append(_candidate(rank, individual, photo, score, truth, catalogue, threshold, side, cache))
+    for rank, (individual, photo, score, verified) in enumerate(zip(row.answers, row.photo, row.score, row.verified),
+                                                                start=1):
+        figures.append(_candidate(page, split, row.query, rank, individual, photo, score, verified, truth))
     if row.truth_rank == NOT_ANSWERED and row.truth_photo >= 0:
-        photo = row.truth_photo
+        attributes = (f'class="truth" data-id="{_e(truth)}" '
+                      f'data-score="{_raw(row.truth_score)}"')
+        picture, attributes, note = _photo_figure(page, split, row.query, row.truth_photo, truth, row.truth_verified,
+                                                  attributes)
+        score_line = (f"<br>{page.score_name} {_number(row.truth_score, page.score_name)}"
+                      if np.isfinite(row.truth_score) else "")
         figures += ['<div class="separator"></div>',
-                    f'<figure class="truth" data-id="{_e(truth)}" data-score="{_similarity(row.truth_score)}" '
-                    f'data-photo="{_e(catalogue.names[photo])}">'
-                    f'<img src="{_thumbnail(catalogue, photo, side, cache)}" alt="{_e(truth)}, catalogue photo '
-                    f'{_e(catalogue.names[photo])}" title="{_e(catalogue.names[photo])}"><figcaption>truth, '
-                    f'not answered: <span class="id">{_e(truth)}</span><br>similarity '
-                    f'{_similarity(row.truth_score)}</figcaption></figure>']
+                    f'<figure {attributes}>{picture}<figcaption>truth, not answered: <span class="id">{_e(truth)}'
+                    f'</span>{score_line}{note}</figcaption></figure>']
     return (f'<section class="query" data-image="{_e(row.image)}" data-truth="{_e(truth)}" data-split="{_e(split)}" '
             f'data-truth-rank="{row.truth_rank}">{heading}<div class="row">{"".join(figures)}</div></section>')
 
 
 def render_page(page: str, selected: pd.DataFrame, queries: dict[str, Photos], catalogues: dict[str, Photos],
-                threshold: float, *, method: str = "metric_learning", counts: dict[str, int] | None = None,
-                side: int = THUMBNAIL_SIDE) -> str:
+                threshold: float, *, method: str = "metric_learning", score_name: str = "similarity",
+                matches: Matches | None = None, unverified: str = "not verified",
+                counts: dict[str, int] | None = None, side: int = THUMBNAIL_SIDE) -> str:
     """The HTML of one gallery page (`page`: a key of PAGES) showing the `selected` rows of
     `query_table`s, whose ``query`` and ``photo`` are rows of `queries[split]` and
-    `catalogues[split]`. `counts`: queries looked at per split, for the introduction."""
+    `catalogues[split]`; scores are a `score_name` (a key of SCORES). Where `matches` is given,
+    each verified photo is drawn beside the query with the lines it returns, and a photo not
+    verified is captioned `unverified`. `counts`: queries looked at per split, for the
+    introduction."""
+    if score_name not in SCORES:
+        raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(SCORES)}")
     title, what = PAGES[page]
     looked_at = ", ".join(f"{n} {split}" for split, n in (counts or {}).items())
+    shown_by = {"similarity": "the catalogue photo of that individual most similar to the query, with its cosine "
+                              "similarity",
+                "probability": "the catalogue photo that speaks for it (a verified photo beside the query, its "
+                               "inlier matches drawn as lines), with the calibrated probability that it is the "
+                               "query's individual",
+                "inliers": "its verified catalogue photo with most inliers, beside the query with its inlier "
+                           "matches drawn as lines, and that inlier count"}[score_name]
     intro = (f"{what} Each query photo (blue border) is followed by the method's five answers, best first, each "
-             "shown by the catalogue photo of that individual most similar to the query, with its cosine "
-             "similarity; the answer equal to the query's truth has a green border and is marked &#10003;. "
-             f"new_whale is answered where the similarity falls below the threshold chosen on validation "
-             f"({_similarity(threshold)}). Confidence: how far rank 1 lies past that threshold. Validation queries "
-             "are answered from the fit photos of train, test queries from all of train."
+             f"shown by {shown_by}; the answer equal to the query's truth has a green border and is marked "
+             f"&#10003;. new_whale is answered where the {score_name} falls below the threshold chosen on "
+             f"validation ({_number(threshold, score_name)}). Confidence: how far rank 1 lies past that threshold. "
+             "Validation queries are answered from the fit photos of train, test queries from all of train."
              + (f" Queries looked at: {_e(looked_at)}." if looked_at else ""))
-    cache: dict = {}
-    sections = [_query_section(row, queries, catalogues, threshold, side, cache) for row in selected.itertuples()]
+    shared = _Page(queries, catalogues, threshold, score_name, matches, unverified, side, {})
+    sections = [_query_section(row, shared) for row in selected.itertuples()]
     if not sections:
         sections = ['<p class="empty">No query to show here.</p>']
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{_e(method)}: {_e(title.lower())}</title>\n<style>{STYLE}</style>\n</head>\n"
-            f'<body data-page="{_e(page)}" data-method="{_e(method)}" data-threshold="{_similarity(threshold)}">\n'
+            f'<body data-page="{_e(page)}" data-method="{_e(method)}" data-score="{_e(score_name)}" '
+            f'data-threshold="{_raw(threshold)}">\n'
             f"<h1>{_e(method)}: {_e(title.lower())} ({len(selected)})</h1>\n<p class=\"intro\">{intro}</p>\n"
             + "\n".join(sections) + "\n</body>\n</html>\n")
 
@@ -320,12 +512,11 @@ def read_squares(array_npy: str | Path, index_csv: str | Path) -> dict[str, np.n
     return {image: array[row] for row, image in enumerate(index["image"])}
 
 
-def _photos(names: Sequence[str], ids: Sequence[str], embeddings: np.ndarray, squares: dict[str, np.ndarray],
-            source: str) -> Photos:
+def _photos(names: Sequence[str], ids: Sequence[str], squares: dict[str, np.ndarray], source: str) -> Photos:
     missing = [name for name in names if name not in squares]
     if missing:
         raise ValueError(f"{len(missing)} images have no preprocessed square in {source}, e.g. {missing[:3]}")
-    return Photos(list(names), list(ids), normalise(embeddings), [squares[name] for name in names])
+    return Photos(list(names), list(ids), [squares[name] for name in names])
 
 
 def _answers_of(images: Sequence[str], predictions: dict[str, list[str]], source: str) -> list[list[str]]:
@@ -335,71 +526,189 @@ def _answers_of(images: Sequence[str], predictions: dict[str, list[str]], source
     return [predictions[image] for image in images]
 
 
-def write_galleries(*, train_embeddings: str | Path, train_index: str | Path, test_embeddings: str | Path,
-                    test_index: str | Path, split_csv: str | Path, validation_predictions: str | Path,
-                    test_predictions: str | Path, threshold_curve: str | Path, train_images: str | Path,
-                    train_images_index: str | Path, test_images: str | Path, test_images_index: str | Path,
-                    best_hits_out: str | Path, worst_misses_out: str | Path, size: int,
-                    test_truth: str | Path | None = None,
-                    additions: tuple[str | Path, str | Path, str | Path] | None = None,
-                    method: str = "metric_learning") -> dict[str, int]:
-    """Write the best-hits and worst-misses pages of `size` queries each (see the module).
+def _rows_of(names: Sequence[str], index: pd.DataFrame, source: str) -> np.ndarray:
+    """The rows of `index` (image column) that hold `names`, in their order."""
+    row_of = pd.Series(np.arange(len(index)), index=index["image"].to_numpy())
+    missing = [name for name in names if name not in row_of.index]
+    if missing:
+        raise ValueError(f"{len(missing)} images are not in {source}, e.g. {missing[:3]}")
+    return row_of.loc[list(names)].to_numpy(np.int64)
 
-    Validation queries (train photos of subset validation, with their truth) are shown against
-    the fit photos of train, as they were answered; test queries, where `test_truth` (a CSV
-    Image,Id) is given, against all of train plus `additions` (embeddings .npy, index .csv,
-    preprocessed squares .npy), if any. Returns the number of queries looked at per split.
-    """
-    if size < 1:
-        raise ValueError(f"gallery size must be 1 or more, got {size}")
-    threshold = chosen_threshold(threshold_curve)
-    embeddings, _ = read_embeddings(train_embeddings, train_index)
-    test_embedding, test_table = read_embeddings(test_embeddings, test_index)
-    # The method's own searches: each query shown against the catalogue it was answered from.
-    validation_search, test_search = Queries(train_table(train_index, split_csv, len(embeddings)),
-                                             test_table[["image"]], str(split_csv)).searches()
+
+@dataclass(frozen=True)
+class GalleryQueries:
+    """The queries a gallery may show, by split (validation, and test where its truth is
+    known): ``queries`` (Photos whose ids are their truths), ``catalogues`` (what each split
+    was answered from: the fit photos of train, all of train) and the method's ``answers``."""
+
+    queries: dict[str, Photos]
+    catalogues: dict[str, Photos]
+    answers: dict[str, list[list[str]]]
+
+
+def gallery_queries(*, split_csv: str | Path, train_images: str | Path, train_images_index: str | Path,
+                    test_images: str | Path, test_images_index: str | Path, validation_predictions: str | Path,
+                    test_predictions: str | Path, test_truth: str | Path | None = None) -> GalleryQueries:
+    """The `GalleryQueries` of a run: validation photos against the fit photos, as every
+    method answered them; test photos with a truth in `test_truth` (a CSV Image,Id) against all
+    of train. Test photos rejected at ingest have a truth but no square: they cannot be shown."""
     train_squares = read_squares(train_images, train_images_index)
+    test_squares = read_squares(test_images, test_images_index)
+    train = train_table(train_images_index, split_csv, len(train_squares))
+    validation_search, test_search = Queries(train, read_table(test_images_index)[["image"]],
+                                             str(split_csv)).searches()
     everyone = test_search.catalogue
-    train_photos = _photos(everyone["image"].tolist(), everyone["id"].tolist(), embeddings, train_squares,
-                           str(train_images))
-
+    train_photos = _photos(everyone["image"].tolist(), everyone["id"].tolist(), train_squares, str(train_images))
     validation = train_photos.subset(validation_search.query_rows)
-    validation_catalogue = train_photos.subset(validation_search.catalogue_rows)
-    tables = [query_table(validation, "validation", validation_search.queries["truth"].tolist(),
-                          _answers_of(validation.names, read_predictions(validation_predictions),
-                                      str(validation_predictions)),
-                          validation_catalogue, threshold)]
-    queries, catalogues = {"validation": validation}, {"validation": validation_catalogue}
-
+    validation = Photos(validation.names, validation_search.queries["truth"].tolist(), validation.squares)
+    queries = {"validation": validation}
+    catalogues = {"validation": train_photos.subset(validation_search.catalogue_rows)}
+    answers = {"validation": _answers_of(validation.names, read_predictions(validation_predictions),
+                                         str(validation_predictions))}
     if test_truth:
-        catalogue = train_photos.subset(test_search.catalogue_rows)
-        if additions:
-            added_npy, added_csv, added_images = additions
+        truth = read_table(test_truth)
+        truth = dict(zip(truth["Image"], truth["Id"]))
+        names = [name for name in test_search.queries["image"] if name in truth]
+        queries["test"] = _photos(names, [truth[name] for name in names], test_squares, str(test_images))
+        catalogues["test"] = train_photos.subset(test_search.catalogue_rows)
+        answers["test"] = _answers_of(names, read_predictions(test_predictions), str(test_predictions))
+    return GalleryQueries(queries, catalogues, answers)
+
+
+@dataclass(frozen=True)
+class EmbeddingFiles:
+    """The metric-learning embeddings of train and test (each .npy with its index .csv) and,
+    where photos were added to the catalogue, the additions (embeddings .npy, index .csv with
+    image and id, preprocessed squares .npy)."""
+
+    train: str | Path
+    train_index: str | Path
+    test: str | Path
+    test_index: str | Path
+    additions: tuple[str | Path, str | Path, str | Path] | None = None
+
+
+@dataclass(frozen=True)
+class KeypointFiles:
+    """The local method's keypoints of train and test (each .npy with its index .csv), and how
+    it matched them (`settings.MatchSettings`, on the `image_size` square), to draw inliers."""
+
+    train: str | Path
+    train_index: str | Path
+    test: str | Path
+    test_index: str | Path
+    image_size: int
+    settings: object
+
+
+def _embedding_evidence(found: GalleryQueries, files: EmbeddingFiles, *, extend: bool
+                        ) -> tuple[dict[str, Evidence], dict[str, Photos]]:
+    """Each split's `embedding_evidence`, and its catalogue, the test one with the additions
+    where `extend` (the metric-learning method answered with them)."""
+    train, train_index = read_embeddings(files.train, files.train_index)
+    test, test_index = read_embeddings(files.test, files.test_index)
+    catalogues = dict(found.catalogues)
+    evidence = {}
+    for split, queries in found.queries.items():
+        source, source_index, source_csv = ((train, train_index, files.train_index) if split == "validation"
+                                            else (test, test_index, files.test_index))
+        query_embeddings = source[_rows_of(queries.names, source_index, str(source_csv))]
+        catalogue = catalogues[split]
+        embeddings, ids = train[_rows_of(catalogue.names, train_index, str(files.train_index))], catalogue.ids
+        if split == "test" and extend and files.additions:
+            added_npy, added_csv, added_images = files.additions
             added, added_index = read_embeddings(added_npy, added_csv)
             added_squares = np.load(added_images, mmap_mode="r")
             if len(added_squares) != len(added):
                 raise ValueError(f"{added_images} holds {len(added_squares)} images for {len(added)} embeddings "
                                  f"in {added_npy}")
-            joined, ids = extend_catalogue(catalogue.embeddings, catalogue.ids, added, added_index["id"].tolist())
-            catalogue = Photos([*catalogue.names, *added_index["image"]], ids, normalise(joined),
-                               [*catalogue.squares, *(added_squares[row] for row in range(len(added_squares)))])
-        truth = read_table(test_truth)
-        truth = dict(zip(truth["Image"], truth["Id"]))
-        # Test photos rejected at ingest have a truth but no embedding: they cannot be shown.
-        rows = test_search.query_rows[test_search.queries["image"].isin(list(truth)).to_numpy()]
-        names = test_table["image"].iloc[rows].tolist()
-        test = _photos(names, [truth[name] for name in names], test_embedding[rows],
-                       read_squares(test_images, test_images_index), str(test_images))
-        tables.append(query_table(test, "test", test.ids,
-                                  _answers_of(names, read_predictions(test_predictions), str(test_predictions)),
-                                  catalogue, threshold))
-        queries["test"], catalogues["test"] = test, catalogue
+            embeddings, ids = extend_catalogue(embeddings, ids, added, added_index["id"].tolist())
+            catalogue = catalogue.extended(added_index["image"].tolist(), added_index["id"].tolist(),
+                                           [added_squares[row] for row in range(len(added_squares))])
+            catalogues[split] = catalogue
+        evidence[split] = embedding_evidence(query_embeddings, with_truths(found.answers[split], queries.ids),
+                                             embeddings, ids)
+    return evidence, catalogues
 
-    table = pd.concat(tables, ignore_index=True)
-    counts = {split: int((table["split"] == split).sum()) for split in queries}
+
+def _keypoint_matches(found: GalleryQueries, files: KeypointFiles) -> Matches:
+    """Draws a pair's inliers (`local.matching.inlier_matches`) from the keypoint caches."""
+    from .local.matching import inlier_matches, read_keypoints
+
+    train, train_index = read_keypoints(files.train, files.train_index)
+    test, test_index = read_keypoints(files.test, files.test_index)
+    train_row = dict(zip(train_index["image"], range(len(train_index))))
+    test_row = dict(zip(test_index["image"], range(len(test_index))))
+
+    def matches(split: str, query: int, photo: int) -> np.ndarray:
+        name = found.queries[split].names[query]
+        query_features = train[train_row[name]] if split == "validation" else test[test_row[name]]
+        photo_features = train[train_row[found.catalogues[split].names[photo]]]
+        query_xy, photo_xy = inlier_matches(query_features, photo_features, files.settings, files.image_size)
+        return np.hstack([query_xy, photo_xy]) / files.image_size
+
+    return matches
+
+
+def write_galleries(*, method: str, split_csv: str | Path, validation_predictions: str | Path,
+                    test_predictions: str | Path, threshold_curve: str | Path, train_images: str | Path,
+                    train_images_index: str | Path, test_images: str | Path, test_images_index: str | Path,
+                    best_hits_out: str | Path, worst_misses_out: str | Path, size: int,
+                    test_truth: str | Path | None = None, embeddings: EmbeddingFiles | None = None,
+                    keypoints: KeypointFiles | None = None, pairs: dict[str, str | Path] | None = None,
+                    scores: dict[str, str | Path] | None = None) -> dict[str, int]:
+    """Write `method`'s best-hits and worst-misses pages of `size` queries each (see the module).
+
+    Validation queries are shown against the fit photos of train, test queries (where
+    `test_truth` is given) against all of train: as they were answered (`gallery_queries`).
+    What the pages show of each answer comes from `embeddings` (``metric_learning``, whose test
+    catalogue includes its additions), or from the verified `pairs` and the individuals'
+    `scores` of each split (``local``: its shortlists; ``fused``: its candidates, with the
+    `embeddings`' most similar photo where keypoints verified none), drawn with their inliers
+    from `keypoints`. Returns the number of queries looked at per split."""
+    if size < 1:
+        raise ValueError(f"gallery size must be 1 or more, got {size}")
+    threshold = chosen_threshold(threshold_curve)
+    found = gallery_queries(split_csv=split_csv, train_images=train_images, train_images_index=train_images_index,
+                            test_images=test_images, test_images_index=test_images_index,
+                            validation_predictions=validation_predictions, test_predictions=test_predictions,
+                            test_truth=test_truth)
+    catalogues, matches, unverified = found.catalogues, None, "not verified"
+    if method == "metric_learning":
+        if embeddings is None:
+            raise ValueError("the metric-learning gallery needs the embeddings")
+        evidence, catalogues = _embedding_evidence(found, embeddings, extend=True)
+        score_name = "similarity"
+    elif method in ("local", "fused"):
+        if keypoints is None or pairs is None or scores is None or (method == "fused" and embeddings is None):
+            raise ValueError(f"the {method} gallery needs the keypoints, the verified pairs, the individuals' scores"
+                             + (" and the embeddings" if method == "fused" else ""))
+        evidence = {}
+        for split, queries in found.queries.items():
+            ranked = read_table(scores[split])
+            score = "probability" if "probability" in ranked.columns else "score"
+            score_name = "probability" if score == "probability" else "inliers"
+            evidence[split] = keypoint_evidence(queries.names, with_truths(found.answers[split], queries.ids),
+                                                catalogues[split].names, read_table(pairs[split]), ranked, score)
+        if method == "fused":
+            fallback, _ = _embedding_evidence(found, embeddings, extend=False)
+            unverified = "no keypoint match: the embedding's most similar photo"
+        else:
+            fallback = {split: first_photos(with_truths(found.answers[split], queries.ids), catalogues[split].ids)
+                        for split, queries in found.queries.items()}
+            unverified = "no keypoint match: one of its photos"
+        evidence = {split: with_fallback_photos(evidence[split], fallback[split]) for split in evidence}
+        matches = _keypoint_matches(found, keypoints)
+    else:
+        raise ValueError(f"no candidate gallery for method {method!r}: expected metric_learning, local or fused")
+
+    table = pd.concat([query_table(queries, split, queries.ids, found.answers[split], evidence[split], threshold)
+                       for split, queries in found.queries.items()], ignore_index=True)
+    counts = {split: int((table["split"] == split).sum()) for split in found.queries}
     for page, selected, out in (("best_hits", best_hits(table, size), best_hits_out),
                                 ("worst_misses", worst_misses(table, size), worst_misses_out)):
-        write_text(render_page(page, selected, queries, catalogues, threshold, method=method, counts=counts), out)
+        write_text(render_page(page, selected, found.queries, catalogues, threshold, method=method,
+                               score_name=score_name, matches=matches, unverified=unverified, counts=counts), out)
         log.info("%s: %d queries shown in %s", page, len(selected), out)
     log.info("queries looked at: %s; new_whale threshold %g", counts, threshold)
     return counts

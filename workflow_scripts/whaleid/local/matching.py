@@ -265,6 +265,19 @@ class LocalCatalogue:
         return {name: np.asarray(values, kind) for (name, kind), values in zip(VERIFIED_COLUMNS.items(), columns)}
 
 
+def inlier_matches(query: np.ndarray, photo: np.ndarray, settings: MatchSettings, image_size: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Where the inliers of one (query, catalogue photo) pair lie, found as
+    `LocalCatalogue.verify` finds them (`query`, `photo`: their keypoint cache rows): the
+    query's and the photo's positions (n, 2), pixels of the `image_size` square, inlier i of
+    one matched to inlier i of the other. What a person looks at to believe a match."""
+    (query_xy, query_descriptors), (photo_xy, photo_descriptors) = unpack(query), unpack(photo)
+    (query_rows, photo_rows, _), = ratio_matches(root_sift(query_descriptors), [root_sift(photo_descriptors)],
+                                                 settings.ratio)
+    inlier, _ = fit_transform(query_xy[query_rows], photo_xy[photo_rows], settings, image_size)
+    return query_xy[query_rows][inlier], photo_xy[photo_rows][inlier]
+
+
 # What `LocalCatalogue.verify` measures of each pair it checks. photo: the catalogue photo's
 # position among the catalogue's photos; individual: its individual's position in the
 # catalogue's individuals; shortlist_rank: where voting put the individual.
