@@ -503,7 +503,8 @@ def test_the_workflow_makes_the_gallery_pages(tiny_run, tmp_path, method):
     for page, path in pages.items():
         text = (work / path).read_text()
         assert_self_contained(text)
-        dom = assert_shown_whole(work / path, tmp_path / "browser")
+        # one page of each method in the browser: the other is built by the same code
+        dom = assert_shown_whole(work / path, tmp_path / "browser") if page == "best_hits" else Gallery(text)
         assert dom.body["data-score"] == ("similarity" if method == "metric_learning" else "probability")
         assert 1 <= len(dom.queries) <= tiny_run["config"]["report"]["gallery_size"]
         for query in dom.queries:
