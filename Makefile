@@ -35,6 +35,7 @@ benchmark: $(BIN)/.installed
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/autoencoder.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/metric_learning_retrieval.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local.py
+	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local_max_side.py
 
 clean:
 	rm -rf results resources .snakemake

@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     results = args.results
     settings = MatchSettings.defaults(*args.configfile)
-    image_size = KeypointSettings.defaults(*args.configfile).image_size
+    image_size = KeypointSettings.defaults(*args.configfile).side
     keypoints, _ = read_keypoints(results / "local/keypoints/train.npy", results / "local/keypoints/train.csv")
     queries = Queries.read(results / "local/keypoints/train.csv", results / "local/keypoints/test.csv",
                            results / "validation/split.csv", results / "ingest/manifest.csv")

@@ -284,7 +284,20 @@ def gallery_params(wildcards):
     """How the local method matched, to draw a pair's inliers again (for local and fused)."""
     if wildcards.method == "metric_learning":
         return None
-    return {"image_size": config["local"]["image_size"], "settings": stage_settings(settings.MatchSettings)}
+    return {"image_size": keypoint_side(), "settings": stage_settings(settings.MatchSettings)}
+
+
+def keypoint_input(wildcards):
+    """Where the local method finds keypoints: the preprocessed squares, or where
+    `local.max_side` is set the original photos (the manifest lists them)."""
+    if config["local"]["max_side"] is None:
+        return {"cache": f"{R}/preprocess/{wildcards.split}.npy", "index": f"{R}/preprocess/{wildcards.split}.csv"}
+    return {"manifest": f"{R}/ingest/manifest.csv", "images": f"{DATA}/{wildcards.split}"}
+
+
+def keypoint_side():
+    """The side of the square the local method's keypoint positions are in (KeypointSettings.side)."""
+    return config["local"]["image_size"] if config["local"]["max_side"] is None else config["local"]["max_side"]
 
 
 # What every job of a run cost: made last, from every other job's benchmark file (report.smk).

@@ -5,8 +5,7 @@
 
 rule local_keypoints:
     input:
-        cache=f"{R}/preprocess/{{split}}.npy",
-        index=f"{R}/preprocess/{{split}}.csv",
+        unpack(keypoint_input),
     output:
         keypoints=f"{R}/local/keypoints/{{split}}.npy",
         index=f"{R}/local/keypoints/{{split}}.csv",
@@ -40,7 +39,7 @@ rule local_verifier:
     benchmark:
         f"{R}/benchmarks/local_verifier.tsv"
     params:
-        image_size=config["local"]["image_size"],
+        image_size=keypoint_side(),
         settings=stage_settings(settings.MatchSettings),
         verifier=stage_settings(settings.VerifierSettings),
         threads=config["local"]["threads"],
@@ -74,7 +73,7 @@ rule local_identify:
     benchmark:
         f"{R}/benchmarks/local_identify.tsv"
     params:
-        image_size=config["local"]["image_size"],
+        image_size=keypoint_side(),
         settings=stage_settings(settings.MatchSettings),
         scoring=config["local"]["scoring"],
         thresholds=local_thresholds(),

@@ -20,10 +20,11 @@ import pytest
 
 import whaleid.local.keypoints as local_keypoints
 from whaleid.identification import final_answers
-from whaleid.images import square_image
+from whaleid.images import read_gray, square_image
 from whaleid.ingest import NEW_WHALE
-from whaleid.local.keypoints import (build_keypoint_cache, content_mask, extract_features, feature_dtype, feature_rows,
-                                     read_keypoint_cache, unpack)
+from whaleid.local.keypoints import (build_keypoint_cache, build_photo_keypoint_cache, content_mask, extract_features,
+                                     extract_photo_features, feature_dtype, feature_rows, photo_at_max_side,
+                                     photo_feature_rows, read_keypoint_cache, unpack)
 from whaleid.local.recall import shortlist_recall
 from whaleid.local.verifier import FEATURES
 from whaleid.local.matching import (LocalCatalogue, _best_per_key, fit_inliers, individual_scores, inlier_matches,
@@ -369,6 +370,72 @@ def test_leftover_partial_cache_from_other_settings_is_not_reused(tmp_path, squa
     cache = np.load(out)
     assert cache.shape == (8, 30)
     assert same_records(cache, feature_rows(np.load(squares_path), fewer))
+
+
+# ----------------------------------------------------- keypoints of the original photo (max_side)
+
+def wide_photo(seed: int = 101, width: int = 640, height: int = 320) -> np.ndarray:
+    """A landscape photo of a pattern: the middle of it, resized to `width` x `height`."""
+    return cv2.resize(pattern(seed)[96:416], (width, height), interpolation=cv2.INTER_AREA)
+
+
+def test_keypoints_of_the_original_photo_lie_where_the_square_puts_them(tmp_path):
+    """Found on the photo itself at max_side, positions are in the frame of the square that
+    preprocessing makes of it: the same points as on that square, where the square shows the
+    photo at the same scale."""
+    path = tmp_path / "wide.png"
+    cv2.imwrite(str(path), wide_photo())
+    settings = replace(SETTINGS, n_features=300, max_side=320)
+    photo = photo_at_max_side(path, 320)
+    assert photo.shape == (160, 320)  # shrunk to the long side, never enlarged
+    assert photo_at_max_side(path, 1000).shape == (320, 640)
+    xy, descriptors = extract_photo_features(photo, settings)
+    assert len(xy) > 50 and descriptors.dtype == np.uint8
+    # the photo is centred in a 320 square: 80 rows of padding above it
+    assert xy[:, 1].min() >= 80 and xy[:, 1].max() <= 240
+    square_xy, _ = extract_features(square_image(read_gray(path.read_bytes()), 320), replace(settings, image_size=320))
+    nearest = np.linalg.norm(xy[:, None] - square_xy[None], axis=2).min(axis=1)
+    assert np.mean(nearest < 1.5) > 0.8 and np.median(nearest) < 0.5
+
+
+def test_max_side_keypoints_come_from_the_photos_own_resolution(tmp_path):
+    """A fine pattern (spots a few pixels across in a 1,600-pixel photo) is lost on a 224 square
+    made from an 896 one, and found on the photo at 1,024 pixels; positions stay in one frame."""
+    rng = np.random.default_rng(0)
+    photo = np.full((1600, 1600), 120, np.uint8)
+    for x, y in rng.integers(20, 1580, (4000, 2)):
+        cv2.circle(photo, (int(x), int(y)), int(rng.integers(2, 5)), int(rng.integers(0, 256)), -1)
+    path = tmp_path / "fine.png"
+    cv2.imwrite(str(path), photo)
+    settings = replace(SETTINGS, n_features=5000, image_size=224, max_side=1024)
+    at_square = extract_features(square_image(read_gray(path.read_bytes()), 896), settings)[0]
+    at_max_side = extract_photo_features(photo_at_max_side(path, 1024), settings)[0]
+    assert len(at_max_side) > 4 * len(at_square)
+    assert at_max_side.min() >= 0 and at_max_side.max() <= 1024
+
+
+def test_a_photo_keypoint_cache_holds_each_photos_keypoints_and_its_settings_key(tmp_path):
+    paths = []
+    for seed in range(3):
+        paths.append(tmp_path / f"p{seed}.jpg")
+        cv2.imwrite(str(paths[-1]), wide_photo(101 + seed, 1280, 640), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    sizes = [(1280, 640)] * 3
+    settings = replace(SETTINGS, n_features=100, max_side=320)
+    out = tmp_path / "keypoints.npy"
+    build_photo_keypoint_cache(paths, str(out), settings, sizes=sizes, n_jobs=1, chunk_size=2)
+    cache = read_keypoint_cache(str(out))
+    assert same_records(cache, photo_feature_rows(paths, sizes, settings))
+    # decoded at a quarter of its size by the JPEG decoder, as the manifest's size allows
+    assert (~np.isnan(cache["xy"][:, :, 0])).sum(axis=1).min() > 50
+    # another max_side is another cache: a partial one of the first is not reused
+    with pytest.raises(KeyboardInterrupt):
+        build_photo_keypoint_cache(paths, str(tmp_path / "other.npy"), settings, sizes=sizes, n_jobs=1,
+                                   chunk_size=2, progress=stop_after_first_chunk)
+    larger = replace(settings, max_side=640)
+    build_photo_keypoint_cache(paths, str(tmp_path / "other.npy"), larger, sizes=sizes, n_jobs=1, chunk_size=2)
+    assert same_records(read_keypoint_cache(str(tmp_path / "other.npy")), photo_feature_rows(paths, sizes, larger))
+    with pytest.raises(ValueError, match="max_side"):
+        build_photo_keypoint_cache(paths, str(out), replace(settings, max_side=None), n_jobs=1, chunk_size=2)
 
 
 def test_leftover_partial_cache_of_squares_since_rebuilt_is_not_reused(tmp_path, squares_path):

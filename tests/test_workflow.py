@@ -283,6 +283,8 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     # the keypoints are cached: matching settings reuse them, extraction settings remake them
     assert planned_jobs(work, merged(config, {"local": {"shortlist": 6}})) == local
     assert planned_jobs(work, merged(config, {"local": {"n_features": 120}})) == {"local_keypoints": 2, **local}
+    # keypoints of the original photos: another cache, read from the photos, not the squares
+    assert planned_jobs(work, merged(config, {"local": {"max_side": 64}})) == {"local_keypoints": 2, **local}
     assert planned_jobs(work, merged(config, {"verifier": {"folds": 3}})) == local
     assert planned_jobs(work, merged(config, {"local": {"new_whale_probabilities": {"step": 0.05}}})) == local_answers
     assert planned_jobs(work, merged(config, {"fused": {"weights": [0.0, 0.5, 1.0]}})) == {

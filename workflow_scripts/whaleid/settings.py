@@ -236,14 +236,16 @@ class MetricLearningSettings(ModelSettings):
 @dataclasses.dataclass(frozen=True)
 class KeypointSettings(StageSettings):
     """How the local method finds keypoints (config.yaml's ``local``). `n_features`: at most
-    this many per photo, the strongest; `image_size`: side of the square they are found on;
-    `contrast_threshold`: SIFT's, lower finds more in flat images; `border`: keypoints this
-    share of the side or less from the padding (or the image edge) are dropped; `upright`:
-    orientation 0 for every keypoint."""
+    this many per photo, the strongest; `image_size`: side of the preprocessed square they are
+    found on, resized; `max_side`: where set, they are found on the original photo instead,
+    decoded with its long side at most this; `contrast_threshold`: SIFT's, lower finds more in
+    flat images; `border`: keypoints this share of the side or less from the padding (or the
+    image edge) are dropped; `upright`: orientation 0 for every keypoint."""
 
     SECTION: ClassVar[str] = "local"
     n_features: int
     image_size: int
+    max_side: int | None
     contrast_threshold: float
     border: float
     upright: bool
@@ -251,10 +253,18 @@ class KeypointSettings(StageSettings):
     def __post_init__(self):
         _at_least(self, 1, "n_features")
         _at_least(self, 32, "image_size")
+        if self.max_side is not None:
+            _at_least(self, 32, "max_side")
         if not 0 <= self.border < 0.5:
             raise ValueError(f"border must be a share of the side in [0, 0.5), got {self.border}")
         if self.contrast_threshold <= 0:
             raise ValueError(f"contrast_threshold must be positive, got {self.contrast_threshold}")
+
+    @property
+    def side(self) -> int:
+        """The side of the square whose pixels keypoint positions are in: the photo centred in
+        it as preprocessing centres it, so that every photo's positions compare."""
+        return self.image_size if self.max_side is None else self.max_side
 
 
 @dataclasses.dataclass(frozen=True)
