@@ -23,9 +23,10 @@ demo: $(BIN)/.installed
 	@echo "report: $(abspath results/report.html)"
 
 # The browser tests need Debian's chromium: installed first where this machine can (root, apt-get).
+# The slowest tests are listed at the end: `make test` must stay under 20 minutes on 2 cores.
 test: $(BIN)/.installed
 	tests/install_chromium.sh
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15
 
 lint: $(BIN)/.installed
 	$(BIN)/snakemake --lint

@@ -10,7 +10,8 @@ resized to `image_size`; or, where `max_side` is set, on the original photos dec
 long side at most `max_side` (`photo_at_max_side`), for photos whose pattern is finer than a
 square of the preprocessing's size keeps: a 3,000-pixel photo of a striped flank is not matched
 at 448 pixels, upsampled from an 896-pixel square. Either way positions are given in one square
-frame, the photo centred as preprocessing centres it, so all photos' positions compare. Keypoints near the padding are dropped: the edge between photo and
+frame, the photo centred as preprocessing centres it, so all photos' positions compare.
+Keypoints near the padding (or the photo's edge) are dropped: the edge between photo and
 padding is the strongest corner in the image and belongs to no whale. Where `upright`, every
 keypoint's orientation is set to 0 before its descriptor is computed, which makes descriptors
 more distinctive when photos share an orientation, as catalogue photos of flukes and heads
