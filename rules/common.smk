@@ -10,7 +10,9 @@ from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-DEMO_DIR = "resources/demo_data"
+# The generated demo dataset: flukes at sea, or with demo.scene_sites the scene variant, kept
+# apart so that neither overwrites the other.
+DEMO_DIR = "resources/demo_scenes" if config["demo"]["scene_sites"] else "resources/demo_data"
 DATA = os.path.normpath(config["data_dir"])
 R = os.path.normpath(config["results_dir"])
 USING_DEMO = DATA == DEMO_DIR

@@ -259,3 +259,62 @@ def test_contact_sheet_grid(tiny, tmp_path):
 def test_rejects_impossible_settings(tmp_path, bad):
     with pytest.raises(ValueError):
         generate_demo_dataset(tmp_path, **bad)
+
+
+# --- scenes ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("scenes")
+    generate_demo_dataset(out, n_individuals=6, n_train_images=16, n_test_images=6, max_side=600, scene_sites=2,
+                          seed=1)
+    return out
+
+
+def test_scene_photos_show_a_small_animal_the_generator_knows(scenes):
+    _, train = read_csv(scenes / "train.csv")
+    _, test = read_csv(scenes / "test_truth.csv")
+    header, sites = read_csv(scenes / "scenes.csv")
+    assert header == ["Image", "site"]
+    assert sorted(image for image, _ in sites) == sorted(image for image, _ in train + test)
+    assert {site for _, site in sites} == {"0", "1"}
+    for split, rows in (("train", train), ("test", test)):
+        for image, _ in rows:
+            photo = cv2.imread(str(scenes / split / image), cv2.IMREAD_GRAYSCALE)
+            mask = cv2.imread(str(scenes / "masks" / split / (Path(image).stem + ".png")), cv2.IMREAD_GRAYSCALE)
+            assert mask.shape == photo.shape and set(np.unique(mask)) <= {0, 255}
+            # a loose crop: the animal is a small part of the frame
+            assert 0.003 < (mask > 0).mean() < 0.15, image
+
+
+def test_scene_backgrounds_verify_between_different_individuals(scenes):
+    """The trouble the scene variant exists for: two individuals' photos at one site share
+    more inliers than two photos of one individual taken at different sites."""
+    from whaleid.images import read_gray, square_image
+    from whaleid.local.keypoints import extract_features
+    from whaleid.local.matching import fit_inliers, ratio_matches, root_sift
+    from whaleid.settings import KeypointSettings, MatchSettings
+
+    keypoints, matching = KeypointSettings.defaults(), MatchSettings.defaults()
+    _, train = read_csv(scenes / "train.csv")
+    site = dict(read_csv(scenes / "scenes.csv")[1])
+    found = {}
+    for image, _ in train:
+        xy, descriptors = extract_features(square_image(read_gray((scenes / "train" / image).read_bytes()), 896),
+                                           keypoints)
+        found[image] = xy, root_sift(descriptors)
+    inliers = {(True, False): [], (False, True): []}  # (same individual, same site)
+    for (a, id_a), (b, id_b) in itertools.combinations([row for row in train if row[1] != "new_whale"], 2):
+        key = (id_a == id_b, site[a] == site[b])
+        if key in inliers:
+            (a_xy, a_d), (b_xy, b_d) = found[a], found[b]
+            (rows, matched, _), = ratio_matches(a_d, [b_d], matching.ratio)
+            inliers[key].append(fit_inliers(a_xy[rows], b_xy[matched], matching, keypoints.image_size))
+    same_individual_elsewhere, others_at_one_site = inliers[(True, False)], inliers[(False, True)]
+    assert same_individual_elsewhere and others_at_one_site
+    assert np.median(others_at_one_site) > np.median(same_individual_elsewhere)
+
+
+def test_scene_settings_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="scene_sites"):
+        generate_demo_dataset(tmp_path, n_individuals=2, n_train_images=4, n_test_images=0, scene_sites=-1)

@@ -26,6 +26,12 @@ images are ``new_whale`` (individuals seen once and never named); the test set m
 individuals, individuals absent from train (truth ``new_whale``) and near-duplicates of train
 photos; about 11% of images are exactly 1050x600 and the rest have mixed sizes.
 
+With ``scene_sites`` the photos are scenes instead, the trouble of animals photographed on
+land or near a shore: each is taken at one of a few sites before that site's rocky shore
+(`render_site`), the same in every photo taken there whoever is in front, the fluke a loose
+crop, another animal at the edge of some. Background then carries no identity either, but it
+repeats between individuals, so keypoints on it verify between different individuals' photos.
+
 Everything is a pure function of ``seed``: the same call writes byte-identical files.
 """
 
@@ -35,7 +41,7 @@ import csv
 import io
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -56,6 +62,8 @@ __all__ = [
     "draw_fluke",
     "sample_photo_settings",
     "render_photo",
+    "render_site",
+    "render_scene_photo",
     "generate_demo_dataset",
     "make_contact_sheet",
 ]
@@ -76,6 +84,9 @@ GRAYSCALE_SHARE = 0.15
 _STREAM_INDIVIDUAL = 1
 _STREAM_PHOTO = 2
 _STREAM_DUPLICATE = 3
+_STREAM_SITE = 4
+_STREAM_DECOY = 5
+_STREAM_BACKDROP = 6
 
 
 # --------------------------------------------------------------------------------------
@@ -815,6 +826,44 @@ def _blobs(rng: np.random.Generator, width: int, height: int, cell_w: float, cel
     return _upsampled(rng.standard_normal(grid), width, height)
 
 
+def _draw_fluke_into(
+    image: np.ndarray, sprite: FlukeSprite, settings: PhotoSettings, rng: np.random.Generator, shape: FlukeShape
+) -> tuple[tuple[float, float], np.ndarray | None]:
+    """Pose the fluke into `image` (float BGR, in place): where the water is (level frame), and
+    how much the fluke covers each pixel (an image-sized alpha; None where it is out of frame)."""
+    water = _to_level(settings, _pose_points(settings, np.array([[0.0, settings.waterline]]))[0])
+    posed = _warp_sprite(sprite, settings)
+    if posed is None:
+        return water, None
+    colour, alpha, box = posed
+    x0, y0, x1, y1 = box
+    xl, yl = _level_coordinates(settings, box)
+    # The water surface hides the tail stock below the waterline, with a little ripple.
+    wavelength = max(2.0, 0.05 * settings.half_span_px)
+    ripple = np.sin(xl / wavelength + np.float32(rng.uniform(0, 6.3))) * np.float32(0.008 * settings.half_span_px)
+    alpha = alpha * np.clip(water[1] + ripple - yl + 0.5, 0.0, 1.0)
+    # Light on the fluke: exposure and a soft shadow sweeping across it.
+    ramp = math.cos(settings.shadow_angle) * (xl - water[0]) + math.sin(settings.shadow_angle) * (yl - water[1])
+    ramp = np.clip(0.5 + ramp / (2.2 * settings.half_span_px), 0.0, 1.0)
+    gain = np.float32(settings.fluke_gain) * (1.0 - np.float32(settings.shadow) * ramp)
+    colour = colour * cv2.merge([gain, gain, gain])
+    # Wet skin catches a soft glare that lifts the blacks more than the whites.
+    notch = _to_level(settings, np.array(settings.notch_xy))
+    sx = notch[0] + settings.sheen_xy[0] * settings.half_span_px
+    sy = notch[1] + settings.sheen_xy[1] * settings.half_span_px
+    glare = np.exp(-((xl - sx) ** 2 + (yl - sy) ** 2) / np.float32(2 * (0.35 * settings.half_span_px) ** 2))
+    glare = (glare * np.float32(settings.sheen))[..., None]
+    colour = colour + (np.float32(0.85) - colour) * glare
+    if settings.water_streams:
+        streams = _water_streams(rng, settings, shape, box)
+        colour = cv2.blendLinear(colour, np.full_like(colour, 0.9), 1.0 - streams, streams)
+    roi = image[y0:y1, x0:x1]
+    roi[:] = cv2.blendLinear(roi, colour, 1.0 - alpha, alpha)
+    cover = np.zeros(image.shape[:2], np.float32)
+    cover[y0:y1, x0:x1] = alpha
+    return water, cover
+
+
 def render_photo(
     sprite: FlukeSprite, settings: PhotoSettings, rng: np.random.Generator, shape: FlukeShape
 ) -> np.ndarray:
@@ -823,35 +872,96 @@ def render_photo(
     ``shape`` is the individual's outline, so that water pours off its actual trailing edge.
     """
     image = render_background(rng, settings)
-    water = _to_level(settings, _pose_points(settings, np.array([[0.0, settings.waterline]]))[0])
-    posed = _warp_sprite(sprite, settings)
-    if posed is not None:
-        colour, alpha, box = posed
-        x0, y0, x1, y1 = box
-        xl, yl = _level_coordinates(settings, box)
-        # The water surface hides the tail stock below the waterline, with a little ripple.
-        wavelength = max(2.0, 0.05 * settings.half_span_px)
-        ripple = np.sin(xl / wavelength + np.float32(rng.uniform(0, 6.3))) * np.float32(0.008 * settings.half_span_px)
-        alpha = alpha * np.clip(water[1] + ripple - yl + 0.5, 0.0, 1.0)
-        # Light on the fluke: exposure and a soft shadow sweeping across it.
-        ramp = math.cos(settings.shadow_angle) * (xl - water[0]) + math.sin(settings.shadow_angle) * (yl - water[1])
-        ramp = np.clip(0.5 + ramp / (2.2 * settings.half_span_px), 0.0, 1.0)
-        gain = np.float32(settings.fluke_gain) * (1.0 - np.float32(settings.shadow) * ramp)
-        colour = colour * cv2.merge([gain, gain, gain])
-        # Wet skin catches a soft glare that lifts the blacks more than the whites.
-        notch = _to_level(settings, np.array(settings.notch_xy))
-        sx = notch[0] + settings.sheen_xy[0] * settings.half_span_px
-        sy = notch[1] + settings.sheen_xy[1] * settings.half_span_px
-        glare = np.exp(-((xl - sx) ** 2 + (yl - sy) ** 2) / np.float32(2 * (0.35 * settings.half_span_px) ** 2))
-        glare = (glare * np.float32(settings.sheen))[..., None]
-        colour = colour + (np.float32(0.85) - colour) * glare
-        if settings.water_streams:
-            streams = _water_streams(rng, settings, shape, box)
-            colour = cv2.blendLinear(colour, np.full_like(colour, 0.9), 1.0 - streams, streams)
-        roi = image[y0:y1, x0:x1]
-        roi[:] = cv2.blendLinear(roi, colour, 1.0 - alpha, alpha)
+    water, _ = _draw_fluke_into(image, sprite, settings, rng, shape)
     _add_splash(rng, image, settings, water)
     return _finish_photo(image, settings, rng)
+
+
+# --------------------------------------------------------------------------------------
+# Scenes: the animal before backgrounds that recur
+# --------------------------------------------------------------------------------------
+
+# In a scene photo the fluke spans this share of what it spans in a sea photo: a loose crop,
+# most of the frame background.
+SCENE_SPAN = 0.45
+# Each site's backdrop is this much wider and taller than the largest photo, so that each
+# photo frames a part of it, shifted as the boat drifts.
+SITE_MARGIN = 1.3
+# Photos with another animal (a decoy, in no catalogue) partly in frame.
+DECOY_SHARE = 0.4
+
+
+def render_site(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A rocky shore with vegetation seen from the sea at one place, uint8 BGR (height, width,
+    3): boulders with lit tops and shadows, clumps of grass and scrub, speckled rock. Every
+    photo taken there shows part of it, whichever animal is in front: its corners are the kind
+    of keypoint that verifies between photos of different individuals."""
+    base = np.array([0.42, 0.45, 0.47], np.float32) * rng.uniform(0.8, 1.15, 3).astype(np.float32)
+    shade = _upsampled(rng.standard_normal((6, 9)), width, height)[..., None]
+    image = np.clip(base * (1.0 + 0.12 * shade), 0, 1)
+    image = (image * 255).astype(np.uint8)
+    side = min(width, height)
+    # boulders of about 0.0026 side^2 each, enough to cover the ground one and a half times
+    for _ in range(int(1.5 * width * height / (0.0026 * side * side))):
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        axes = (int(rng.uniform(0.01, 0.06) * side), int(rng.uniform(0.008, 0.04) * side))
+        angle = float(rng.uniform(0, 180))
+        tone = np.clip(base * rng.uniform(0.5, 1.3) * 255, 0, 255)
+        cv2.ellipse(image, centre, axes, angle, 0, 360, tone.tolist(), -1, cv2.LINE_AA)
+        # the lit top of the boulder
+        lit = (centre[0] - axes[0] // 4, centre[1] - axes[1] // 3)
+        cv2.ellipse(image, lit, (max(1, axes[0] // 2), max(1, axes[1] // 3)), angle, 0, 360,
+                    np.clip(tone * 1.35, 0, 255).tolist(), -1, cv2.LINE_AA)
+    for _ in range(int(rng.integers(8, 16))):
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        green = np.array([0.2, 0.42, 0.28]) * rng.uniform(0.5, 1.1) * 255
+        for _ in range(int(rng.integers(40, 120))):
+            x, y = cx + rng.normal(0, 0.03 * side), cy + rng.normal(0, 0.02 * side)
+            length, angle = rng.uniform(0.005, 0.02) * side, rng.uniform(-2.2, -0.9)
+            end = (int(x + length * math.cos(angle)), int(y + length * math.sin(angle)))
+            cv2.line(image, (int(x), int(y)), end, (green * rng.uniform(0.7, 1.3)).tolist(),
+                     max(1, int(0.002 * side)), cv2.LINE_AA)
+    speckle = rng.standard_normal((height, width)).astype(np.float32) * 10
+    image = np.clip(image.astype(np.float32) + speckle[..., None], 0, 255)
+    return cv2.GaussianBlur(image, (0, 0), 0.6).astype(np.uint8)
+
+
+def site_view(site: np.ndarray, rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """The part of a `site` (uint8 BGR) one photo of `width` x `height` frames, float BGR in
+    0..1: at the site's scale, shifted anywhere the site allows."""
+    x0 = int(rng.integers(0, site.shape[1] - width + 1))
+    y0 = int(rng.integers(0, site.shape[0] - height + 1))
+    return site[y0:y0 + height, x0:x0 + width].astype(np.float32) / 255.0
+
+
+def loose_crop(settings: PhotoSettings, rng: np.random.Generator) -> PhotoSettings:
+    """A photo's settings with the fluke `SCENE_SPAN` as large, anywhere in the middle of the frame."""
+    return replace(settings, half_span_px=settings.half_span_px * SCENE_SPAN,
+                   notch_xy=(float(rng.uniform(0.3, 0.7) * settings.width),
+                             float(rng.uniform(0.3, 0.6) * settings.height)))
+
+
+def decoy_settings(settings: PhotoSettings, rng: np.random.Generator) -> PhotoSettings:
+    """Where another animal shows in a photo: at its left or right edge, partly out of frame."""
+    edge = float(rng.choice([-0.1, 1.1])) * settings.width
+    return replace(settings, notch_xy=(edge, float(rng.uniform(0.3, 0.7) * settings.height)),
+                   tilt_deg=float(rng.uniform(-10, 10)), water_streams=0)
+
+
+def render_scene_photo(
+    sprite: FlukeSprite, settings: PhotoSettings, rng: np.random.Generator, shape: FlukeShape,
+    background: np.ndarray, decoy: tuple[FlukeSprite, PhotoSettings, FlukeShape] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One photo of a fluke before `background` (float BGR, `site_view`), with a `decoy`
+    (sprite, settings, shape) behind it where given: the photo (as `render_photo`) and where
+    the animal is, a uint8 mask (255 where the fluke covers at least half a pixel)."""
+    image = background.copy()
+    if decoy is not None:
+        _draw_fluke_into(image, decoy[0], decoy[1], rng, decoy[2])
+    water, cover = _draw_fluke_into(image, sprite, settings, rng, shape)
+    _add_splash(rng, image, settings, water)
+    mask = np.zeros(image.shape[:2], np.uint8) if cover is None else np.where(cover >= 0.5, 255, 0).astype(np.uint8)
+    return _finish_photo(image, settings, rng), mask
 
 
 def _finish_photo(image: np.ndarray, settings: PhotoSettings, rng: np.random.Generator) -> np.ndarray:
@@ -1049,12 +1159,50 @@ def _plan_dataset(
 # --------------------------------------------------------------------------------------
 
 
-def _csv_bytes(rows: list[tuple[str, str]]) -> bytes:
+def _csv_bytes(rows: list[tuple[str, str]], header: tuple[str, str] = ("Image", "Id")) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["Image", "Id"])
+    writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue().encode()
+
+
+@dataclass
+class _Scenes:
+    """The sites of a scene dataset (uint8 backdrops, `render_site`) and their decoys (one
+    animal in no catalogue per site, drawn once), and which site each photo was taken at."""
+
+    sites: list[np.ndarray]
+    decoys: list[tuple[FlukeSprite, FlukeShape]]
+    site_of: dict[str, int]
+
+    @classmethod
+    def make(cls, seed: int, n_sites: int, max_side: int, px_per_unit: float) -> "_Scenes":
+        side = int(math.ceil(SITE_MARGIN * max_side))
+        sites, decoys = [], []
+        for k in range(n_sites):
+            sites.append(render_site(_child_rng(seed, _STREAM_BACKDROP, k), side, side))
+            decoy = sample_individual(_child_rng(seed, _STREAM_DECOY, k), f"decoy_{k}")
+            decoys.append((draw_fluke(decoy, px_per_unit), decoy.shape))
+        return cls(sites, decoys, {})
+
+    def photo(self, out: Path, photo: "_Photo", site_rng: np.random.Generator, sprite: FlukeSprite,
+              settings: PhotoSettings, rng: np.random.Generator, shape: FlukeShape) -> np.ndarray:
+        """Render `photo` at a site drawn by `site_rng` and write its mask; the photo."""
+        site = int(site_rng.integers(len(self.sites)))
+        self.site_of[photo.name] = site
+        settings = loose_crop(settings, site_rng)
+        background = site_view(self.sites[site], site_rng, settings.width, settings.height)
+        decoy = None
+        if site_rng.random() < DECOY_SHARE:
+            decoy_sprite, decoy_shape = self.decoys[site]
+            decoy = (decoy_sprite, decoy_settings(settings, site_rng), decoy_shape)
+        image, mask = render_scene_photo(sprite, settings, rng, shape, background, decoy)
+        ok, png = cv2.imencode(".png", mask)
+        if not ok:
+            raise ValueError(f"could not encode the mask of {photo.name}")
+        write_bytes(png.tobytes(), out / "masks" / photo.split / (Path(photo.name).stem + ".png"))
+        return image
 
 
 def _child_rng(seed: int, stream: int, index: int) -> np.random.Generator:
@@ -1072,12 +1220,20 @@ def generate_demo_dataset(
     duplicate_test_fraction: float = 0.05,
     difficulty: float = 0.5,
     max_side: int = 1050,
+    scene_sites: int = 0,
     seed: int = 0,
 ) -> dict:
     """Write a Kaggle-playground-like dataset of fluke photos into ``out_dir``; return counts.
 
     Files: ``train/*.jpg``, ``test/*.jpg``, ``train.csv``, ``test_truth.csv`` and
     ``sample_submission.csv`` (all ``Image,Id``).  Files already in ``out_dir`` are left alone.
+
+    With ``scene_sites`` > 0 the photos are scenes: each is taken at one of that many sites,
+    before the site's shore (`render_site`), which recurs in every photo taken there whoever
+    is in front; the fluke is a loose crop (`SCENE_SPAN`), and in `DECOY_SHARE` of the photos
+    another animal shows at the edge. What the generator knows is written beside the data, for
+    measuring, never for the workflow to read: ``scenes.csv`` (Image, site) and ``masks/<split>/
+    <image>.png``, 255 where the animal is (near-duplicates of train photos have none).
     """
     if n_individuals < 1 or n_train_images < 1 or n_test_images < 0:
         raise ValueError("need at least one individual and one train image")
@@ -1091,6 +1247,8 @@ def generate_demo_dataset(
             raise ValueError(f"{name} must be in [0, 1], got {value}")
     if max_side < 32:
         raise ValueError("max_side must be at least 32")
+    if scene_sites < 0:
+        raise ValueError(f"scene_sites must be 0 (photos at sea) or more, got {scene_sites}")
 
     out = Path(out_dir)
     (out / "train").mkdir(parents=True, exist_ok=True)
@@ -1112,6 +1270,7 @@ def generate_demo_dataset(
         if photo.duplicate_of < 0:
             by_individual.setdefault(photo.individual, []).append(index)
     px_per_unit = float(np.clip(0.32 * max_side, 40.0, 360.0))
+    scenes = _Scenes.make(seed, scene_sites, max_side, px_per_unit) if scene_sites else None
     for ind_index in sorted(by_individual):
         individual = sample_individual(_child_rng(seed, _STREAM_INDIVIDUAL, ind_index), plan.ids[ind_index])
         sprite = draw_fluke(individual, px_per_unit)
@@ -1119,8 +1278,14 @@ def generate_demo_dataset(
             photo = plan.photos[index]
             rng = _child_rng(seed, _STREAM_PHOTO, index)
             settings = sample_photo_settings(rng, photo.size[0], photo.size[1], difficulty)
-            image = render_photo(sprite, settings, rng, individual.shape)
+            if scenes is None:
+                image = render_photo(sprite, settings, rng, individual.shape)
+            else:
+                image = scenes.photo(out, photo, _child_rng(seed, _STREAM_SITE, index), sprite, settings, rng,
+                                     individual.shape)
             write_bytes(encode_jpeg(image, settings.jpeg_quality), out / photo.split / photo.name)
+    if scenes is not None:
+        write_bytes(_csv_bytes(sorted(scenes.site_of.items()), header=("Image", "site")), out / "scenes.csv")
 
     train_photos = [p for p in plan.photos if p.split == "train"]
     for index, photo in enumerate(plan.photos):
