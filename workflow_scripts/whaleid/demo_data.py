@@ -893,7 +893,7 @@ DECOY_SHARE = 0.4
 
 def render_site(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A rocky shore with vegetation seen from the sea at one place, uint8 BGR (height, width,
-    3): boulders with lit tops and shadows, clumps of grass and scrub, speckled rock. Every
+    3): boulders with lit tops, clumps of grass and scrub, speckled rock. Every
     photo taken there shows part of it, whichever animal is in front: its corners are the kind
     of keypoint that verifies between photos of different individuals."""
     base = np.array([0.42, 0.45, 0.47], np.float32) * rng.uniform(0.8, 1.15, 3).astype(np.float32)
