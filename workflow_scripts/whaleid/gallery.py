@@ -39,6 +39,7 @@ import pandas as pd
 
 from .files import write_text
 from .identification import Individuals, Queries
+from .images import shrink_to
 from .ingest import NEW_WHALE
 from .metric_learning.retrieval import DEFAULT_BLOCK_SIZE, extend_catalogue, normalise, read_embeddings
 from .submission import N_ANSWERS, read_predictions
@@ -275,11 +276,7 @@ def _fitted(square: np.ndarray, side: int) -> np.ndarray:
         raise ValueError(f"a thumbnail needs a 2-D image (or H x W x C), got shape {image.shape}")
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
-    scale = side / max(image.shape[:2])
-    if scale < 1:
-        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return image
+    return shrink_to(image, side)
 
 
 def _png_uri(image: np.ndarray) -> str:

@@ -346,6 +346,16 @@ def stretch_contrast(gray: np.ndarray) -> np.ndarray:
     return cv2.LUT(gray, np.round(lut).astype(np.uint8))
 
 
+def shrink_to(image: np.ndarray, max_side: int) -> np.ndarray:
+    """`image` resized (area-averaged) so that its longest side is at most `max_side` pixels;
+    never enlarged."""
+    scale = max_side / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def square_image(gray: np.ndarray, size: int) -> np.ndarray:
     """The published preprocessing, done as described: `size`x`size` uint8 with the photo
     scaled to fit, its aspect ratio kept, centred on a black (zero) square, contrast stretched.

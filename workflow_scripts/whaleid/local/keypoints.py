@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from ..arrays import fill_in_chunks, write_rows
-from ..images import jpeg_reduction, read_gray, stretch_contrast
+from ..images import jpeg_reduction, read_gray, shrink_to, stretch_contrast
 from ..settings import KeypointSettings
 
 DESCRIPTOR_SIZE = 128
@@ -108,12 +108,7 @@ def photo_at_max_side(path: str | Path, max_side: int, width: int = 0, height: i
     stretches. `width` and `height` (the manifest's) let a large JPEG be decoded at reduced
     scale, which is several times faster than decoding it whole."""
     reduction = jpeg_reduction(width, height, max_side) if width and height else 1
-    gray = read_gray(Path(path).read_bytes(), reduction)
-    scale = max_side / max(gray.shape)
-    if scale < 1:
-        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    return stretch_contrast(gray)
+    return stretch_contrast(shrink_to(read_gray(Path(path).read_bytes(), reduction), max_side))
 
 
 def extract_photo_features(photo: np.ndarray, settings: KeypointSettings) -> tuple[np.ndarray, np.ndarray]:
