@@ -37,6 +37,7 @@ benchmark: $(BIN)/.installed
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/metric_learning_retrieval.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local_max_side.py
+	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local_foreground.py
 
 clean:
 	rm -rf results resources .snakemake

@@ -198,6 +198,13 @@ def verifier_input():
     return [f"{R}/local/verifier/model.joblib"] if config["local"]["scoring"] == "verifier" else []
 
 
+def foreground_input(wildcards):
+    """The keypoints' weights, where the local method learns which lie on the animal."""
+    if config["local"]["foreground"] == "none":
+        return {}
+    return {"train_weights": f"{R}/local/foreground/train.npy", "test_weights": f"{R}/local/foreground/test.npy"}
+
+
 def local_thresholds():
     """The new_whale thresholds tried on validation, in the units of the local method's score."""
     if config["local"]["scoring"] == "verifier":

@@ -1,6 +1,8 @@
-# Identification by local features, no network trained: SIFT keypoints of every photo, a
-# shortlist of individuals by descriptor voting, a geometric check of each (HotSpotter's way),
-# judged by a verifier learned from how the fit photos match each other.
+# Identification by local features, no network trained: SIFT keypoints of every photo, each
+# weighed by how likely it lies on the animal (a foreground model learned from which keypoints
+# verify between the fit photos of one individual and which between two), a shortlist of
+# individuals by descriptor voting, a geometric check of each (HotSpotter's way), judged by a
+# verifier learned from how the fit photos match each other.
 
 
 rule local_keypoints:
@@ -24,8 +26,38 @@ rule local_keypoints:
         "../workflow_scripts/local_keypoints.py"
 
 
+rule local_foreground:
+    input:
+        train=f"{R}/local/keypoints/train.npy",
+        train_index=f"{R}/local/keypoints/train.csv",
+        test=f"{R}/local/keypoints/test.npy",
+        split=f"{R}/validation/split.csv",
+    output:
+        model=f"{R}/local/foreground/model.joblib",
+        # every keypoint slot's P(on the animal), in the keypoint caches' layout
+        train_weights=f"{R}/local/foreground/train.npy",
+        test_weights=f"{R}/local/foreground/test.npy",
+        # each fit photo's checked pairs, and how many of its keypoints each labelled
+        labels=f"{R}/local/foreground/labels.csv",
+    log:
+        f"{R}/logs/local_foreground.log",
+    benchmark:
+        f"{R}/benchmarks/local_foreground.tsv"
+    params:
+        image_size=keypoint_side(),
+        settings=stage_settings(settings.MatchSettings),
+        foreground=stage_settings(settings.ForegroundSettings),
+        threads=config["local"]["threads"],
+    threads: config["local"]["threads"]
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/local_foreground.py"
+
+
 rule local_verifier:
     input:
+        unpack(foreground_input),
         train=f"{R}/local/keypoints/train.npy",
         train_index=f"{R}/local/keypoints/train.csv",
         split=f"{R}/validation/split.csv",
@@ -52,6 +84,7 @@ rule local_verifier:
 
 rule local_identify:
     input:
+        unpack(foreground_input),
         train=f"{R}/local/keypoints/train.npy",
         train_index=f"{R}/local/keypoints/train.csv",
         test=f"{R}/local/keypoints/test.npy",

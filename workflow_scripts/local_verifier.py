@@ -17,7 +17,9 @@ def progress(fold, done, total):
 
 verifier, pairs = learn_verifier(i.train, i.train_index, i.split, settings=MatchSettings(**p.settings),
                                  verifier_settings=VerifierSettings(**p.verifier), image_size=p.image_size,
-                                 n_jobs=p.threads, progress=progress)
+                                 n_jobs=p.threads,
+                                 weights_npy=i.train_weights if "train_weights" in i.keys() else None,
+                                 progress=progress)
 table = reliability(pairs["probability"], pairs["same"])
 log.info("held-out expected calibration error %.4f:\n%s",
          expected_calibration_error(pairs["probability"], pairs["same"]), table.to_string(index=False))

@@ -162,16 +162,17 @@ def embedding_evidence(queries: np.ndarray, answers: Sequence[Sequence[str]], ca
 def keypoint_evidence(images: Sequence[str], answers: Sequence[Sequence[str]], catalogue_names: Sequence[str],
                       pairs: pd.DataFrame, scores: pd.DataFrame, score: str) -> Evidence:
     """The `Evidence` of a method that verifies keypoints, for the query `images` and their
-    `answers`: each answer's verified photo with the highest ``probability`` (or most
-    ``inliers``, where `pairs` have no probability) among `pairs` (image, id, photo: a name
-    among `catalogue_names`, inliers[, probability]), and its score, the `score` column of
+    `answers`: each answer's verified photo with the highest ``probability`` (or, where `pairs`
+    have no probability, most ``foreground_inliers``, or ``inliers``: what the method scored)
+    among `pairs` (image, id, photo: a name among `catalogue_names`, inliers[,
+    foreground_inliers][, probability]), and its score, the `score` column of
     `scores` (image, id, `score`: the individuals the method ranked). An answer without a
     verified photo has photo -1 and ``verified`` False; one not in `scores`, a NaN score."""
     if len(images) != len(answers):
         raise ValueError(f"{len(answers)} answer lists for {len(images)} query images")
     if score not in scores.columns:
         raise ValueError(f"no {score!r} column to show among the method's scores ({', '.join(scores.columns)})")
-    rank_by = "probability" if "probability" in pairs.columns else "inliers"
+    rank_by = next(column for column in ("probability", "foreground_inliers", "inliers") if column in pairs.columns)
     best = (pairs.astype({rank_by: float}).sort_values([rank_by, "photo"], ascending=[False, True], kind="stable")
             .drop_duplicates(["image", "id"]).set_index(["image", "id"])["photo"])
     scored = scores.astype({score: float}).drop_duplicates(["image", "id"]).set_index(["image", "id"])[score]

@@ -303,6 +303,30 @@ class MatchSettings(StageSettings):
 
 
 @dataclasses.dataclass(frozen=True)
+class ForegroundSettings(StageSettings):
+    """How the local method learns which keypoints lie on the animal (config.yaml's
+    ``foreground``, where ``local.foreground`` is ``learned``). `folds`: the fit photos are
+    matched fold by fold against the rest; `max_queries`: at most this many of them asked
+    (None: all), each against all of the other folds' photos; `positives`: of each, its own
+    individual's photos checked (most votes first); `negatives`: the other individuals' photos
+    with most votes checked; `seed`: the folds', the queries' and the trees'."""
+
+    SECTION: ClassVar[str] = "foreground"
+    folds: int
+    max_queries: int | None
+    positives: int
+    negatives: int
+    seed: int
+
+    def __post_init__(self):
+        _at_least(self, 2, "folds")
+        if self.max_queries is not None:
+            _at_least(self, 1, "max_queries")
+        _at_least(self, 1, "positives")
+        _at_least(self, 1, "negatives")
+
+
+@dataclasses.dataclass(frozen=True)
 class VerifierSettings(StageSettings):
     """How the local method's verifier learns (config.yaml's ``verifier``). `folds`: the fit
     photos are matched fold by fold against the rest; `max_queries`: at most this many of them

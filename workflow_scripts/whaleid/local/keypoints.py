@@ -17,7 +17,8 @@ keypoint's orientation is set to 0 before its descriptor is computed, which make
 more distinctive when photos share an orientation, as catalogue photos of flukes and heads
 roughly do; the geometric check still allows the rotation left. Keypoints common to many
 individuals (water, glare) are dealt with when matching, which weighs each match by how much
-closer it is than the photo's unrelated neighbours (LNBNN).
+closer it is than the photo's unrelated neighbours (LNBNN), and by how likely both keypoints
+lie on the animal (`foreground`).
 
 The cache of a split is one .npy array of records (N photos, `n_features` slots), each slot
 the keypoint's position (`xy`, pixels of the square of side `KeypointSettings.side`; NaN in
@@ -162,6 +163,15 @@ def unpack(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One photo's (positions (n, 2), descriptors (n, 128) uint8) from its cache row."""
     used = ~np.isnan(row["xy"][:, 0])
     return row["xy"][used], row["descriptor"][used]
+
+
+def unpack_weights(row: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """One photo's keypoint weights (n,) float32 from its cache row and its row of weights
+    (None: every keypoint weighs 1), in `unpack`'s order."""
+    used = ~np.isnan(row["xy"][:, 0])
+    if weights is None:
+        return np.ones(int(used.sum()), np.float32)
+    return np.asarray(weights, np.float32)[used]
 
 
 def _fill_chunk(cache_path: str, settings: KeypointSettings, partial_path: str, start: int, stop: int) -> None:

@@ -23,6 +23,12 @@ For each query photo (its keypoints from `keypoints`):
    which a verifier learned from fit photos reads off those statistics (``verifier``,
    `verifier.Verifier`), pooled.
 
+Where each keypoint has a weight (`foreground`: how likely it lies on the animal, not on rocks
+that recur in other individuals' photos taken at the same place), a vote counts by both its
+keypoints' weights multiplied, and so does an inlier (``foreground_inliers``, which the
+``inliers`` scoring and the verifier read). Without weights every keypoint weighs 1, and
+``foreground_inliers`` is the inlier count.
+
 Descriptors are compared as RootSIFT (the square root of the L1-normalised SIFT vector), whose
 Euclidean distance is the Hellinger kernel, better suited to histograms than plain SIFT's.
 
@@ -51,7 +57,7 @@ from ..pretrained import check_choice
 from ..settings import LOCAL_SCORINGS, MatchSettings
 from ..submission import most_frequent_ids
 from ..tables import read_table
-from .keypoints import read_keypoint_cache, unpack
+from .keypoints import read_keypoint_cache, unpack, unpack_weights
 
 log = logging.getLogger(__name__)
 # Below this many catalogue descriptors an exact search is as fast as inverted lists (whose
@@ -185,21 +191,29 @@ class LocalCatalogue:
     """The catalogue's photos of known individuals, their keypoints and one descriptor index.
 
     `features`: (N, slots) keypoint records of the catalogue photos (`local_features`); `ids`:
-    each photo's individual (new_whale photos are left out: they are of no one individual).
+    each photo's individual (new_whale photos are left out: they are of no one individual);
+    `weights`: (N, slots) each keypoint's weight (`foreground`: how likely it lies on the
+    animal), or None: all 1.
     """
 
-    def __init__(self, features: np.ndarray, ids: Sequence[str], image_size: int, settings: MatchSettings):
+    def __init__(self, features: np.ndarray, ids: Sequence[str], image_size: int, settings: MatchSettings,
+                 weights: np.ndarray | None = None):
         if len(ids) != len(features):
             raise ValueError(f"{len(ids)} catalogue ids for {len(features)} photos' keypoints")
+        if weights is not None and np.shape(weights) != np.shape(features):
+            raise ValueError(f"keypoint weights of shape {np.shape(weights)} for keypoints of {np.shape(features)}")
         self.settings, self.image_size = settings, image_size
         grouped = Individuals.of(ids)
         self.photos, self.individuals, self.individual_of_photo = grouped.photos, grouped.ids, grouped.of_photo
         self.keypoints = [unpack(features[row]) for row in self.photos]
         self.keypoints = [(xy, root_sift(descriptors)) for xy, descriptors in self.keypoints]
+        self.weights = [unpack_weights(features[row], None if weights is None else weights[row])
+                        for row in self.photos]
         counts = np.array([len(xy) for xy, _ in self.keypoints])
         if not counts.sum():
             raise ValueError("no catalogue photo has keypoints: lower the contrast threshold or check the images")
         self.photo_of_descriptor = np.repeat(np.arange(len(self.photos)), counts)
+        self.descriptor_weight = np.concatenate(self.weights)
         self.index = _descriptor_search(np.concatenate([d for _, d in self.keypoints]), settings.nprobe)
         # each individual's photos, in catalogue order: one sort, not a scan per individual
         self.photos_of_individual = grouped.members()
@@ -207,16 +221,22 @@ class LocalCatalogue:
     def __len__(self) -> int:
         return len(self.photos)
 
-    def votes(self, distances: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def votes(self, distances: np.ndarray, neighbours: np.ndarray, query_weights: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
         """LNBNN votes (individuals,) and (photos,) of one query from its descriptors' squared
-        distances to and positions of their k+1 nearest catalogue descriptors (faiss's output)."""
+        distances to and positions of their k+1 nearest catalogue descriptors (faiss's output).
+        Each vote is weighed by both keypoints' weights (`query_weights`, None: 1): a match of
+        two keypoints on the animal counts, one of rocks at the same site hardly."""
         k = neighbours.shape[1] - 1
         distance = np.sqrt(np.maximum(distances, 0))
-        weight = np.maximum(distance[:, k:] - distance[:, :k], 0).ravel()
+        weight = np.maximum(distance[:, k:] - distance[:, :k], 0)
+        if query_weights is not None:
+            weight = weight * np.asarray(query_weights, np.float64)[:, None]
+        weight = weight.ravel()
         found = neighbours[:, :k].ravel()
         valid = found >= 0
         photo = self.photo_of_descriptor[np.where(valid, found, 0)]
-        weight = np.where(valid, weight, 0)
+        weight = np.where(valid, weight * self.descriptor_weight[np.where(valid, found, 0)], 0)
         descriptor = np.repeat(np.arange(len(neighbours)), k)
         photo_votes = _best_per_key(descriptor, photo, weight, len(self.photos))
         individual_votes = _best_per_key(descriptor, self.individual_of_photo[photo], weight, len(self.individuals))
@@ -236,11 +256,14 @@ class LocalCatalogue:
         return np.argsort(-votes, kind="stable")[:self.settings.shortlist]
 
     def verify(self, query_xy: np.ndarray, query_descriptors: np.ndarray, individual_votes: np.ndarray,
-               photo_votes: np.ndarray) -> dict[str, np.ndarray]:
+               photo_votes: np.ndarray, query_weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Every pair of one query and a catalogue photo that is checked geometrically (of each
         shortlisted individual, its `photos_per_individual` photos with most votes), with the
-        statistics of the pair (`PAIR_COLUMNS` but query and the columns `with_query_context`
-        adds): one array a column, one row a pair."""
+        statistics of the pair (`VERIFIED_COLUMNS`): one array a column, one row a pair.
+        ``foreground_inliers`` sums each inlier's two keypoints' weights multiplied
+        (`query_weights`, None: 1), so it is the inlier count where nothing is weighed."""
+        if query_weights is None:
+            query_weights = np.ones(len(query_xy), np.float32)
         shortlist = self.shortlist(individual_votes, photo_votes)
         checked = []  # (shortlist position, photo)
         for position, individual in enumerate(shortlist):
@@ -255,8 +278,9 @@ class LocalCatalogue:
             inlier, matrix = fit_transform(query_xy[query_rows], photo_xy[photo_rows], self.settings, self.image_size)
             inlier_ratios = ratios[inlier]
             scale, rotation = scale_and_rotation(matrix)
+            weighed = float(np.dot(query_weights[query_rows][inlier], self.weights[photo][photo_rows][inlier]))
             rows.append((photo, shortlist[position], position, individual_votes[shortlist[position]],
-                         photo_votes[photo], len(query_rows), int(inlier.sum()),
+                         photo_votes[photo], len(query_rows), int(inlier.sum()), weighed,
                          *(np.quantile(inlier_ratios, [0.1, 0.5, 0.9]) if len(inlier_ratios) else [1.0] * 3),
                          hull_share(query_xy[query_rows][inlier], self.image_size),
                          hull_share(photo_xy[photo_rows][inlier], self.image_size),
@@ -286,6 +310,8 @@ VERIFIED_COLUMNS = {
     "individual_votes": np.float64, "photo_votes": np.float64,
     # ratio-test matches, and those RANSAC kept
     "matches": np.int64, "inliers": np.int64,
+    # the inliers, each weighed by how likely both its keypoints lie on the animal
+    "foreground_inliers": np.float64,
     # the inliers' nearest-to-second-nearest distance ratios (10%, 50%, 90% quantiles; 1 if none)
     "ratio_q10": np.float64, "ratio_q50": np.float64, "ratio_q90": np.float64,
     # the share of each photo's square the inliers' convex hull covers
@@ -299,26 +325,29 @@ VERIFIED_COLUMNS = {
 def with_query_context(pairs: pd.DataFrame) -> pd.DataFrame:
     """`pairs` (one row a verified pair, with a ``query`` column) with what each pair is worth
     beside the query's other pairs: ``inlier_share`` (inliers over matches),
-    ``individual_vote_share`` and ``photo_vote_share`` (its votes over the query's most),
-    ``inlier_gap`` (its inliers less the best of any other individual's photo for that
-    query: a clear winner has a large one) and ``log_scale`` (|log| of the transform's scale)."""
+    ``foreground_share`` (foreground inliers over inliers), ``individual_vote_share`` and
+    ``photo_vote_share`` (its votes over the query's most), ``inlier_gap`` (its foreground
+    inliers less the most of any other individual's photo for that query: a clear winner has a
+    large one) and ``log_scale`` (|log| of the transform's scale)."""
     pairs = pairs.copy()
     pairs["inlier_share"] = pairs["inliers"] / pairs["matches"].clip(lower=1)
+    pairs["foreground_share"] = pairs["foreground_inliers"] / pairs["inliers"].clip(lower=1)
     by_query = pairs.groupby("query", sort=False)
     for kind in ("individual", "photo"):
         most = by_query[f"{kind}_votes"].transform("max").to_numpy()
         pairs[f"{kind}_vote_share"] = np.divide(pairs[f"{kind}_votes"], most, out=np.zeros(len(pairs)),
                                                 where=most > 0)
-    best_of_individual = pairs.groupby(["query", "individual"], sort=False)["inliers"].transform("max")
-    # the best and second-best individual of each query by inliers
-    per_individual = pairs.groupby(["query", "individual"], sort=False)["inliers"].max().reset_index()
-    ranked = per_individual.sort_values(["query", "inliers"], ascending=[True, False])
-    first = ranked.groupby("query").nth(0).set_index("query")["inliers"]
-    second = ranked.groupby("query").nth(1).set_index("query")["inliers"]
+    inliers = "foreground_inliers"
+    best_of_individual = pairs.groupby(["query", "individual"], sort=False)[inliers].transform("max")
+    # the best and second-best individual of each query by (foreground) inliers
+    per_individual = pairs.groupby(["query", "individual"], sort=False)[inliers].max().reset_index()
+    ranked = per_individual.sort_values(["query", inliers], ascending=[True, False])
+    first = ranked.groupby("query").nth(0).set_index("query")[inliers]
+    second = ranked.groupby("query").nth(1).set_index("query")[inliers]
     first_of_query = pairs["query"].map(first).to_numpy()
     second_of_query = pairs["query"].map(second).fillna(0).to_numpy()
     best_other = np.where(best_of_individual.to_numpy() == first_of_query, second_of_query, first_of_query)
-    pairs["inlier_gap"] = pairs["inliers"] - best_other
+    pairs["inlier_gap"] = pairs[inliers] - best_other
     scale = pairs["scale"].to_numpy(np.float64)
     # a degenerate fit (scale 0) is as good as none: missing, as the trees take it
     pairs["log_scale"] = np.abs(np.log(np.where(scale > 0, scale, np.nan)))
@@ -338,18 +367,19 @@ def _best_per_key(descriptor: np.ndarray, key: np.ndarray, weight: np.ndarray, n
     return best
 
 
-def _verify_block(catalogue: LocalCatalogue, queries: list[tuple[np.ndarray, np.ndarray]],
+def _verify_block(catalogue: LocalCatalogue, queries: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                   votes: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    return [catalogue.verify(xy, descriptors, *vote) for (xy, descriptors), vote in zip(queries, votes)]
+    return [catalogue.verify(xy, descriptors, *vote, weights)
+            for (xy, descriptors, weights), vote in zip(queries, votes)]
 
 
-def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, *, n_jobs: int = 1,
-                  progress=None) -> pd.DataFrame:
-    """Every pair of a query photo (a row of `query_features`) and a catalogue photo that is
-    verified, with its statistics: one row a pair, columns ``query`` (the row), ``id`` and
-    `VERIFIED_COLUMNS`, ordered by query, then shortlist rank, then the photo's votes. Queries
-    without keypoints have none. Verification runs on `n_jobs` threads (OpenCV releases the
-    GIL); `progress(done, total)`."""
+def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_weights: np.ndarray | None = None, *,
+                  n_jobs: int = 1, progress=None) -> pd.DataFrame:
+    """Every pair of a query photo (a row of `query_features`, its keypoints' weights a row of
+    `query_weights`, None: all 1) and a catalogue photo that is verified, with its statistics:
+    one row a pair, columns ``query`` (the row), ``id`` and `VERIFIED_COLUMNS`, ordered by
+    query, then shortlist rank, then the photo's votes. Queries without keypoints have none.
+    Verification runs on `n_jobs` threads (OpenCV releases the GIL); `progress(done, total)`."""
     settings = catalogue.settings
     k = min(settings.neighbours, len(catalogue.photo_of_descriptor) - 1)
     if k < 1:
@@ -359,14 +389,17 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, *, n_jo
         progress(0, n)
     with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
         for start in range(0, n, QUERY_BLOCK):
-            queries = [unpack(row) for row in query_features[start:start + QUERY_BLOCK]]
-            queries = [(xy, root_sift(descriptors)) for xy, descriptors in queries]
-            counts = [len(xy) for xy, _ in queries]
+            rows = query_features[start:start + QUERY_BLOCK]
+            weights = [None] * len(rows) if query_weights is None else query_weights[start:start + QUERY_BLOCK]
+            queries = [(xy, root_sift(descriptors), unpack_weights(row, row_weights))
+                       for row, row_weights in zip(rows, weights) for xy, descriptors in [unpack(row)]]
+            counts = [len(xy) for xy, _, _ in queries]
             votes = [(np.zeros(len(catalogue.individuals)), np.zeros(len(catalogue)))] * len(queries)
             if sum(counts):
-                distances, neighbours = catalogue.index.search(np.concatenate([d for _, d in queries]), k + 1)
+                distances, neighbours = catalogue.index.search(np.concatenate([d for _, d, _ in queries]), k + 1)
                 bounds = np.cumsum([0, *counts])
-                votes = [catalogue.votes(distances[a:b], neighbours[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+                votes = [catalogue.votes(distances[a:b], neighbours[a:b], query[2])
+                         for a, b, query in zip(bounds[:-1], bounds[1:], queries)]
             with_keypoints = [i for i, c in enumerate(counts) if c]
             parts = np.array_split(np.array(with_keypoints, int), max(1, min(n_jobs, len(with_keypoints))))
             results = parallel(delayed(_verify_block)(catalogue, [queries[i] for i in part], [votes[i] for i in part])
@@ -396,14 +429,15 @@ def individual_scores(pairs: pd.DataFrame, scoring: str, pooling: str = "max") -
     ``probability`` column where `scoring` is ``verifier``): a long table (query, rank from 0,
     id, votes, inliers, score), ranked by score, then inliers, then votes.
 
-    ``score`` is the individual's best photo's inliers (`scoring` ``inliers``) or its photos'
-    probabilities pooled by `pooling` (``verifier``); ``inliers`` is its best photo's count in
-    either case and ``votes`` its votes."""
+    ``score`` is the individual's best photo's foreground inliers (`scoring` ``inliers``: the
+    inlier count where keypoints are not weighed) or its photos' probabilities pooled by
+    `pooling` (``verifier``); ``inliers`` is its best photo's count in either case and
+    ``votes`` its votes."""
     columns = {"query": int, "rank": int, "id": str, "votes": float, "inliers": int, "score": float}
     if not len(pairs):
         return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
     if scoring == "inliers":
-        score = pairs["inliers"].astype(float)
+        score = pairs["foreground_inliers"].astype(float)
     elif pooling == "max":
         score = pairs["probability"]
     elif pooling == "noisy_or":
@@ -455,6 +489,16 @@ def read_keypoints(keypoints_npy: str | Path, index_csv: str | Path) -> tuple[np
     return keypoints, index
 
 
+def read_weights(weights_npy: str | Path, keypoints: np.ndarray) -> np.ndarray:
+    """A split's keypoint weights (`foreground`), (photos, slots) float32, checked against its
+    keypoint cache."""
+    weights = np.load(weights_npy, mmap_mode="r")
+    if weights.shape != keypoints.shape:
+        raise ValueError(f"{weights_npy}: keypoint weights of shape {weights.shape} for keypoints of "
+                         f"{keypoints.shape}: made from another keypoint cache; rerun local_foreground")
+    return weights
+
+
 @dataclass(frozen=True)
 class LocalIdentification(Identification):
     """The local method's answers, with by split (validation, test): every verified pair
@@ -472,15 +516,16 @@ class LocalIdentification(Identification):
 def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
              split_csv: str | Path, manifest_csv: str | Path, *, settings: MatchSettings, image_size: int,
              scoring: str, verifier=None, phash_distances: Sequence[int], thresholds: Sequence[float], n_jobs: int,
-             progress=None) -> LocalIdentification:
+             weights: tuple[str | Path, str | Path] | None = None, progress=None) -> LocalIdentification:
     """The method's answers from the keypoints of train and test (each .npy with its index
     .csv): each search's queries matched against its catalogue (`match_queries`), each
     shortlisted individual scored (`individual_scores`) by its inliers (`scoring` ``inliers``)
     or by its photos' probabilities from `verifier` (a `verifier.Verifier`), pooled as chosen on
     validation and calibrated to P(it is the query's individual) (``probability``); then
     answered as every method is, the new_whale threshold (of `thresholds`: inliers, or that
-    probability) chosen on validation. `progress(label, done, total)` is told how far each
-    split's matching is.
+    probability) chosen on validation. `weights`: the train and test keypoints' weights
+    (`foreground`, .npy files), or None: all 1. `progress(label, done, total)` is told how far
+    each split's matching is.
 
     Verification runs on `n_jobs` threads, and so do faiss's k-means and search, whatever cores
     the machine has: faiss sums in another order on another number of threads, and its inverted
@@ -495,15 +540,19 @@ def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Pat
     train_keypoints, _ = read_keypoints(train_npy, train_index)
     test_keypoints, _ = read_keypoints(test_npy, test_index)
     queries.check_rows(len(train_keypoints), len(test_keypoints), train_npy, test_npy)
+    train_weights, test_weights = (None, None) if weights is None else (
+        read_weights(weights[0], train_keypoints), read_weights(weights[1], test_keypoints))
     searches = queries.searches()
     pairs, fallback = {}, {}
     for search in searches:
         ids = np.asarray(search.catalogue_ids)
-        catalogue = LocalCatalogue(search.catalogue_values(train_keypoints), ids, image_size, settings)
+        catalogue = LocalCatalogue(search.catalogue_values(train_keypoints), ids, image_size, settings,
+                                   None if weights is None else search.catalogue_values(train_weights))
         log.info("%s: catalogue of %d photos of %d individuals, %d descriptors", search.split, len(catalogue),
                  len(catalogue.individuals), len(catalogue.photo_of_descriptor))
-        found = match_queries(catalogue, search.query_values(train_keypoints, test_keypoints), n_jobs=n_jobs,
-                              progress=partial(progress, search.split) if progress else None)
+        found = match_queries(catalogue, search.query_values(train_keypoints, test_keypoints),
+                              None if weights is None else search.query_values(train_weights, test_weights),
+                              n_jobs=n_jobs, progress=partial(progress, search.split) if progress else None)
         if verifier is not None:
             found["probability"] = verifier.probability(found)
         images = search.queries["image"].to_numpy()

@@ -31,15 +31,15 @@ from ..files import atomic_output
 from ..ingest import NEW_WHALE
 from ..settings import MatchSettings, VerifierSettings
 from ..tables import train_table
-from .matching import POOLINGS, LocalCatalogue, individual_scores, match_queries, read_keypoints
+from .matching import POOLINGS, LocalCatalogue, individual_scores, match_queries, read_keypoints, read_weights
 
 log = logging.getLogger(__name__)
 
 # What the trees read of a pair (`matching.VERIFIED_COLUMNS` and `matching.with_query_context`).
 # Raw votes are left out: they grow with the catalogue, which is smaller in training (fit less
 # a fold) than at test (all of train); their shares of the query's most do not.
-FEATURES = ["inliers", "matches", "inlier_share", "inlier_gap", "ratio_q10", "ratio_q50", "ratio_q90",
-            "query_cover", "photo_cover", "log_scale", "abs_rotation", "query_keypoints", "photo_keypoints",
+FEATURES = ["inliers", "foreground_inliers", "foreground_share", "matches", "inlier_share", "inlier_gap",
+            "ratio_q10", "ratio_q50", "ratio_q90", "query_cover", "photo_cover", "log_scale", "abs_rotation", "query_keypoints", "photo_keypoints",
             "individual_vote_share", "photo_vote_share", "shortlist_rank"]
 # Queries held out at a time for the out-of-fold scores the calibration is fitted on.
 CALIBRATION_FOLDS = 3
@@ -51,14 +51,15 @@ def feature_matrix(pairs: pd.DataFrame) -> np.ndarray:
 
 
 def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str], *, image_size: int,
-               settings: MatchSettings, folds: int, max_queries: int | None, seed: int, n_jobs: int, progress=None
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+               settings: MatchSettings, folds: int, max_queries: int | None, seed: int, n_jobs: int,
+               weights: np.ndarray | None = None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The verified pairs of fit photos matched fold by fold: the photos (their keypoint rows
     `keypoints`, individuals `ids`, names `images`) dealt at random into `folds`, each fold's
     asked against a catalogue of the others' (as `matching.match_queries`); at most
     `max_queries` photos are asked (drawn at random; None: all), each against all of the other
     folds' photos. Adds ``image`` (the query photo), ``fold`` and ``same`` (the catalogue photo
-    is of the query's individual; never for a new_whale query); ``photo`` is the catalogue
+    is of the query's individual; never for a new_whale query); `weights`: the keypoints'
+    (`foreground`), or None: all 1. ``photo`` is the catalogue
     photo's name, ``query`` numbers the photos in the order given. Also returns every photo
     asked (query, image, id, fold, and ``catalogue_individuals``: how many individuals its
     fold's catalogue holds; ``known``: whether its own is among them)."""
@@ -74,8 +75,9 @@ def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str],
     found, asked_photos = [], []
     for fold in range(folds):
         asked, catalogue_rows = np.flatnonzero((fold_of == fold) & chosen), np.flatnonzero(fold_of != fold)
-        catalogue = LocalCatalogue(keypoints[catalogue_rows], ids[catalogue_rows], image_size, settings)
-        pairs = match_queries(catalogue, keypoints[asked], n_jobs=n_jobs,
+        catalogue = LocalCatalogue(keypoints[catalogue_rows], ids[catalogue_rows], image_size, settings,
+                                   None if weights is None else weights[catalogue_rows])
+        pairs = match_queries(catalogue, keypoints[asked], None if weights is None else weights[asked], n_jobs=n_jobs,
                               progress=(lambda done, total: progress(fold, done, total)) if progress else None)
         query = asked[pairs["query"].to_numpy()]
         photo = catalogue_rows[catalogue.photos[pairs["photo"].to_numpy()]]
@@ -194,9 +196,10 @@ def individual_calibrations(pairs: pd.DataFrame, asked: pd.DataFrame, method: st
 
 def learn_verifier(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
                    settings: MatchSettings, verifier_settings: VerifierSettings, image_size: int, n_jobs: int,
-                   progress=None) -> tuple[Verifier, pd.DataFrame]:
+                   weights_npy: str | Path | None = None, progress=None) -> tuple[Verifier, pd.DataFrame]:
     """The verifier of a dataset's fit photos (their keypoints in the train .npy with its index
-    .csv, their subset in `split_csv`): `fold_pairs`, then `train_verifier`. Returns it and the
+    .csv, their subset in `split_csv`; their keypoints' weights in `weights_npy`, or None: all
+    1): `fold_pairs`, then `train_verifier`. Returns it and the
     pairs it learned from (image, photo, id, the statistics, same, fold, and the held-out
     ``probability``). Validation and test photos are never read."""
     import faiss  # only the matching jobs need it
@@ -206,10 +209,11 @@ def learn_verifier(train_npy: str | Path, train_index: str | Path, split_csv: st
     train = train_table(train_index, split_csv, len(keypoints))
     fit_rows = np.flatnonzero((train["subset"] == "fit").to_numpy())
     fit = train.iloc[fit_rows]
+    weights = None if weights_npy is None else read_weights(weights_npy, keypoints)[fit_rows]
     pairs, asked = fold_pairs(keypoints[fit_rows], fit["id"].to_numpy(), fit["image"].to_numpy(),
                               image_size=image_size, settings=settings, folds=verifier_settings.folds,
                               max_queries=verifier_settings.max_queries, seed=verifier_settings.seed, n_jobs=n_jobs,
-                              progress=progress)
+                              weights=weights, progress=progress)
     verifier, held_out = train_verifier(pairs, asked, verifier_settings, n_jobs)
     pairs = pairs.assign(probability=held_out).drop(columns=["query", "individual"])
     return verifier, pairs[["image", "photo", "id", "same", "fold", *pairs.columns.drop(["image", "photo", "id", "same",
