@@ -105,25 +105,15 @@ def keypoint_labels(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[
         if not len(asked):
             continue
         catalogue = LocalCatalogue(keypoints[catalogue_rows], ids[catalogue_rows], image_size, settings)
-        k = min(settings.neighbours, len(catalogue.photo_of_descriptor) - 1)
-        if k < 1:
-            raise ValueError("the fit photos hold fewer than two descriptors to vote with")
         rows_of_photo = catalogue_rows[catalogue.photos]
         found = []
         with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
             for start in range(0, len(asked), QUERY_BLOCK):
                 block = asked[start:start + QUERY_BLOCK]
                 queries = [(xy, root_sift(descriptors)) for xy, descriptors in map(unpack, keypoints[block])]
-                counts = [len(xy) for xy, _ in queries]
-                if not sum(counts):
-                    found += [[] for _ in block]
-                    continue
-                # one search for the block's descriptors: faiss keeps its threads busy
-                distances, neighbours = catalogue.index.search(np.concatenate([d for _, d in queries]), k + 1)
-                bounds = np.cumsum([0, *counts])
-                votes = [catalogue.votes(distances[a:b], neighbours[a:b])[1] for a, b in zip(bounds[:-1], bounds[1:])]
+                votes = catalogue.block_votes([d for _, d in queries], [None] * len(queries))
                 found += parallel(delayed(_match_photo)(catalogue, *query, photo_votes, ids[row], foreground)
-                                  for row, query, photo_votes in zip(block, queries, votes))
+                                  for row, query, (_, photo_votes) in zip(block, queries, votes))
         for query, pairs in zip(asked, found):
             for photo, query_rows, photo_rows, is_same in pairs:
                 row = rows_of_photo[photo]
@@ -235,10 +225,11 @@ class ForegroundModel:
 def write_weights(model: ForegroundModel, keypoints_npy: str | Path, out_npy: str | Path) -> np.ndarray:
     """Every keypoint's weight of the cache at `keypoints_npy`, written to `out_npy` (.npy,
     (photos, slots) float32) and returned."""
-    weights = model.weights(np.asarray(read_keypoint_cache(str(keypoints_npy))))
+    keypoints = np.asarray(read_keypoint_cache(str(keypoints_npy)))
+    weights = model.weights(keypoints)
     with atomic_output(out_npy) as partial:
         np.save(partial, weights)
-    used = weights[~np.isnan(read_keypoint_cache(str(keypoints_npy))["xy"][..., 0])]
+    used = weights[~np.isnan(keypoints["xy"][..., 0])]
     log.info("%s: %d keypoints weighed, median %.3f, %.1f%% above 0.5", out_npy, used.size,
              float(np.median(used)) if used.size else 0.0, 100 * float((used > 0.5).mean()) if used.size else 0.0)
     return weights

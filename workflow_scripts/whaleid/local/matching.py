@@ -214,6 +214,9 @@ class LocalCatalogue:
             raise ValueError("no catalogue photo has keypoints: lower the contrast threshold or check the images")
         self.photo_of_descriptor = np.repeat(np.arange(len(self.photos)), counts)
         self.descriptor_weight = np.concatenate(self.weights)
+        # a query descriptor votes with this many nearest catalogue descriptors: fewer where
+        # the catalogue holds fewer, for the (k+1)-th is the one each vote is measured against
+        self.neighbours = min(settings.neighbours, len(self.photo_of_descriptor) - 1)
         self.index = _descriptor_search(np.concatenate([d for _, d in self.keypoints]), settings.nprobe)
         # each individual's photos, in catalogue order: one sort, not a scan per individual
         self.photos_of_individual = grouped.members()
@@ -241,6 +244,20 @@ class LocalCatalogue:
         photo_votes = _best_per_key(descriptor, photo, weight, len(self.photos))
         individual_votes = _best_per_key(descriptor, self.individual_of_photo[photo], weight, len(self.individuals))
         return individual_votes, photo_votes
+
+    def block_votes(self, descriptors: Sequence[np.ndarray], weights: Sequence[np.ndarray | None]
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The `votes` of several queries (each one's RootSIFT `descriptors` and keypoint
+        `weights`, None: 1), their descriptors searched in one faiss call, which keeps its
+        threads busy where a call per query would not."""
+        if self.neighbours < 1:
+            raise ValueError("the catalogue holds fewer than two descriptors to vote with")
+        counts = [len(d) for d in descriptors]
+        if not sum(counts):
+            return [(np.zeros(len(self.individuals)), np.zeros(len(self)))] * len(counts)
+        distances, neighbours = self.index.search(np.concatenate(descriptors), self.neighbours + 1)
+        bounds = np.cumsum([0, *counts])
+        return [self.votes(distances[a:b], neighbours[a:b], w) for a, b, w in zip(bounds[:-1], bounds[1:], weights)]
 
     def shortlist(self, individual_votes: np.ndarray, photo_votes: np.ndarray) -> np.ndarray:
         """The `settings.shortlist` individuals of one query to verify, as positions in
@@ -380,9 +397,7 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_w
     one row a pair, columns ``query`` (the row), ``id`` and `VERIFIED_COLUMNS`, ordered by
     query, then shortlist rank, then the photo's votes. Queries without keypoints have none.
     Verification runs on `n_jobs` threads (OpenCV releases the GIL); `progress(done, total)`."""
-    settings = catalogue.settings
-    k = min(settings.neighbours, len(catalogue.photo_of_descriptor) - 1)
-    if k < 1:
+    if catalogue.neighbours < 1:
         raise ValueError("the catalogue holds fewer than two descriptors to vote with")
     found, n = [], len(query_features)
     if progress:
@@ -394,12 +409,7 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_w
             queries = [(xy, root_sift(descriptors), unpack_weights(row, row_weights))
                        for row, row_weights in zip(rows, weights) for xy, descriptors in [unpack(row)]]
             counts = [len(xy) for xy, _, _ in queries]
-            votes = [(np.zeros(len(catalogue.individuals)), np.zeros(len(catalogue)))] * len(queries)
-            if sum(counts):
-                distances, neighbours = catalogue.index.search(np.concatenate([d for _, d, _ in queries]), k + 1)
-                bounds = np.cumsum([0, *counts])
-                votes = [catalogue.votes(distances[a:b], neighbours[a:b], query[2])
-                         for a, b, query in zip(bounds[:-1], bounds[1:], queries)]
+            votes = catalogue.block_votes([d for _, d, _ in queries], [w for _, _, w in queries])
             with_keypoints = [i for i, c in enumerate(counts) if c]
             parts = np.array_split(np.array(with_keypoints, int), max(1, min(n_jobs, len(with_keypoints))))
             results = parallel(delayed(_verify_block)(catalogue, [queries[i] for i in part], [votes[i] for i in part])
