@@ -30,6 +30,7 @@ include: "rules/metric_learning.smk"
 include: "rules/local.smk"
 include: "rules/fused.smk"
 include: "rules/submission.smk"
+include: "rules/review.smk"
 include: "rules/report.smk"
 
 
@@ -47,6 +48,7 @@ localrules:
     score,
     collect_scores,
     chosen_submission,
+    review_catalogue,
     stage_weights,
 
 

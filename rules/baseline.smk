@@ -5,6 +5,7 @@ rule baseline_identify:
     input:
         manifest=f"{R}/ingest/manifest.csv",
         split=f"{R}/validation/split.csv",
+        reviewed=reviewed_input(),
     output:
         **identification_output("baseline"),
     log:

@@ -43,6 +43,7 @@ rule classifier_identify:
         test_index=model_input("classifier", "test", "csv"),
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
+        reviewed=reviewed_input(),
     output:
         **identification_output("classifier"),
     log:

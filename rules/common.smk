@@ -193,6 +193,33 @@ def catalogue_additions_output():
     return [f"{R}/metric_learning/additions/embeddings.npy", f"{R}/metric_learning/additions/index.csv"] if ADDITIONS else []
 
 
+# The researcher's loop (review.smk): decision files exported from the review page, fed back.
+DECISIONS = config["review"]["decisions"]
+DECISION_FILES = [DECISIONS] if isinstance(DECISIONS, str) else list(DECISIONS or [])
+for path in DECISION_FILES:
+    if not os.path.isfile(path):
+        raise WorkflowError(f"review.decisions: {path!r}: file not found")
+
+
+def reviewed_input():
+    """The test photos people identified, where decisions are fed back: they join every method's
+    catalogue, so every stage that answers from the catalogue reads them."""
+    return [f"{R}/review/reviewed.csv"] if DECISION_FILES else []
+
+
+def review_method():
+    """The method whose answers the review page shows: review.method, or the one submitted
+    where `submit` names it, or the first run of those that can show most."""
+    method = config["review"]["method"]
+    if method is None:
+        preferred = [config["submit"]] if config["submit"] != "best" else []
+        preferred += ["fused", "local", "metric_learning", "classifier", "baseline"]
+        method = next(m for m in preferred if m in config["methods"])
+    if method not in config["methods"]:
+        raise WorkflowError(f"config: review.method={method!r} is not among methods={config['methods']}")
+    return method
+
+
 def verifier_input():
     """The verifier's model, where the local method scores with it."""
     return [f"{R}/local/verifier/model.joblib"] if config["local"]["scoring"] == "verifier" else []
@@ -266,14 +293,14 @@ def calibration_input(wildcards):
     return {"candidates": f"{R}/fused/candidates/validation.csv"}
 
 
-def gallery_input(wildcards):
-    """What a method's gallery shows: its answers and threshold; the embeddings (metric_learning,
-    with the photos added to its catalogue; fused, for photos no keypoint verified); the local
-    method's keypoints and verified pairs (local, fused), and the individuals' scores (local's
-    shortlists, fused's candidates)."""
-    method = wildcards.method
+def evidence_input(method):
+    """What shows who `method`'s answers are, on the gallery and review pages: its answers and
+    threshold; the embeddings (metric_learning, with the photos added to its catalogue; fused,
+    for photos no keypoint verified); the local method's keypoints and verified pairs (local,
+    fused), and the individuals' scores (local's shortlists, fused's candidates); the photos a
+    person identified, which are in the test catalogue."""
     inputs = {"validation": predictions(method, "validation"), "test_predictions": predictions(method, "test"),
-              "threshold_curve": identification_output(method)["threshold_curve"]}
+              "threshold_curve": identification_output(method)["threshold_curve"], "reviewed": reviewed_input()}
     if method in ("metric_learning", "fused"):
         inputs.update({f"embeddings_{name}": f"{R}/metric_learning/embeddings/{name}"
                        for name in ("train.npy", "train.csv", "test.npy", "test.csv")})
@@ -289,11 +316,21 @@ def gallery_input(wildcards):
     return inputs
 
 
-def gallery_params(wildcards):
+def evidence_params(method):
     """How the local method matched, to draw a pair's inliers again (for local and fused)."""
-    if wildcards.method == "metric_learning":
+    if method not in ("local", "fused"):
         return None
     return {"image_size": keypoint_side(), "settings": stage_settings(settings.MatchSettings)}
+
+
+def gallery_input(wildcards):
+    """What a method's gallery shows (`evidence_input`)."""
+    return evidence_input(wildcards.method)
+
+
+def gallery_params(wildcards):
+    """How a method's gallery draws inliers (`evidence_params`)."""
+    return evidence_params(wildcards.method)
 
 
 def keypoint_input(wildcards):
@@ -309,6 +346,8 @@ def keypoint_side():
     return config["local"]["image_size"] if config["local"]["max_side"] is None else config["local"]["max_side"]
 
 
+REVIEW_OUTPUTS = [f"{R}/review/page.html", f"{R}/review/catalogue.csv", f"{R}/review/individuals.csv"]
+
 # What every job of a run cost: made last, from every other job's benchmark file (report.smk).
 REPORT_RESOURCES = [f"{R}/report/resources.csv", f"{R}/report/resources.png"]
 
@@ -323,6 +362,8 @@ def get_final_output():
     # The autoencoder's picture of what it learned, wherever a method reads its codes.
     if uses_codes():
         outputs.append(f"{R}/autoencoder/reconstructions.png")
+    # The review page of the test answers, and the catalogue it grows (review.smk).
+    outputs += REVIEW_OUTPUTS
     return outputs + report_figures() + REPORT_RESOURCES
 
 

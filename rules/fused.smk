@@ -13,6 +13,7 @@ rule fused_identify:
         test_index=f"{R}/metric_learning/embeddings/test.csv",
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
+        reviewed=reviewed_input(),
     output:
         **identification_output("fused"),
         weights=f"{R}/fused/weights.csv",

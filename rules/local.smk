@@ -92,6 +92,7 @@ rule local_identify:
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
         verifier=verifier_input(),
+        reviewed=reviewed_input(),
     output:
         **identification_output("local"),
         # every query's shortlisted individuals and their scores, which the fused method reads

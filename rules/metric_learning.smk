@@ -100,6 +100,7 @@ rule metric_learning_identify:
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
         additions=catalogue_additions_output(),
+        reviewed=reviewed_input(),
     output:
         **identification_output("metric_learning"),
     log:

@@ -25,6 +25,7 @@ rule score:
         submission=f"{R}/{{method}}/submission.csv",
         split=f"{R}/validation/split.csv",
         test_truth=test_truth_input(),
+        reviewed=reviewed_input(),
     output:
         scores=f"{R}/{{method}}/scores.csv",
     log:

@@ -164,3 +164,34 @@ def test_individuals_group_a_catalogue_s_photos_and_leave_new_whale_out():
     assert len(Individuals.of(["w_a"], enough_for_answers=False).ids) == 1
     with pytest.raises(ValueError, match="the fit images: 2 known individuals"):
         check_known_individuals(2, "the fit images")
+
+
+def test_reviewed_test_photos_join_the_test_catalogue_only_and_answer_first_for_themselves():
+    test = photos([("t1", "", "", ""), ("t2", "", "", ""), ("t3", "", "", "")]).drop(columns=["id", "subset", "truth"])
+    reviewed = pd.DataFrame({"image": ["t3", "t1"], "id": ["w_b", "new-t1"]})
+    queries = Queries(TRAIN, test, reviewed=reviewed)
+    validation, search = queries.searches()
+    assert validation.catalogue["image"].tolist() == Queries(TRAIN, test).searches()[0].catalogue["image"].tolist()
+    # train first, then the reviewed photos in the test arrays' order, with their ids
+    assert search.catalogue["image"].tolist() == [*TRAIN["image"], "t1", "t3"]
+    assert search.catalogue_ids[-2:] == ["new-t1", "w_b"]
+    assert search.catalogue["subset"].tolist()[-2:] == ["reviewed", "reviewed"]
+    assert search.reviewed_rows.tolist() == [0, 2]
+    train_values, test_values = np.arange(len(TRAIN)) * 10, np.array([7, 8, 9])
+    assert search.catalogue_values(train_values, test_values).tolist() == [*train_values, 7, 9]
+    with pytest.raises(ValueError, match="holds 2 reviewed test photos"):
+        search.catalogue_values(train_values)
+    assert validation.catalogue_values(train_values).tolist() == [0, 30, 50, 60, 70, 80]
+    seen = {}
+
+    def rank(search):
+        seen[search.split] = search.catalogue_ids
+        return scores_by_search(search)
+
+    answers = identify_with(rank, queries, [0], [0.5])
+    assert "new-t1" in seen["test"] and "new-t1" not in seen["validation"]
+    first = dict(zip(answers.test["image"], (row[0] for row in answers.test["answers"])))
+    assert first["t1"] == "new-t1" and first["t3"] == "w_b"
+    assert all(len(row) == 5 == len(set(row)) for row in answers.test["answers"])
+    with pytest.raises(ValueError, match="1 reviewed photos are not test photos of this run"):
+        Queries(TRAIN, test, reviewed=pd.DataFrame({"image": ["a1"], "id": ["w_a"]}))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from browser import CHROMIUM_SKIP, open_browser
 from conftest import REPO, RIGHT_WHALE
 
 from whaleid.metrics import map_at_5
@@ -118,7 +119,7 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
                   "report_gallery/fused", "report_calibration/local", "report_calibration/fused",
                   "local_keypoints/train", "local_keypoints/test", "local_foreground", "local_verifier",
                   "local_identify", "local_shortlist_recall", "submission/local", "score/local",
-                  "fused_identify", "submission/fused", "score/fused"]:
+                  "fused_identify", "submission/fused", "score/fused", "review_catalogue", "review_page"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
         assert (results / "benchmarks" / f"{stage}.tsv").is_file(), stage
     cache = results / "preprocess" / "train.npy"
@@ -263,21 +264,22 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     retrieval = {"metric_learning_identify": 1, "report_thresholds": 1, "report_gallery": 1, "submission": 1,
                  "score": 1, **table}
     # and the fused method reads both the embedding's and the local method's (its gallery and
-    # reliability follow)
+    # reliability follow, and the review page, which shows the fused answers here)
     retrieval_and_fused = {**retrieval, "fused_identify": 1, "report_thresholds": 2, "report_gallery": 2,
-                           "report_calibration": 1, "submission": 2, "score": 2}
+                           "report_calibration": 1, "submission": 2, "score": 2, "review_page": 1}
     metric = {"metric_learning_train": 1, "report_training": 1, "metric_learning_embed": 2, **retrieval_and_fused}
     # the local method's answers: its shortlist recall, and the fused method's that reads them;
     # both methods' reliability and gallery
     local_answers = {"local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2, "fused_identify": 1,
-                     "report_gallery": 2, "report_thresholds": 2, "submission": 2, "score": 2, **table}
+                     "report_gallery": 2, "report_thresholds": 2, "submission": 2, "score": 2, "review_page": 1,
+                     **table}
     # the verifier learns from pairs matched as identification matches them
     local = {"local_verifier": 1, **local_answers}
     # matching settings: and so does the foreground model, which both read
     matching = {"local_foreground": 1, **local}
     every_method = {"classifier_identify": 1, "metric_learning_identify": 1, "report_gallery": 3,
                     "local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2, "fused_identify": 1,
-                    "submission": 5, "score": 5, "report_thresholds": 5, **table}
+                    "submission": 5, "score": 5, "report_thresholds": 5, "review_page": 1, **table}
     both_models = {"classifier_train": 1, "metric_learning_train": 1, "metric_learning_embed": 2, "report_training": 2}
     assert planned_jobs(work, merged(config, {"classifier": {"head_learning_rate": 0.002}})) == classifier
     assert planned_jobs(work, merged(config, {"metric_learning": {"margin": 0.25}})) == metric
@@ -298,7 +300,7 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     assert planned_jobs(work, merged(config, {"local": {"new_whale_probabilities": {"step": 0.05}}})) == local_answers
     assert planned_jobs(work, merged(config, {"fused": {"weights": [0.0, 0.5, 1.0]}})) == {
         "fused_identify": 1, "report_thresholds": 1, "report_calibration": 1, "report_gallery": 1, "submission": 1,
-        "score": 1, **table}
+        "score": 1, "review_page": 1, **table}
     assert planned_jobs(work, merged(config, {"encode": {"batch_size": 4}})) == {"autoencoder_encode": 2, **classifier}
     assert planned_jobs(work, merged(config, {"autoencoder": {"learning_rate": 0.002}})) == {
         **classifier, **autoencoder, "report_training": 2}
@@ -312,17 +314,31 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
         "baseline_identify": 1, **every_method}
     assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
         "validation_split": 1, "report_dataset": 1, "baseline_identify": 1, "local_foreground": 1, "local_verifier": 1,
-        **both_models, **every_method}
+        "review_catalogue": 1, **both_models, **every_method}
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
         "ingest": 1, "report_dataset": 1, "preprocess": 2, "report_preprocessing": 1, **autoencoder,
         "validation_split": 1, "baseline_identify": 1, **both_models, **every_method, "local_keypoints": 2,
-        "local_foreground": 1, "local_verifier": 1, "report_training": 3}
+        "local_foreground": 1, "local_verifier": 1, "report_training": 3, "review_catalogue": 1}
+
+
+def copy_of_run(tiny_run, tmp_path: Path) -> Path:
+    """The tiny run's working folder copied, Snakemake's records and the files' times with it: a
+    test that changes the run changes its copy, and leaves nothing to put back."""
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run["work"], work, symlinks=True)
+    return work
+
+
+def first_answers(results: Path, method: str) -> dict[str, str]:
+    submission = pd.read_csv(results / method / "submission.csv", dtype=str)
+    return dict(zip(submission["Image"], submission["Id"].str.split().str[0]))
 
 
 @pytest.mark.slow
 def test_photos_added_to_the_catalogue_need_no_retraining_and_change_only_their_answers(tiny_run, tmp_path):
-    data, work, results = tiny_run["data"], tiny_run["work"], tiny_run["results"]
+    data, work = tiny_run["data"], copy_of_run(tiny_run, tmp_path)
+    results = work / "results"
     train = pd.read_csv(data / "train.csv", dtype=str)
     photos = train[train["Id"] != "new_whale"].head(3)
     additions = tmp_path / "additions"
@@ -336,18 +352,92 @@ def test_photos_added_to_the_catalogue_need_no_retraining_and_change_only_their_
                                           "collect_scores": 1, "chosen_submission": 1, "report_resources": 1,
                                           "all": 1}
     before = pd.read_csv(results / "metric_learning" / "predictions" / "test.csv", dtype=str)
-    try:
-        snakemake(work, config=config)
-        after = pd.read_csv(results / "metric_learning" / "predictions" / "test.csv", dtype=str)
-        assert pd.read_csv(results / "metric_learning" / "additions" / "index.csv")["id"].tolist() == ["w_added"] * 3
-    finally:
-        snakemake(work, config=tiny_run["config"])  # put the run back as the other tests expect it
+    snakemake(work, "--", "results/metric_learning/predictions/test.csv", config=config)
+    after = pd.read_csv(results / "metric_learning" / "predictions" / "test.csv", dtype=str)
+    assert pd.read_csv(results / "metric_learning" / "additions" / "index.csv")["id"].tolist() == ["w_added"] * 3
     answers = before.merge(after, on="Image", suffixes=("_before", "_after"))
     assert len(answers) == len(before) == len(after)
     mentions = answers["Id_after"].str.split().map(lambda ids: "w_added" in ids)
     assert mentions.any()
     unchanged = answers[~mentions]
     assert (unchanged["Id_before"] == unchanged["Id_after"]).all()
+
+
+@pytest.mark.slow
+@CHROMIUM_SKIP
+def test_a_person_reviews_the_page_by_keyboard_and_the_decisions_grow_every_method_s_catalogue(tiny_run, tmp_path):
+    work = copy_of_run(tiny_run, tmp_path)
+    results = work / "results"
+    with open_browser() as browser:
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto((results / "review" / "page.html").as_uri(), wait_until="load")
+        sections = page.eval_on_selector_all("section.query", "all => all.map(s => ({...s.dataset}))")
+        first, second, third = (section["image"] for section in sections[:3])
+        ranked = page.eval_on_selector_all(f'section.query[data-image="{first}"] [data-rank]',
+                                           "all => all.map(c => c.dataset.id)")
+        key = next(rank for rank, individual in enumerate(ranked, start=1) if individual != "new_whale")
+        confirmed = ranked[key - 1]
+        # the first photo is the candidate of that key, the second someone new, the third the same new one
+        for pressed in (str(key), "n", "s"):
+            page.keyboard.press(pressed)
+        new_id = "new-" + Path(second).stem
+        expected = {first: ("confirmed", confirmed), second: ("new", new_id), third: ("new", new_id)}
+        page.reload(wait_until="load")
+        kept = {s["image"]: (s["decision"], s["decidedId"], s["by"])
+                for s in page.eval_on_selector_all("section.query", "all => all.map(s => ({...s.dataset}))")}
+        assert {image: kept[image][:2] for image in expected} == expected
+        with page.expect_download() as download:
+            page.keyboard.press("e")
+        decisions = tmp_path / "decisions.csv"
+        download.value.save_as(decisions)
+        context.close()
+    assert errors == []
+    exported = pd.read_csv(decisions, dtype=str, keep_default_na=False)
+    assert exported.columns.tolist() == ["Image", "decision", "Id", "by"]
+    by_person = exported[exported["by"] == "person"]
+    assert {row.Image: (row.decision, row.Id) for row in by_person.itertuples()} == expected
+    # the rank-1 answers accepted at the precision asked for come with them, marked as such
+    queue = pd.read_csv(results / "review" / "queue.csv", dtype=str, keep_default_na=False)
+    accepted = queue[queue["accepted"] == "True"].set_index("image")["answer"]
+    auto = exported[exported["by"] == "auto"].set_index("Image")["Id"]
+    assert auto.to_dict() == accepted.drop(list(expected), errors="ignore").to_dict()
+
+    config = merged(tiny_run["config"], {"review": {"decisions": str(decisions)}})
+    answers = {"submission": 5, "score": 5, "report_thresholds": 5, "collect_scores": 1, "chosen_submission": 1,
+               "report_resources": 1, "all": 1}
+    # the stages that read the catalogue, and those after them: nothing is trained or extracted again
+    assert planned_jobs(work, config) == {
+        "review_catalogue": 1, "baseline_identify": 1, "classifier_identify": 1, "metric_learning_identify": 1,
+        "local_identify": 1, "fused_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2,
+        "report_gallery": 3, "review_page": 1, **answers}
+    snakemake(work, "--", *(f"results/{method}/submission.csv" for method in METHODS), "results/review/page.html",
+              config=config)
+    catalogue = pd.read_csv(results / "review" / "catalogue.csv", dtype=str, keep_default_na=False)
+    reviewed = catalogue[catalogue["split"] == "test"].set_index("image")
+    assert {image: (reviewed.loc[image, "decision"], reviewed.loc[image, "id"]) for image in expected} == expected
+    assert len(reviewed) == len(expected) + len(auto)
+    individuals = pd.read_csv(results / "review" / "individuals.csv", dtype=str).set_index("id")
+    assert individuals.loc[new_id, "images"].split() == [second, third]
+    # every method answers the decided photos with their ids first, and answers from them
+    for method in METHODS:
+        answered = first_answers(results, method)
+        assert {image: answered[image] for image in expected} == {image: i for image, (_, i) in expected.items()}
+    # decided photos are not asked again
+    asked = pd.read_csv(results / "review" / "queue.csv", dtype=str)["image"]
+    assert not set(asked) & set(exported["Image"])
+
+    # a wrong row stops the run before any method reads the decisions, naming the file and line
+    predictions = {method: (results / method / "predictions" / "test.csv").read_bytes() for method in METHODS}
+    broken = tmp_path / "broken.csv"
+    broken.write_text(decisions.read_text() + "no_such_photo.jpg,confirmed,w_x,person\n")
+    failed = snakemake(work, config=merged(config, {"review": {"decisions": str(broken)}}), check=False)
+    assert failed.returncode != 0
+    message = (results / "logs" / "review_catalogue.log").read_text()
+    assert f"{broken}, line {len(exported) + 2}: 'no_such_photo.jpg' is not a test photo of this run" in message
+    assert {method: (results / method / "predictions" / "test.csv").read_bytes() for method in METHODS} == predictions
 
 
 @pytest.mark.slow

@@ -59,5 +59,6 @@ def identify(queries: Queries, max_distance: int | str, candidates: Sequence[int
     return Identification(
         pd.DataFrame({"image": validation.queries["image"].tolist(),
                       "answers": predict(validation.queries, validation.catalogue, chosen)}),
-        pd.DataFrame({"image": test.queries["image"].tolist(), "answers": predict(test.queries, test.catalogue, chosen)}),
+        pd.DataFrame({"image": test.queries["image"].tolist(),
+                      "answers": queries.reviewed_first(predict(test.queries, test.catalogue, chosen))}),
         curve, chosen)

@@ -242,16 +242,17 @@ def calibration_check(search: Search, scores: SearchScores) -> pd.DataFrame:
 def identify(validation_shortlists_csv: str | Path, test_shortlists_csv: str | Path, verifier_path: str | Path,
              train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
              split_csv: str | Path, manifest_csv: str | Path, *, weights: Sequence[float], calibration: str,
-             phash_distances: Sequence[int], thresholds: Sequence[float], aggregate: str, top_k: int
-             ) -> FusedIdentification:
+             phash_distances: Sequence[int], thresholds: Sequence[float], aggregate: str, top_k: int,
+             reviewed: str | Path | None = None) -> FusedIdentification:
     """The fused method on both searches, from the local method's shortlists and verifier (its
     model file, for the probability of an individual not shortlisted) and the embeddings of
     train and test (each .npy with its index .csv): see `choose_weight`. Both methods score
     each search's queries against the same catalogue; the embedding's calibration (of kind
-    `calibration`) is fitted on the fit photos alone."""
+    `calibration`) is fitted on the fit photos alone. `reviewed`: the test photos a person
+    identified, in both methods' test catalogue (`Queries.read`)."""
     from .local.verifier import Verifier
 
-    queries = Queries.read(train_index, test_index, split_csv, manifest_csv)
+    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed)
     train_embeddings, _ = read_embeddings(train_npy, train_index)
     test_embeddings, _ = read_embeddings(test_npy, test_index)
     queries.check_rows(len(train_embeddings), len(test_embeddings), train_npy, test_npy)
@@ -265,7 +266,8 @@ def identify(validation_shortlists_csv: str | Path, test_shortlists_csv: str | P
 
     def scores(search: Search) -> SearchScores:
         individuals, similarities = individual_scores(
-            search.query_values(train_embeddings, test_embeddings), search.catalogue_values(train_embeddings),
+            search.query_values(train_embeddings, test_embeddings),
+            search.catalogue_values(train_embeddings, test_embeddings),
             search.catalogue_ids, aggregate=aggregate, top_k=top_k)
         local = local_probability_matrix(_read_shortlists(shortlists[search.split]), search.queries["image"].tolist(),
                                          individuals, absent)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .files import write_text
-from .identification import Individuals, Queries
+from .identification import Individuals, Queries, read_reviewed
 from .images import shrink_to
 from .ingest import NEW_WHALE
 from .metric_learning.retrieval import DEFAULT_BLOCK_SIZE, extend_catalogue, normalise, read_embeddings
@@ -57,7 +57,7 @@ PAGES = {
                                      "confident wrong rank 1 first among equals."),
 }
 # What each kind of score is called on a page, and how it is written.
-SCORES = {"similarity": "{:.3f}", "probability": "{:.3f}", "inliers": "{:.0f}"}
+SCORES = {"similarity": "{:.3f}", "probability": "{:.3f}", "inliers": "{:.0f}", "score": "{:.3g}"}
 # The colour of inlier lines (BGR): bright on grey photos.
 LINE_COLOUR = (60, 220, 60)
 
@@ -291,6 +291,16 @@ def thumbnail_uri(square: np.ndarray, side: int = THUMBNAIL_SIDE) -> str:
     """A PNG data URI of `square` (a 2-D uint8 image, or H x W x C), resized to at most `side`
     pixels on its longest side (never enlarged)."""
     return _png_uri(_fitted(square, side))
+
+
+def jpeg_uri(image: np.ndarray, side: int, quality: int = 85) -> str:
+    """A JPEG data URI of `image` (2-D uint8, or H x W x 3 BGR), resized to at most `side`
+    pixels on its longest side: for pages of hundreds of photos, where PNGs would weigh ten
+    times more."""
+    ok, jpeg = cv2.imencode(".jpg", _fitted(image, side), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {np.shape(image)} as JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii")
 
 
 def _colour(image: np.ndarray) -> np.ndarray:
@@ -546,29 +556,35 @@ class GalleryQueries:
 
 def gallery_queries(*, split_csv: str | Path, train_images: str | Path, train_images_index: str | Path,
                     test_images: str | Path, test_images_index: str | Path, validation_predictions: str | Path,
-                    test_predictions: str | Path, test_truth: str | Path | None = None) -> GalleryQueries:
+                    test_predictions: str | Path, test_truth: str | Path | None = None,
+                    reviewed: str | Path | None = None, every_test_photo: bool = False) -> GalleryQueries:
     """The `GalleryQueries` of a run: validation photos against the fit photos, as every
     method answered them; test photos with a truth in `test_truth` (a CSV Image,Id) against all
-    of train. Test photos rejected at ingest have a truth but no square: they cannot be shown."""
+    of train and the photos a person identified (`reviewed`, as `identification.Queries.read`
+    reads it). With `every_test_photo`, every test photo is a query, its truth new_whale where
+    `test_truth` does not give it. Test photos rejected at ingest have a truth but no square:
+    they cannot be shown."""
     train_squares = read_squares(train_images, train_images_index)
     test_squares = read_squares(test_images, test_images_index)
     train = train_table(train_images_index, split_csv, len(train_squares))
-    validation_search, test_search = Queries(train, read_table(test_images_index)[["image"]],
-                                             str(split_csv)).searches()
+    validation_search, test_search = Queries(train, read_table(test_images_index)[["image"]], str(split_csv),
+                                             read_reviewed(reviewed)).searches()
     everyone = test_search.catalogue
-    train_photos = _photos(everyone["image"].tolist(), everyone["id"].tolist(), train_squares, str(train_images))
+    train_photos = _photos(everyone["image"].tolist(), everyone["id"].tolist(), {**test_squares, **train_squares},
+                           str(train_images))
     validation = train_photos.subset(validation_search.query_rows)
     validation = Photos(validation.names, validation_search.queries["truth"].tolist(), validation.squares)
     queries = {"validation": validation}
     catalogues = {"validation": train_photos.subset(validation_search.catalogue_rows)}
     answers = {"validation": _answers_of(validation.names, read_predictions(validation_predictions),
                                          str(validation_predictions))}
-    if test_truth:
-        truth = read_table(test_truth)
+    if test_truth or every_test_photo:
+        truth = read_table(test_truth) if test_truth else pd.DataFrame(columns=["Image", "Id"])
         truth = dict(zip(truth["Image"], truth["Id"]))
-        names = [name for name in test_search.queries["image"] if name in truth]
-        queries["test"] = _photos(names, [truth[name] for name in names], test_squares, str(test_images))
-        catalogues["test"] = train_photos.subset(test_search.catalogue_rows)
+        names = [name for name in test_search.queries["image"] if every_test_photo or name in truth]
+        queries["test"] = _photos(names, [truth.get(name, NEW_WHALE) for name in names], test_squares,
+                                  str(test_images))
+        catalogues["test"] = train_photos
         answers["test"] = _answers_of(names, read_predictions(test_predictions), str(test_predictions))
     return GalleryQueries(queries, catalogues, answers)
 
@@ -612,7 +628,11 @@ def _embedding_evidence(found: GalleryQueries, files: EmbeddingFiles, *, extend:
                                             else (test, test_index, files.test_index))
         query_embeddings = source[_rows_of(queries.names, source_index, str(source_csv))]
         catalogue = catalogues[split]
-        embeddings, ids = train[_rows_of(catalogue.names, train_index, str(files.train_index))], catalogue.ids
+        # a test catalogue's reviewed photos are test photos
+        both = pd.concat([train_index[["image"]], test_index[["image"]]], ignore_index=True)
+        embeddings = np.concatenate([train, test])[_rows_of(catalogue.names, both,
+                                                            f"{files.train_index} or {files.test_index}")]
+        ids = catalogue.ids
         if split == "test" and extend and files.additions:
             added_npy, added_csv, added_images = files.additions
             added, added_index = read_embeddings(added_npy, added_csv)
@@ -641,45 +661,69 @@ def _keypoint_matches(found: GalleryQueries, files: KeypointFiles) -> Matches:
     def matches(split: str, query: int, photo: int) -> np.ndarray:
         name = found.queries[split].names[query]
         query_features = train[train_row[name]] if split == "validation" else test[test_row[name]]
-        photo_features = train[train_row[found.catalogues[split].names[photo]]]
+        photo_name = found.catalogues[split].names[photo]
+        # a test catalogue's reviewed photos are test photos
+        photo_features = train[train_row[photo_name]] if photo_name in train_row else test[test_row[photo_name]]
         query_xy, photo_xy = inlier_matches(query_features, photo_features, files.settings, files.image_size)
         return np.hstack([query_xy, photo_xy]) / files.image_size
 
     return matches
 
 
-def write_galleries(*, method: str, split_csv: str | Path, validation_predictions: str | Path,
-                    test_predictions: str | Path, threshold_curve: str | Path, train_images: str | Path,
-                    train_images_index: str | Path, test_images: str | Path, test_images_index: str | Path,
-                    best_hits_out: str | Path, worst_misses_out: str | Path, size: int,
-                    test_truth: str | Path | None = None, embeddings: EmbeddingFiles | None = None,
-                    keypoints: KeypointFiles | None = None, pairs: dict[str, str | Path] | None = None,
-                    scores: dict[str, str | Path] | None = None) -> dict[str, int]:
-    """Write `method`'s best-hits and worst-misses pages of `size` queries each (see the module).
+def evidence_files(inputs, matching: dict | None) -> dict:
+    """The keyword arguments of `method_evidence` from a rule's named `inputs` (as
+    rules/common.smk's `evidence_input` names them: embeddings_train.npy, keypoints_test.csv,
+    pairs_validation, scores_test, additions...) and `matching` (image_size and the
+    `settings.MatchSettings` values, where keypoints are drawn)."""
+    from .settings import MatchSettings
 
-    Validation queries are shown against the fit photos of train, test queries (where
-    `test_truth` is given) against all of train: as they were answered (`gallery_queries`).
-    What the pages show of each answer comes from `embeddings` (``metric_learning``, whose test
-    catalogue includes its additions), or from the verified `pairs` and the individuals'
-    `scores` of each split (``local``: its shortlists; ``fused``: its candidates, with the
-    `embeddings`' most similar photo where keypoints verified none), drawn with their inliers
-    from `keypoints`. Returns the number of queries looked at per split."""
-    if size < 1:
-        raise ValueError(f"gallery size must be 1 or more, got {size}")
-    threshold = chosen_threshold(threshold_curve)
-    found = gallery_queries(split_csv=split_csv, train_images=train_images, train_images_index=train_images_index,
-                            test_images=test_images, test_images_index=test_images_index,
-                            validation_predictions=validation_predictions, test_predictions=test_predictions,
-                            test_truth=test_truth)
+    given = set(inputs.keys())
+    files = {}
+    if "embeddings_train.npy" in given:
+        files["embeddings"] = EmbeddingFiles(inputs["embeddings_train.npy"], inputs["embeddings_train.csv"],
+                                             inputs["embeddings_test.npy"], inputs["embeddings_test.csv"],
+                                             tuple(inputs["additions"]) if "additions" in given else None)
+    if "keypoints_train.npy" in given:
+        files["keypoints"] = KeypointFiles(inputs["keypoints_train.npy"], inputs["keypoints_train.csv"],
+                                           inputs["keypoints_test.npy"], inputs["keypoints_test.csv"],
+                                           matching["image_size"], MatchSettings(**matching["settings"]))
+        files["pairs"] = {split: inputs[f"pairs_{split}"] for split in ("validation", "test")}
+        files["scores"] = {split: inputs[f"scores_{split}"] for split in ("validation", "test")}
+    return files
+
+
+@dataclass(frozen=True)
+class MethodEvidence:
+    """What speaks for a method's answers, by split (`Evidence`), the catalogues its photos are
+    rows of, how its scores are named (a key of SCORES), how to draw a verified pair's inliers
+    (None: the method verifies nothing) and the caption of an answer no keypoint verified."""
+
+    evidence: dict[str, Evidence]
+    catalogues: dict[str, Photos]
+    score_name: str
+    matches: Matches | None = None
+    unverified: str = "not verified"
+
+
+def method_evidence(method: str, found: GalleryQueries, *, embeddings: EmbeddingFiles | None = None,
+                    keypoints: KeypointFiles | None = None, pairs: dict[str, str | Path] | None = None,
+                    scores: dict[str, str | Path] | None = None, any_method: bool = False) -> MethodEvidence:
+    """The `MethodEvidence` of `method`'s answers to the `found` queries, with their truths:
+    from `embeddings` (``metric_learning``, whose test catalogue includes its additions), or
+    from the verified `pairs` and the individuals' `scores` of each split (``local``: its
+    shortlists; ``fused``: its candidates, with the `embeddings`' most similar photo where
+    keypoints verified none), drawn with their inliers from `keypoints`. With `any_method`, a
+    method that is none of these (baseline, classifier) is shown by each answer's first
+    catalogue photo, scores unknown."""
     catalogues, matches, unverified = found.catalogues, None, "not verified"
     if method == "metric_learning":
         if embeddings is None:
-            raise ValueError("the metric-learning gallery needs the embeddings")
+            raise ValueError("the metric-learning evidence needs the embeddings")
         evidence, catalogues = _embedding_evidence(found, embeddings, extend=True)
         score_name = "similarity"
     elif method in ("local", "fused"):
         if keypoints is None or pairs is None or scores is None or (method == "fused" and embeddings is None):
-            raise ValueError(f"the {method} gallery needs the keypoints, the verified pairs, the individuals' scores"
+            raise ValueError(f"the {method} evidence needs the keypoints, the verified pairs, the individuals' scores"
                              + (" and the embeddings" if method == "fused" else ""))
         evidence = {}
         for split, queries in found.queries.items():
@@ -697,16 +741,45 @@ def write_galleries(*, method: str, split_csv: str | Path, validation_prediction
             unverified = "no keypoint match: one of its photos"
         evidence = {split: with_fallback_photos(evidence[split], fallback[split]) for split in evidence}
         matches = _keypoint_matches(found, keypoints)
+    elif any_method:
+        evidence = {split: first_photos(with_truths(found.answers[split], queries.ids), catalogues[split].ids)
+                    for split, queries in found.queries.items()}
+        score_name = "score"
     else:
         raise ValueError(f"no candidate gallery for method {method!r}: expected metric_learning, local or fused")
+    return MethodEvidence(evidence, catalogues, score_name, matches, unverified)
 
-    table = pd.concat([query_table(queries, split, queries.ids, found.answers[split], evidence[split], threshold)
+
+def write_galleries(*, method: str, split_csv: str | Path, validation_predictions: str | Path,
+                    test_predictions: str | Path, threshold_curve: str | Path, train_images: str | Path,
+                    train_images_index: str | Path, test_images: str | Path, test_images_index: str | Path,
+                    best_hits_out: str | Path, worst_misses_out: str | Path, size: int,
+                    test_truth: str | Path | None = None, embeddings: EmbeddingFiles | None = None,
+                    keypoints: KeypointFiles | None = None, pairs: dict[str, str | Path] | None = None,
+                    scores: dict[str, str | Path] | None = None, reviewed: str | Path | None = None
+                    ) -> dict[str, int]:
+    """Write `method`'s best-hits and worst-misses pages of `size` queries each (see the module).
+
+    Validation queries are shown against the fit photos of train, test queries (where
+    `test_truth` is given) against all of train and the `reviewed` photos: as they were
+    answered (`gallery_queries`). What the pages show of each answer: `method_evidence`.
+    Returns the number of queries looked at per split."""
+    if size < 1:
+        raise ValueError(f"gallery size must be 1 or more, got {size}")
+    threshold = chosen_threshold(threshold_curve)
+    found = gallery_queries(split_csv=split_csv, train_images=train_images, train_images_index=train_images_index,
+                            test_images=test_images, test_images_index=test_images_index,
+                            validation_predictions=validation_predictions, test_predictions=test_predictions,
+                            test_truth=test_truth, reviewed=reviewed)
+    shown = method_evidence(method, found, embeddings=embeddings, keypoints=keypoints, pairs=pairs, scores=scores)
+    table = pd.concat([query_table(queries, split, queries.ids, found.answers[split], shown.evidence[split], threshold)
                        for split, queries in found.queries.items()], ignore_index=True)
     counts = {split: int((table["split"] == split).sum()) for split in found.queries}
     for page, selected, out in (("best_hits", best_hits(table, size), best_hits_out),
                                 ("worst_misses", worst_misses(table, size), worst_misses_out)):
-        write_text(render_page(page, selected, found.queries, catalogues, threshold, method=method,
-                               score_name=score_name, matches=matches, unverified=unverified, counts=counts), out)
+        write_text(render_page(page, selected, found.queries, shown.catalogues, threshold, method=method,
+                               score_name=shown.score_name, matches=shown.matches, unverified=shown.unverified,
+                               counts=counts), out)
         log.info("%s: %d queries shown in %s", page, len(selected), out)
     log.info("queries looked at: %s; new_whale threshold %g", counts, threshold)
     return counts

@@ -22,7 +22,7 @@ numpy and pandas only, so that a method without TensorFlow can use it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -201,7 +201,9 @@ class Search:
     ``queries``: the query photos (image, phash, content_hash; and id, subset, truth for
     validation), their ``query_rows`` in their split's arrays (the train arrays for
     validation, the test arrays for test); ``catalogue``: the known photos (image, id, subset,
-    truth, phash, content_hash), their ``catalogue_rows`` in the train arrays.
+    truth, phash, content_hash), their ``catalogue_rows`` in the train arrays, then, in the
+    test search, the ``reviewed_rows`` of the test arrays: the test photos a person identified
+    (subset ``reviewed``).
     """
 
     split: str
@@ -209,15 +211,23 @@ class Search:
     query_rows: np.ndarray
     catalogue: pd.DataFrame
     catalogue_rows: np.ndarray
+    reviewed_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def query_values(self, train_values: np.ndarray, test_values: np.ndarray) -> np.ndarray:
         """The queries' rows of a per-photo array of either split (embeddings, say): of
         `train_values` for validation, of `test_values` for test."""
         return _rows_of(train_values if self.split == "validation" else test_values, self.query_rows)
 
-    def catalogue_values(self, train_values: np.ndarray) -> np.ndarray:
-        """The catalogue's rows of a per-photo array of train."""
-        return _rows_of(train_values, self.catalogue_rows)
+    def catalogue_values(self, train_values: np.ndarray, test_values: np.ndarray | None = None) -> np.ndarray:
+        """The catalogue's rows of a per-photo array: of train, then of test (`test_values`)
+        for the reviewed photos, where there are any."""
+        values = _rows_of(train_values, self.catalogue_rows)
+        if not len(self.reviewed_rows):
+            return values
+        if test_values is None:
+            raise ValueError(f"the {self.split} catalogue holds {len(self.reviewed_rows)} reviewed test photos: "
+                             "their values are needed too")
+        return np.concatenate([values, test_values[self.reviewed_rows]])
 
     @property
     def catalogue_ids(self) -> list[str]:
@@ -238,29 +248,39 @@ class Queries:
     ``train``: one row per train photo in the order of the train arrays (image, id, subset,
     truth, phash, content_hash); ``test``: one row per test photo in the order of the test
     arrays (image, phash, content_hash). ``source`` names the split table in errors.
+    ``reviewed``: the test photos a person identified (image, id; `read_reviewed`): they
+    join the test search's catalogue, and answer first with their own id.
     """
 
     train: pd.DataFrame
     test: pd.DataFrame
     source: str = "the validation split"
+    reviewed: pd.DataFrame = field(default_factory=lambda: read_reviewed(None))
+
+    def __post_init__(self):
+        unknown = sorted(set(self.reviewed["image"]) - set(self.test["image"]))
+        if unknown:
+            raise ValueError(f"{len(unknown)} reviewed photos are not test photos of this run, e.g. {unknown[:3]}")
 
     @classmethod
     def read(cls, train_index: str | Path, test_index: str | Path, split_csv: str | Path,
-             manifest_csv: str | Path) -> Queries:
+             manifest_csv: str | Path, reviewed_csv: str | Path | None = None) -> Queries:
         """The photos of a train and a test array (named by their index CSVs, column image),
-        with their subset and truth (`split_csv`) and hashes (`manifest_csv`)."""
+        with their subset and truth (`split_csv`) and hashes (`manifest_csv`); `reviewed_csv`:
+        the decided test photos (rule review_catalogue's reviewed.csv: image, id, decision), or None."""
         manifest = read_table(manifest_csv)
         train = with_hashes(train_table(train_index, split_csv), manifest, "train", manifest_csv)
         test = with_hashes(read_table(test_index)[["image"]], manifest, "test", manifest_csv)
-        return cls(train, test, str(split_csv))
+        return cls(train, test, str(split_csv), read_reviewed(reviewed_csv))
 
     @classmethod
-    def from_manifest(cls, manifest: pd.DataFrame, split: pd.DataFrame, source: str = "the validation split"
-                      ) -> Queries:
+    def from_manifest(cls, manifest: pd.DataFrame, split: pd.DataFrame, source: str = "the validation split",
+                      reviewed_csv: str | Path | None = None) -> Queries:
         """The train and test photos of the `manifest`, in its order, with the subset and truth
         of the train photos (from the `split` table): for a method that reads no array."""
         train = manifest[manifest["split"] == "train"].merge(split[["image", "subset", "truth"]], on="image")
-        return cls(train.reset_index(drop=True), manifest[manifest["split"] == "test"].reset_index(drop=True), source)
+        return cls(train.reset_index(drop=True), manifest[manifest["split"] == "test"].reset_index(drop=True), source,
+                   read_reviewed(reviewed_csv))
 
     def check_rows(self, train_rows: int, test_rows: int, train_source: str | Path, test_source: str | Path) -> None:
         """Raise ValueError unless the train and test arrays (`train_source`, `test_source`) have
@@ -285,9 +305,35 @@ class Queries:
         if not len(validation_rows):
             raise ValueError(f"{self.source} has no validation images to choose the new_whale threshold on")
         everyone = np.arange(len(self.train))
+        reviewed_rows = np.flatnonzero(self.test["image"].isin(self.reviewed["image"]).to_numpy())
+        identity = dict(zip(self.reviewed["image"], self.reviewed["id"]))
+        reviewed = self.test.iloc[reviewed_rows].assign(subset="reviewed")
+        reviewed["id"] = reviewed["truth"] = reviewed["image"].map(identity)
+        catalogue = pd.concat([self.train, reviewed[[c for c in self.train.columns if c in reviewed.columns]]],
+                              ignore_index=True) if len(reviewed_rows) else self.train
         return (Search("validation", self.train.iloc[validation_rows], validation_rows, self.train.iloc[fit_rows],
                        fit_rows),
-                Search("test", self.test, np.arange(len(self.test)), self.train, everyone))
+                Search("test", self.test, np.arange(len(self.test)), catalogue, everyone, reviewed_rows))
+
+    def reviewed_first(self, test_answers: Sequence[Sequence[str]]) -> list[list[str]]:
+        """The test answers, each reviewed photo's own id first (a person said who it is)."""
+        if len(test_answers) != len(self.test):
+            raise ValueError(f"{len(test_answers)} answer lists for {len(self.test)} test photos")
+        identity = dict(zip(self.reviewed["image"], self.reviewed["id"]))
+        return [duplicates_first([(0, identity[image])], list(row)) if image in identity else list(row)
+                for image, row in zip(self.test["image"], test_answers)]
+
+
+def read_reviewed(reviewed_csv: str | Path | None) -> pd.DataFrame:
+    """The test photos a person identified (image, id): the confirmed and new rows of a file of
+    decisions (rule review_catalogue's reviewed.csv: image, id, decision); none for None."""
+    if reviewed_csv is None:
+        return pd.DataFrame(columns=["image", "id"])
+    reviewed = read_table(reviewed_csv)
+    missing = [c for c in ("image", "id", "decision") if c not in reviewed.columns]
+    if missing:
+        raise ValueError(f"{reviewed_csv}: no {', '.join(missing)} column")
+    return reviewed.loc[reviewed["decision"].isin(["confirmed", "new"]), ["image", "id"]].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------- answers
@@ -348,8 +394,8 @@ def answer(queries: Queries, validation_candidates: Candidates, test_candidates:
     if logger is not None:
         logger.info("duplicates up to %d pHash bits first, new_whale threshold %g: validation MAP@5 %.4f",
                     choice.max_distance, choice.threshold, choice.map5)
-    test_answers = final_answers(test_candidates, choice.threshold,
-                                 duplicate_matches(test.queries, test.catalogue, choice.max_distance))
+    test_answers = queries.reviewed_first(final_answers(
+        test_candidates, choice.threshold, duplicate_matches(test.queries, test.catalogue, choice.max_distance)))
     return Identification(pd.DataFrame({"image": validation.queries["image"].tolist(), "answers": validation_answers}),
                           pd.DataFrame({"image": test.queries["image"].tolist(), "answers": test_answers}),
                           choice.curve, choice.threshold)

@@ -8,9 +8,11 @@ top-1 accuracy (`metrics`). `submission.csv` is the submission of the method bes
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
+from .ingest import NEW_WHALE
 from .metrics import map_at_5, top1_accuracy
 from .submission import SubmissionError, read_predictions
 from .tables import read_table
@@ -31,18 +33,26 @@ def score_predictions(predictions: dict[str, list[str]], truth: dict[str, str]) 
 
 
 def score_method(method: str, validation_predictions: str | Path, split_csv: str | Path,
-                 submission: str | Path, test_truth_csv: str | Path | None) -> pd.DataFrame:
+                 submission: str | Path, test_truth_csv: str | Path | None, new_ids: Sequence[str] = ()
+                 ) -> pd.DataFrame:
     """One row per split scored (method, split, map5, top1, n_images): the method's validation
     answers against the split's truths, and its submission against `test_truth_csv` (Image,Id)
-    where there is one."""
+    where there is one. `new_ids`: individuals a review found new; test truth, which knows only
+    train's individuals, calls them new_whale, and so do their answers when scored."""
     split = read_table(split_csv)
     held_out = split[split["subset"] == "validation"]
     truths = {"validation": (validation_predictions, dict(zip(held_out["image"], held_out["truth"])))}
     if test_truth_csv is not None:
         test_truth = read_table(test_truth_csv)
         truths["test"] = (submission, dict(zip(test_truth["Image"], test_truth["Id"])))
-    return pd.DataFrame([{"method": method, "split": subset, **score_predictions(read_predictions(answers), truth)}
-                         for subset, (answers, truth) in truths.items()])
+    new_ids = set(new_ids)
+    rows = []
+    for subset, (answers, truth) in truths.items():
+        predictions = read_predictions(answers)
+        if new_ids and subset == "test":
+            predictions = {image: [NEW_WHALE if i in new_ids else i for i in row] for image, row in predictions.items()}
+        rows.append({"method": method, "split": subset, **score_predictions(predictions, truth)})
+    return pd.DataFrame(rows)
 
 
 def comparison_table(scores: pd.DataFrame) -> pd.DataFrame:

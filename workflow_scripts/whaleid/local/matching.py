@@ -526,7 +526,8 @@ class LocalIdentification(Identification):
 def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
              split_csv: str | Path, manifest_csv: str | Path, *, settings: MatchSettings, image_size: int,
              scoring: str, verifier=None, phash_distances: Sequence[int], thresholds: Sequence[float], n_jobs: int,
-             weights: tuple[str | Path, str | Path] | None = None, progress=None) -> LocalIdentification:
+             weights: tuple[str | Path, str | Path] | None = None, reviewed: str | Path | None = None,
+             progress=None) -> LocalIdentification:
     """The method's answers from the keypoints of train and test (each .npy with its index
     .csv): each search's queries matched against its catalogue (`match_queries`), each
     shortlisted individual scored (`individual_scores`) by its inliers (`scoring` ``inliers``)
@@ -534,8 +535,9 @@ def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Pat
     validation and calibrated to P(it is the query's individual) (``probability``); then
     answered as every method is, the new_whale threshold (of `thresholds`: inliers, or that
     probability) chosen on validation. `weights`: the train and test keypoints' weights
-    (`foreground`, .npy files), or None: all 1. `progress(label, done, total)` is told how far
-    each split's matching is.
+    (`foreground`, .npy files), or None: all 1. `reviewed`: the test photos a person
+    identified, which join the test catalogue (`Queries.read`). `progress(label, done, total)`
+    is told how far each split's matching is.
 
     Verification runs on `n_jobs` threads, and so do faiss's k-means and search, whatever cores
     the machine has: faiss sums in another order on another number of threads, and its inverted
@@ -546,7 +548,7 @@ def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Pat
     if (scoring == "verifier") != (verifier is not None):
         raise ValueError(f"scoring {scoring!r} with{'out' if verifier is None else ''} a verifier")
     faiss.omp_set_num_threads(n_jobs)
-    queries = Queries.read(train_index, test_index, split_csv, manifest_csv)
+    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed)
     train_keypoints, _ = read_keypoints(train_npy, train_index)
     test_keypoints, _ = read_keypoints(test_npy, test_index)
     queries.check_rows(len(train_keypoints), len(test_keypoints), train_npy, test_npy)
@@ -556,8 +558,9 @@ def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Pat
     pairs, fallback = {}, {}
     for search in searches:
         ids = np.asarray(search.catalogue_ids)
-        catalogue = LocalCatalogue(search.catalogue_values(train_keypoints), ids, image_size, settings,
-                                   None if weights is None else search.catalogue_values(train_weights))
+        catalogue = LocalCatalogue(search.catalogue_values(train_keypoints, test_keypoints), ids, image_size,
+                                   settings,
+                                   None if weights is None else search.catalogue_values(train_weights, test_weights))
         log.info("%s: catalogue of %d photos of %d individuals, %d descriptors", search.split, len(catalogue),
                  len(catalogue.individuals), len(catalogue.photo_of_descriptor))
         found = match_queries(catalogue, search.query_values(train_keypoints, test_keypoints),

@@ -1,0 +1,100 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from whaleid.review import (auto_accept, catalogue_table, identified, individuals_table, read_decisions)
+
+TEST_IMAGES = ["t1.jpg", "t2.jpg", "t3.jpg", "t4.jpg", "t5.jpg"]
+KNOWN = ["w_a", "w_b", "new_whale"]
+
+
+def decisions(tmp_path, text, name="decisions.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_decisions_confirm_known_individuals_and_name_new_ones(tmp_path):
+    path = decisions(tmp_path, "Image,decision,Id,by\n"
+                               "t1.jpg,confirmed,w_a,person\n"
+                               "t2.jpg,new,,person\n"
+                               "t3.jpg,new,new-t2,person\n"       # the same new individual seen twice
+                               "t4.jpg,unsure,,person\n"
+                               "t5.jpg,confirmed,new-t2,auto\n"    # confirmed as a new one of the file
+                               "t1.jpg,confirmed,w_a,person\n")   # the same decision twice: kept once
+    reviewed = read_decisions([path], TEST_IMAGES, KNOWN)
+    assert reviewed.columns.tolist() == ["image", "id", "decision", "source"]
+    assert reviewed[["image", "id", "decision"]].values.tolist() == [
+        ["t1.jpg", "w_a", "confirmed"], ["t2.jpg", "new-t2", "new"], ["t3.jpg", "new-t2", "new"],
+        ["t4.jpg", "", "unsure"], ["t5.jpg", "new-t2", "confirmed"]]
+    assert set(reviewed["source"]) == {str(path)}
+    assert identified(reviewed)["image"].tolist() == ["t1.jpg", "t2.jpg", "t3.jpg", "t5.jpg"]
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("t9.jpg,confirmed,w_a", r"decisions.csv, line 3: 't9.jpg' is not a test photo of this run"),
+    ("t2.jpg,confirmed,w_zz", r"line 3: t2.jpg is confirmed as 'w_zz', which is neither a known individual"),
+    ("t2.jpg,maybe,w_a", r"line 3: decision 'maybe': expected one of confirmed, new, unsure"),
+    ("t1.jpg,confirmed,w_b", r"line 3: t1.jpg is decided confirmed 'w_b', but .*line 2 decided it confirmed 'w_a'"),
+    ("t2.jpg,new,w_b", r"line 3: t2.jpg is decided new but 'w_b' is a known individual: decide it confirmed"),
+    ("t2.jpg,confirmed,new_whale", r"line 3: new_whale is no individual"),
+    ("t2.jpg,confirmed,", r"line 3: confirmed without an Id"),
+    (",confirmed,w_a", r"line 3: no Image"),
+    ("t2.jpg,confirmed,w_a,extra", r"line 3: more fields than the header's 3"),
+])
+def test_a_wrong_row_is_an_error_naming_the_file_and_line(tmp_path, rows, message):
+    path = decisions(tmp_path, f"Image,decision,Id\nt1.jpg,confirmed,w_a\n{rows}\n")
+    with pytest.raises(ValueError, match=message):
+        read_decisions([path], TEST_IMAGES, KNOWN)
+
+
+def test_a_malformed_or_missing_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"bad.csv: no decision, Id column"):
+        read_decisions([decisions(tmp_path, "Image,Answer\nt1.jpg,w_a\n", "bad.csv")], TEST_IMAGES, KNOWN)
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81garbage")
+    with pytest.raises(ValueError, match=r"binary.csv: not a UTF-8 text file"):
+        read_decisions([tmp_path / "binary.csv"], TEST_IMAGES, KNOWN)
+    with pytest.raises(ValueError, match=r"gone.csv: file not found"):
+        read_decisions([tmp_path / "gone.csv"], TEST_IMAGES, KNOWN)
+
+
+def test_decisions_of_several_reviews_are_read_together(tmp_path):
+    first = decisions(tmp_path, "Image,decision,Id\nt1.jpg,new,\n", "first.csv")
+    # a later review confirms a photo as the individual the first one found new
+    second = decisions(tmp_path, "Image,decision,Id\nt2.jpg,confirmed,new-t1\n", "second.csv")
+    reviewed = read_decisions([first, second], TEST_IMAGES, KNOWN)
+    assert reviewed[["image", "id", "source"]].values.tolist() == [["t1.jpg", "new-t1", str(first)],
+                                                                   ["t2.jpg", "new-t1", str(second)]]
+    contradicting = decisions(tmp_path, "Image,decision,Id\nt1.jpg,unsure,\n", "third.csv")
+    with pytest.raises(ValueError, match=r"third.csv, line 2: t1.jpg is decided unsure .*first.csv, line 2"):
+        read_decisions([first, contradicting], TEST_IMAGES, KNOWN)
+
+
+def test_the_catalogue_holds_train_and_reviewed_photos_and_where_they_came_from():
+    train = pd.DataFrame({"image": ["a1", "a2", "n1", "b1"], "id": ["w_a", "w_a", "new_whale", "w_b"]})
+    reviewed = pd.DataFrame({"image": ["t1", "t2", "t3"], "id": ["w_a", "new-t2", ""],
+                             "decision": ["confirmed", "new", "unsure"], "source": ["d.csv"] * 3})
+    catalogue = catalogue_table(train, reviewed)
+    assert catalogue.values.tolist() == [["a1", "w_a", "train", "train", ""], ["a2", "w_a", "train", "train", ""],
+                                         ["b1", "w_b", "train", "train", ""],
+                                         ["t1", "w_a", "test", "d.csv", "confirmed"],
+                                         ["t2", "new-t2", "test", "d.csv", "new"]]
+    individuals = individuals_table(catalogue).set_index("id")
+    assert individuals.loc["w_a"].tolist() == [3, 2, 1, False, "a1 a2 t1"]
+    assert individuals.loc["new-t2"].tolist() == [1, 0, 1, True, "t2"]
+    assert individuals.index.tolist() == ["new-t2", "w_a", "w_b"]
+
+
+def test_auto_accept_takes_the_largest_most_confident_set_right_often_enough():
+    scores = [0.99, 0.95, 0.9, 0.9, 0.8, 0.7, 0.5, np.nan]
+    correct = [True, True, True, False, True, True, False, True]
+    accept = auto_accept(scores, correct, 0.8)
+    # top 6 are right 5 of 6 (0.833); the tied 0.9s go together
+    assert accept.threshold == 0.7 and accept.validation_accepted == 6
+    assert accept.validation_precision == pytest.approx(5 / 6) and accept.validation_queries == 7
+    strict = auto_accept(scores, correct, 1.0)
+    assert strict.threshold == 0.95 and strict.validation_accepted == 2
+    none = auto_accept([0.9, 0.8], [False, True], 0.99)
+    assert none.threshold == float("inf") and none.validation_accepted == 0 and np.isnan(none.validation_precision)
+    with pytest.raises(ValueError, match="precision must be in"):
+        auto_accept(scores, correct, 0)

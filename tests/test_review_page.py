@@ -1,0 +1,378 @@
+"""The review page: what it shows and says, that it fetches nothing, and, in a real browser, that a
+person's keys decide the photos, that the decisions survive a reload and export as decisions.csv."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import math
+import re
+from html.parser import HTMLParser
+
+import cv2
+import numpy as np
+import pytest
+
+from browser import CHROMIUM_SKIP, SKIP_REASON, open_browser, screenshot
+from whaleid.ingest import NEW_WHALE
+from whaleid.review_page import (DECISION_COLUMNS, AutoAccept, ReviewCandidate, ReviewQuery, auto_accept_statement,
+                                 format_score, new_individual_id, render_review_page, storage_key)
+
+# An image name with every character that HTML, a script or a CSV could stumble on.
+ODD = 'o,dd "x" <&>.jpg'
+KNOWN = [f"w_{i}" for i in range(1, 10)]
+
+
+def png_uri(value: int, width: int = 8, height: int = 8) -> str:
+    ok, png = cv2.imencode(".png", np.full((height, width, 3), value, np.uint8))
+    assert ok
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def candidate(individual: str, score: float, *, photo: bool = True, inliers: int | None = None) -> ReviewCandidate:
+    if individual == NEW_WHALE or not photo:
+        return ReviewCandidate(individual, score, None, None, None)
+    # a photo drawn beside the query with its inlier lines is twice as wide
+    picture = png_uri(40 + len(individual), width=18 if inliers is not None else 8)
+    return ReviewCandidate(individual, score, picture, f"{individual}_photo.jpg", inliers)
+
+
+def query(image: str, answers: list[str], confidence: float, accepted: bool = False) -> ReviewQuery:
+    scores = [confidence, 0.1, 0.02, 0.0004, float("nan")]
+    candidates = [candidate(individual, score, inliers=12 if rank == 0 else None, photo=individual != "w_5")
+                  for rank, (individual, score) in enumerate(zip(answers, scores))]
+    return ReviewQuery(image, png_uri(100 + len(image)), candidates, confidence, accepted)
+
+
+def synthetic_queries() -> list[ReviewQuery]:
+    """Six test photos, least sure first, as the caller orders them; e.jpg is auto-accepted and
+    f.jpg has new_whale at rank 1."""
+    return [query("a.jpg", ["w_1", "w_2", "w_3", NEW_WHALE, "w_5"], 0.2),
+            query("b.jpg", ["w_2", "w_1", "w_4", "w_5", NEW_WHALE], 0.3),
+            query("c.jpg", ["w_4", "w_1", NEW_WHALE, "w_2", "w_3"], 0.4),
+            query(ODD, ["w_2", "w_3", "w_1", "w_4", NEW_WHALE], 0.5),
+            query("e.jpg", ["w_3", "w_1", "w_2", NEW_WHALE, "w_4"], 0.9995, accepted=True),
+            query("f.jpg", [NEW_WHALE, "w_1", "w_2", "w_3", "w_4"], float("nan"))]
+
+
+AUTO = AutoAccept(precision=0.98, threshold=0.93, validation_precision=55 / 56, validation_accepted=56,
+                  validation_queries=70)
+
+
+def render(queries=None, **options) -> str:
+    arguments = {"run": "results", "method": "local", "score_name": "probability", "auto_accept": AUTO,
+                 "known_ids": KNOWN, **options}
+    return render_review_page(synthetic_queries() if queries is None else queries, **arguments)
+
+
+class Page(HTMLParser):
+    """The body's attributes, each query section's (with its candidates') and every image, as a
+    browser reads them."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.body: dict = {}
+        self.sections: list[dict] = []
+        self.images: list[dict] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "body":
+            self.body = attributes
+        elif tag == "section" and "query" in classes:
+            self.sections.append({**attributes, "candidates": []})
+        elif tag == "figure" and "candidate" in classes:
+            self.sections[-1]["candidates"].append(attributes)
+        elif tag == "img":
+            self.images.append(attributes)
+
+
+# --- the page as written -------------------------------------------------------------------
+
+@pytest.mark.parametrize("image, expected", [("0a1b2c.jpg", "new-0a1b2c"), ("a.b.JPG", "new-a.b"),
+                                             ("plain", "new-plain"), (ODD, 'new-o,dd "x" <&>')])
+def test_a_new_individual_is_named_after_its_photo(image, expected):
+    assert new_individual_id(image) == expected
+
+
+@pytest.mark.parametrize("value, score_name, expected", [
+    (0.93456, "probability", "0.935"), (0.9995, "probability", "> 0.999"), (0.0004, "probability", "< 0.001"),
+    (0.999, "probability", "0.999"), (0.81234, "similarity", "0.812"), (0.99995, "similarity", "1.000"),
+    (17.0, "inliers", "17"), (1234.5678, "score", "1.23e+03"), (0.012345, "score", "0.0123"),
+    (float("nan"), "probability", ""), (None, "inliers", "")])
+def test_scores_are_written_as_their_kind_is(value, score_name, expected):
+    assert format_score(value, score_name) == expected
+
+
+def test_an_unknown_kind_of_score_is_refused():
+    with pytest.raises(ValueError, match="unknown score 'distance'"):
+        format_score(0.5, "distance")
+    with pytest.raises(ValueError, match="unknown score"):
+        render(score_name="distance")
+
+
+def test_one_section_per_query_in_the_order_given():
+    queries = synthetic_queries()
+    page = Page(render(queries))
+    assert [s["data-image"] for s in page.sections] == [q.image for q in queries]
+    assert page.body["data-run"] == "results" and page.body["data-method"] == "local"
+    assert page.body["data-storage-key"] == storage_key("results", "local", [q.image for q in queries])
+    for section, q in zip(page.sections, queries):
+        assert section["data-accepted"] == ("true" if q.accepted else "false")
+        assert section["data-new-id"] == new_individual_id(q.image)
+        # before any script runs, an auto-accepted photo reads as confirmed by auto
+        expected = ("confirmed", q.candidates[0].id, "auto") if q.accepted else ("", "", "")
+        assert (section["data-decision"], section["data-decided-id"], section["data-by"]) == expected
+        assert [c["data-id"] for c in section["candidates"]] == [c.id for c in q.candidates]
+        assert [c["data-rank"] for c in section["candidates"]] == ["1", "2", "3", "4", "5"]
+        for figure, answer in zip(section["candidates"], q.candidates):
+            assert (figure["data-score"] == "") == math.isnan(answer.score)
+            if not math.isnan(answer.score):
+                assert float(figure["data-score"]) == pytest.approx(answer.score, rel=1e-5)
+            assert figure.get("data-inliers") == (None if answer.inliers is None else str(answer.inliers))
+            assert figure.get("data-photo") == answer.photo
+    # the query and every candidate with a picture; new_whale and w_5 (no photo) are placeholder boxes
+    assert len(page.images) == sum(1 + sum(c.picture is not None for c in q.candidates) for q in queries)
+    text = render(queries)
+    assert text.count('class="placeholder"') == sum(c.picture is None for q in queries for c in q.candidates)
+    assert text.count('<span class="badge">auto-accepted</span>') == 1
+    assert "rank-1 probability &gt; 0.999" in text
+    assert "No photo to review." in render([], auto_accept=None)
+
+
+def test_odd_names_are_escaped_and_read_back_whole():
+    odd_id = 'w"<&>\'x'
+    queries = [query(ODD, [odd_id, "w_1", NEW_WHALE, "w_2", "w_3"], 0.5)]
+    text = render(queries, run='run "1" </script><b>&', known_ids=[odd_id, *KNOWN])
+    page = Page(text)
+    assert page.body["data-run"] == 'run "1" </script><b>&'
+    assert page.sections[0]["data-image"] == ODD
+    assert page.sections[0]["data-new-id"] == new_individual_id(ODD)
+    assert page.sections[0]["data-rank1"] == odd_id
+    assert page.sections[0]["candidates"][0]["data-id"] == odd_id
+    assert '"x" <&>' not in text and "<b>&" not in text
+    assert text.count("</script>") == 1
+    assert f'<option value="{odd_id}"' not in text and '<option value="w&quot;&lt;&amp;&gt;&#x27;x">' in text
+
+
+def test_the_auto_accept_statement_gives_the_threshold_and_how_right_it_was():
+    statement = auto_accept_statement(AUTO, photos=40, accepted=12, score_name="probability")
+    assert statement == ("Auto-accepted: 12 of 40 photos, whose rank-1 probability is at least 0.93: on validation, "
+                         "rank-1 answers at or above it were right 98.2% of the time (55 of 56) \N{EM DASH} asked for "
+                         "98%. A person still has to look at 28.")
+    assert ("Auto-accepted: 1 of 6 photos, whose rank-1 probability is at least 0.93" in render()
+            and "A person still has to look at 5." in render())
+
+
+def test_without_a_threshold_every_photo_goes_to_a_person():
+    never = AutoAccept(precision=0.98, threshold=math.inf, validation_precision=math.nan, validation_accepted=0,
+                       validation_queries=70)
+    statement = auto_accept_statement(never, photos=40, accepted=0, score_name="inliers")
+    assert statement == ("Nothing is auto-accepted: on validation, no threshold on the rank-1 inliers made the rank-1 "
+                         "answers above it right 98% of the time (70 validation queries with a known individual at "
+                         "rank 1), so a person has to look at every photo (40).")
+    queries = [q for q in synthetic_queries() if not q.accepted]
+    assert "a person has to look at every photo (5)." in render(queries, auto_accept=never)
+    assert "Nothing is auto-accepted: a person has to look at every photo (5)." in render(queries, auto_accept=None)
+
+
+def test_the_page_fetches_nothing():
+    text = render().lower()
+    assert "http://" not in text and "https://" not in text
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(?!data:)[a-z]+:""", text)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*//""", text)
+    for outside in ("<link", "@import", "<iframe", "fetch(", "xmlhttprequest", "import("):
+        assert outside not in text, outside
+    assert not re.search(r"(?<![a-z])url\(", text)  # a CSS url(): createObjectURL( is the export's download
+    assert all(image["src"].startswith("data:image/png;base64,") for image in Page(render()).images)
+
+
+def test_two_runs_keep_separate_decisions():
+    images = ["a.jpg", "b.jpg"]
+    key = storage_key("results", "local", images)
+    assert key == storage_key("results", "local", list(images))
+    assert len({key, storage_key("results_2", "local", images), storage_key("results", "fused", images),
+                storage_key("results", "local", ["a.jpg", "c.jpg"])}) == 4
+
+
+@pytest.mark.parametrize("queries, message", [
+    ([query("a.jpg", ["w_1"], 0.5), query("a.jpg", ["w_2"], 0.4)], "'a.jpg' twice"),
+    ([query("a.jpg", ["w_1"], 0.5), query("a.png", ["w_2"], 0.4)], "same|own new individual id"),
+    ([query("a.jpg", [NEW_WHALE, "w_1"], 0.5, accepted=True)], "auto-accepted but its rank 1"),
+    ([ReviewQuery("a.jpg", png_uri(1), [candidate(f"w_{i}", 0.1) for i in range(6)], 0.1, False)], "at most 5"),
+    ([ReviewQuery("a.jpg", "https://example.org/a.jpg", [], math.nan, False)], "not an image data URI"),
+])
+def test_queries_the_page_cannot_show_are_refused(queries, message):
+    with pytest.raises(ValueError, match=message):
+        render(queries)
+
+
+# --- in a browser --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    if SKIP_REASON:
+        pytest.skip(SKIP_REASON)
+    with open_browser() as opened:
+        yield opened
+
+
+@pytest.fixture
+def review_html(tmp_path):
+    path = tmp_path / "review.html"
+    path.write_text(render(), encoding="utf-8")
+    return path
+
+
+class Session:
+    """A page open in a fresh browser profile, with the errors its console and script reported."""
+
+    def __init__(self, browser, path):
+        self.context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.goto(path.as_uri(), wait_until="load")
+
+    def press(self, *keys: str) -> None:
+        for key in keys:
+            self.page.keyboard.press(key)
+
+    def sections(self) -> list[dict]:
+        return self.page.eval_on_selector_all("section.query", "all => all.map(s => ({...s.dataset}))")
+
+    def states(self) -> dict[str, tuple[str, str, str, str]]:
+        return {s["image"]: (s["decision"], s["decidedId"], s["by"], s["sameAs"]) for s in self.sections()}
+
+    def current(self) -> str:
+        current = [s["image"] for s in self.sections() if s["current"] == "true"]
+        assert len(current) == 1, current
+        return current[0]
+
+    def message(self) -> str:
+        return self.page.inner_text("#message")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+UNDECIDED = ("", "", "", "")
+
+
+@CHROMIUM_SKIP
+def test_a_person_decides_by_keyboard_and_the_decisions_survive_a_reload_and_export(browser, review_html, tmp_path):
+    session = Session(browser, review_html)
+    assert session.current() == "a.jpg"
+    assert session.states()["e.jpg"] == ("confirmed", "w_3", "auto", "")
+    assert session.page.inner_text("#progress") == "Decided 0 of 5 to look at; 1 auto-accepted."
+    # nobody is new yet: "same as" says so and changes nothing
+    session.press("s")
+    assert "No other photo is decided new" in session.message()
+    assert session.states()["a.jpg"] == UNDECIDED and session.current() == "a.jpg"
+
+    session.press("1")  # a.jpg is w_1, and the page moves on
+    assert session.current() == "b.jpg"
+    session.press("n")  # b.jpg is someone new
+    session.press("s")  # c.jpg is that same new one; "same as" stays on the photo
+    assert session.current() == "c.jpg"
+    assert session.page.inner_text('section[data-current="true"] .status') == "new individual new-b (same as b.jpg)"
+    session.press("j", "u")  # the odd name: not sure
+    assert session.current() == "e.jpg"
+    decided = {"a.jpg": ("confirmed", "w_1", "person", ""), "b.jpg": ("new", "new-b", "person", ""),
+               "c.jpg": ("new", "new-b", "person", "b.jpg"), ODD: ("unsure", "", "person", ""),
+               "e.jpg": ("confirmed", "w_3", "auto", ""), "f.jpg": UNDECIDED}
+    assert session.states() == decided
+    assert session.page.inner_text("#progress") == "Decided 4 of 5 to look at (1 not sure); 1 auto-accepted."
+
+    session.page.reload(wait_until="load")
+    assert session.states() == decided
+    assert session.current() == "e.jpg"
+
+    session.press("2")  # a person overrules the auto-accepted e.jpg...
+    assert session.states()["e.jpg"] == ("confirmed", "w_1", "person", "")
+    session.press("1")  # ...and f.jpg's rank 1 is new_whale: a new individual
+    assert session.states()["f.jpg"] == ("new", "new-f", "person", "")
+    session.press("k", "Backspace")  # cleared, e.jpg is auto-accepted again
+    assert session.states()["e.jpg"] == ("confirmed", "w_3", "auto", "")
+    session.press("ArrowUp", "ArrowLeft")
+    assert session.current() == "c.jpg"
+    session.press("s")  # the most recently marked new (f.jpg) first, then an earlier one (b.jpg)
+    assert session.states()["c.jpg"] == ("new", "new-f", "person", "f.jpg")
+    session.press("s")
+    assert session.states()["c.jpg"] == ("new", "new-b", "person", "b.jpg")
+    session.press("k", "k", "Delete")
+    assert session.current() == "a.jpg" and session.states()["a.jpg"] == UNDECIDED
+
+    with session.page.expect_download() as download:
+        session.press("e")
+    assert download.value.suggested_filename == "decisions.csv"
+    exported = tmp_path / "decisions.csv"
+    download.value.save_as(exported)
+    text = exported.read_text(encoding="utf-8")
+    assert text.splitlines()[3] == '"o,dd ""x"" <&>.jpg",unsure,,person'
+    with open(exported, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    assert rows == [list(DECISION_COLUMNS),
+                    ["b.jpg", "new", "new-b", "person"],
+                    ["c.jpg", "new", "new-b", "person"],
+                    [ODD, "unsure", "", "person"],
+                    ["e.jpg", "confirmed", "w_3", "auto"],
+                    ["f.jpg", "new", "new-f", "person"]]
+    assert session.errors == []
+    session.close()
+
+
+@CHROMIUM_SKIP
+def test_the_order_a_typed_id_and_a_click(browser, review_html):
+    session = Session(browser, review_html)
+    queue = [s["image"] for s in session.sections()]
+    by_individual = [s["image"] for s in sorted(session.sections(), key=lambda s: (s["rank1"], s["image"]))]
+    assert by_individual != queue
+    session.press("o")
+    assert [s["image"] for s in session.sections()] == by_individual
+    assert session.page.get_attribute("body", "data-order") == "individual"
+    # the current photo stays current; j follows the order shown
+    assert session.current() == "a.jpg"
+    session.press("j")
+    assert session.current() == "b.jpg"
+    session.page.click("#order")
+    assert [s["image"] for s in session.sections()] == queue
+
+    # a typed id must be a known one
+    session.press("i")
+    session.page.keyboard.type("w_99")
+    session.page.keyboard.press("Enter")
+    assert "w_99 is not a known individual" in session.message()
+    assert session.states()["b.jpg"] == UNDECIDED
+    session.page.fill("#typed-id", "w_9")
+    session.page.keyboard.press("Enter")
+    assert session.states()["b.jpg"] == ("confirmed", "w_9", "person", "")
+    assert session.current() == "c.jpg"
+    # keys typed into the id box decide nothing
+    session.press("i", "u", "Escape")
+    assert session.states()["c.jpg"] == UNDECIDED
+
+    odd = session.page.locator("section.query").nth(3)
+    assert odd.get_attribute("data-image") == ODD
+    odd.locator('figure.candidate[data-rank="3"]').click()
+    assert session.states()[ODD] == ("confirmed", "w_1", "person", "")
+    assert session.current() == "e.jpg"
+    # another run's page in the same browser reads none of these decisions
+    other = review_html.with_name("other.html")
+    other.write_text(render(run="results_2"), encoding="utf-8")
+    session.page.goto(other.as_uri(), wait_until="load")
+    assert all(state in (UNDECIDED, ("confirmed", "w_3", "auto", "")) for state in session.states().values())
+    assert session.errors == []
+    session.close()
+
+
+@CHROMIUM_SKIP
+def test_a_screenshot_of_the_page(browser, review_html, tmp_path):
+    png = screenshot(review_html, tmp_path / "shots" / "review.png", width=800, height=600, keys=["1"],
+                     browser=browser)
+    image = cv2.imread(str(png))
+    assert image.shape == (600, 800, 3)
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 10  # drawn, not blank

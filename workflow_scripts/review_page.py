@@ -1,0 +1,17 @@
+"""Rule review_page: the test photos beside one method's candidates, on a page a person reviews by keyboard."""
+
+from whaleid.gallery import evidence_files
+from whaleid.logs import log_to_file
+from whaleid.review import write_review
+
+log = log_to_file(snakemake.log[0])
+i, p, o = snakemake.input, snakemake.params, snakemake.output
+write_review(
+    method=p.method, run=p.run, precision=p.precision, split_csv=i.split, validation_predictions=i.validation,
+    test_predictions=i.test_predictions, threshold_curve=i.threshold_curve,
+    train_images=i.train_images, train_images_index=i.train_images_index,
+    test_images=i.test_images, test_images_index=i.test_images_index,
+    # the test photos already decided, where decisions were fed back: not asked again
+    reviewed=i.reviewed[0] if i.reviewed else None,
+    page_out=o.page, queue_out=o.queue, auto_accept_out=o.auto_accept, **evidence_files(i, p.matching),
+)

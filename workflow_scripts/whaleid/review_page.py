@@ -1,0 +1,604 @@
+"""The review page: a person goes through a run's test photos and decides, by keyboard, who each one is.
+
+Each test photo (a `ReviewQuery`) is shown beside the identification method's five ranked
+candidates (`ReviewCandidate`), each by the catalogue photo that speaks for it, with its score;
+the queue comes least sure first. A photo whose rank-1 answer is a known individual scored at or
+above the auto-accept threshold (`AutoAccept`: chosen on validation for a precision asked for) is
+marked auto-accepted: it counts as confirmed unless a person decides otherwise.
+
+A person decides each photo: ``confirmed`` (one of the candidates, or another known individual
+typed in), ``new`` (a new individual: its id is `new_individual_id` of the photo, or, "same as",
+the id of another photo already decided new) or ``unsure``. Decisions are kept in the browser's
+localStorage, under a key of the run, the method and the photos (`storage_key`), so a reload or
+another run's page loses nothing; they are exported as ``decisions.csv`` (DECISION_COLUMNS: one
+row a decided photo, ``by`` person or auto), which `review.read_decisions` reads back.
+
+The page is one self-contained HTML file: inline CSS and script, pictures as data URIs, no
+server and nothing fetched. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import math
+import posixpath
+from dataclasses import dataclass
+from typing import Sequence
+
+from .ingest import NEW_WHALE
+
+NEW_ID_PREFIX = "new-"
+# The candidates a person picks by the keys 1 to 5.
+N_CANDIDATES = 5
+# What decisions.csv holds, as the page exports it.
+DECISION_COLUMNS = ("Image", "decision", "Id", "by")
+# How each kind of score is written.
+SCORE_FORMATS = {"probability": "{:.3f}", "similarity": "{:.3f}", "inliers": "{:.0f}", "score": "{:.3g}"}
+STORAGE_PREFIX = "whaleid-review"
+
+
+def new_individual_id(image: str) -> str:
+    """The stable id a photo decided `new` gets when nobody names it: "new-" + the image name without its extension
+    (e.g. "0a1b2c.jpg" -> "new-0a1b2c")."""
+    return NEW_ID_PREFIX + posixpath.splitext(image)[0]
+
+
+@dataclass(frozen=True)
+class ReviewCandidate:
+    """One of the method's answers for a query: ``id`` (an individual, or new_whale: no known
+    individual), its ``score`` (NaN: none), ``picture`` (a data URI of the photo that speaks for
+    it, maybe the query and that photo side by side with inlier lines drawn; None: a placeholder),
+    that catalogue ``photo``'s name (None: none) and the ``inliers`` drawn (None: not drawn)."""
+
+    id: str
+    score: float
+    picture: str | None
+    photo: str | None
+    inliers: int | None
+
+
+@dataclass(frozen=True)
+class ReviewQuery:
+    """A test photo to decide: its ``image`` name, its ``picture`` (a data URI), the method's
+    ``candidates`` (best first), ``confidence`` (the rank-1 score, NaN: none) and whether it is
+    ``accepted`` (auto-accepted: a known individual at rank 1, scored at or above the threshold)."""
+
+    image: str
+    picture: str
+    candidates: list[ReviewCandidate]
+    confidence: float
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class AutoAccept:
+    """The auto-accept threshold as chosen on validation: the ``precision`` asked for, the
+    ``threshold`` (the score at or above which validation's rank-1 answers reached it; inf: none
+    did), the ``validation_precision`` reached at it (NaN: none accepted), how many validation
+    queries were at or above it (``validation_accepted``) and how many had a known individual at
+    rank 1 (``validation_queries``)."""
+
+    precision: float
+    threshold: float
+    validation_precision: float
+    validation_accepted: int
+    validation_queries: int
+
+
+def format_score(value: float | None, score_name: str) -> str:
+    """`value` as the page writes a `score_name` (a key of SCORE_FORMATS): plain text, empty
+    where there is none."""
+    if score_name not in SCORE_FORMATS:
+        raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(SCORE_FORMATS)}")
+    if value is None or not math.isfinite(value):
+        return ""
+    # a calibrated probability of 0.99995 is not a certainty, nor 2e-6 an impossibility
+    if score_name == "probability" and not 0.001 <= value <= 0.999:
+        return "< 0.001" if value < 0.001 else "> 0.999"
+    return SCORE_FORMATS[score_name].format(value)
+
+
+def _threshold_text(value: float, score_name: str) -> str:
+    """A threshold as the statement writes it: as precise as it was chosen (a probability of
+    0.9995 is not "> 0.999")."""
+    return f"{value:g}" if score_name == "inliers" else f"{value:.4g}"
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:g}%"
+
+
+def storage_key(run: str, method: str, images: Sequence[str]) -> str:
+    """The localStorage key of a page's decisions: the run, the method and a short hash of the
+    photos' names. Every file:// page shares one browser storage, so two runs' pages (or one run
+    reviewed again with other photos) must not read each other's decisions."""
+    digest = hashlib.sha1("\n".join(images).encode("utf-8")).hexdigest()[:12]
+    return f"{STORAGE_PREFIX}/{run}/{method}/{digest}"
+
+
+def auto_accept_statement(auto_accept: AutoAccept | None, photos: int, accepted: int, score_name: str) -> str:
+    """What the header says of the auto-accepted photos (plain text): how many, above what
+    threshold, how right that threshold was on validation, and how many a person still has to
+    look at."""
+    to_look_at = photos - accepted
+    if auto_accept is None:
+        return (f"Nothing is auto-accepted: a person has to look at every photo ({photos})." if not accepted else
+                f"Auto-accepted: {accepted} of {photos} photos. A person still has to look at {to_look_at}.")
+    asked = _percent(auto_accept.precision)
+    if not math.isfinite(auto_accept.threshold):
+        return (f"Nothing is auto-accepted: on validation, no threshold on the rank-1 {score_name} made the rank-1 "
+                f"answers above it right {asked} of the time ({auto_accept.validation_queries} validation queries "
+                f"with a known individual at rank 1), so a person has to look at every photo ({photos}).")
+    if auto_accept.validation_accepted and math.isfinite(auto_accept.validation_precision):
+        right = round(auto_accept.validation_precision * auto_accept.validation_accepted)
+        reached = (f"right {100 * auto_accept.validation_precision:.1f}% of the time "
+                   f"({right} of {auto_accept.validation_accepted})")
+    else:
+        reached = "none of them (no validation query reached it)"
+    return (f"Auto-accepted: {accepted} of {photos} photos, whose rank-1 {score_name} is at least "
+            f"{_threshold_text(auto_accept.threshold, score_name)}: on validation, rank-1 answers at or above it "
+            f"were {reached} \N{EM DASH} asked for {asked}. A person still has to look at {to_look_at}.")
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _raw(value: float | None) -> str:
+    """A number as a page's data attributes hold it, for scripts and tests."""
+    return "" if value is None or not math.isfinite(value) else f"{value:.6g}"
+
+
+def _check(queries: Sequence[ReviewQuery], score_name: str) -> None:
+    """Raise ValueError on queries the page cannot show or keep decisions of."""
+    if score_name not in SCORE_FORMATS:
+        raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(SCORE_FORMATS)}")
+    seen: dict[str, str] = {}
+    for query in queries:
+        if not query.image:
+            raise ValueError("a review query without an image name")
+        new_id = new_individual_id(query.image)
+        if new_id in seen:
+            # decisions are kept by image, and two photos decided new must not become one individual
+            what = "twice" if seen[new_id] == query.image else f"as {seen[new_id]!r} and {query.image!r}"
+            raise ValueError(f"review queries name the photo {query.image!r} {what}: each photo needs its own name "
+                             f"and its own new individual id ({new_id!r})")
+        seen[new_id] = query.image
+        if len(query.candidates) > N_CANDIDATES:
+            raise ValueError(f"{query.image}: {len(query.candidates)} candidates; the page shows at most "
+                             f"{N_CANDIDATES} (keys 1 to {N_CANDIDATES})")
+        if query.accepted and (not query.candidates or query.candidates[0].id == NEW_WHALE):
+            raise ValueError(f"{query.image} is auto-accepted but its rank 1 is not a known individual")
+        pictures = [query.picture] + [candidate.picture for candidate in query.candidates if candidate.picture]
+        for picture in pictures:
+            # anything else would be fetched: the page must show the same thing offline
+            if not picture.startswith("data:image/"):
+                raise ValueError(f"{query.image}: a picture that is not an image data URI ({picture[:40]!r}...)")
+
+
+STYLE = """
+body { font-family: sans-serif; margin: 0; color: #222; background: #fff; }
+header { position: sticky; top: 0; z-index: 1; background: #f6f6f6; border-bottom: 1px solid #ccc;
+  padding: 10px 16px 8px; }
+h1 { font-size: 19px; margin: 0 0 4px; }
+header p { margin: 3px 0; font-size: 13px; line-height: 1.4; max-width: 1200px; }
+p.help kbd, figcaption kbd { font-family: monospace; font-size: 12px; border: 1px solid #999; border-radius: 3px;
+  padding: 0 4px; background: #fff; }
+p.progress { font-weight: bold; }
+.controls { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; font-size: 13px; margin-top: 4px; }
+.controls input { font-family: monospace; width: 16em; }
+#message { color: #1c4f8a; font-weight: bold; }
+#message[data-kind="error"] { color: #b42318; }
+#message:empty { display: none; }
+main { padding: 0 16px 60vh; }
+section.query { border: 2px solid transparent; border-top: 1px solid #ccc; padding: 8px 6px 10px;
+  border-left: 6px solid #ddd; }
+section.query.current { border: 2px solid #2b6cb0; border-left: 6px solid #2b6cb0; background: #eef4fb; }
+section.query[data-decision="confirmed"] { border-left-color: #2f9e44; }
+section.query[data-decision="new"] { border-left-color: #7048e8; }
+section.query[data-decision="unsure"] { border-left-color: #e8590c; }
+section.query h2 { font-size: 13px; font-weight: normal; margin: 0 0 6px; }
+section.query h2 b { font-family: monospace; font-size: 13px; overflow-wrap: anywhere; }
+.badge { display: inline-block; font-size: 11px; padding: 1px 6px; border-radius: 8px; background: #d3f9d8;
+  color: #1b5e20; border: 1px solid #2f9e44; }
+.status { font-weight: bold; }
+.row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
+figure { margin: 0; min-width: 136px; max-width: 300px; font-size: 12px; text-align: center; }
+figure img, figure .placeholder { display: block; height: 128px; width: auto; max-width: 292px; margin: 0 auto;
+  object-fit: contain; border: 4px solid transparent; background: #eee; }
+figure.query-photo img { height: 160px; border-color: #2b6cb0; }
+figure .placeholder { width: 128px; display: flex; flex-direction: column; justify-content: center;
+  align-items: center; border-style: dashed; border-color: #999; color: #555; }
+figure.candidate { cursor: pointer; }
+figure.candidate:hover img, figure.candidate:hover .placeholder { border-color: #a5c8ee; }
+figure.candidate[data-chosen="true"] img, figure.candidate[data-chosen="true"] .placeholder {
+  border: 4px solid #2f9e44; }
+figcaption { margin-top: 3px; overflow-wrap: anywhere; }
+figcaption .id { font-family: monospace; }
+.separator { width: 2px; align-self: stretch; background: #ccc; }
+"""
+
+# The page's behaviour. It reads everything from the sections' data attributes (so nothing is
+# interpolated into the script) and keeps them up to date for scripts and tests.
+SCRIPT = r"""
+(function () {
+  "use strict";
+  const body = document.body;
+  const queue = document.getElementById("queue");
+  const sections = Array.from(queue.querySelectorAll("section.query"));  // the original order
+  const byImage = new Map(sections.map(function (s) { return [s.dataset.image, s]; }));
+  const imageOfNewId = new Map();
+  sections.forEach(function (s) {
+    if (!imageOfNewId.has(s.dataset.newId)) imageOfNewId.set(s.dataset.newId, s.dataset.image);
+  });
+  const knownIds = new Set(Array.from(document.querySelectorAll("#known-ids option"),
+                                      function (o) { return o.value; }));
+  const progress = document.getElementById("progress");
+  const message = document.getElementById("message");
+  const typed = document.getElementById("typed-id");
+  const orderButton = document.getElementById("order");
+  const NEW_WHALE = "new_whale";
+  // A person's decisions by image: {decision, id, sameAs, seq}; seq orders the markings in time.
+  let decisions = {};
+  let seq = 0;
+  let current = null;
+  let storable = true;
+
+  // kind "error": what a person asked for was not done
+  function say(text, kind) { message.textContent = text; message.dataset.kind = kind || ""; }
+
+  function decisionOf(section) {
+    const own = decisions[section.dataset.image];
+    if (own) return {decision: own.decision, id: own.id, sameAs: own.sameAs || "", by: "person"};
+    if (section.dataset.accepted === "true") {
+      return {decision: "confirmed", id: section.dataset.rank1, sameAs: "", by: "auto"};
+    }
+    return {decision: "", id: "", sameAs: "", by: ""};
+  }
+
+  function statusText(d) {
+    if (d.decision === "confirmed") return (d.by === "auto" ? "auto-accepted: " : "confirmed: ") + d.id;
+    if (d.decision === "new") return "new individual " + d.id + (d.sameAs ? " (same as " + d.sameAs + ")" : "");
+    if (d.decision === "unsure") return "not sure";
+    return "to decide";
+  }
+
+  function paint(section) {
+    const d = decisionOf(section);
+    section.dataset.decision = d.decision;
+    section.dataset.decidedId = d.id;
+    section.dataset.by = d.by;
+    section.dataset.sameAs = d.sameAs;
+    section.querySelector(".status").textContent = statusText(d);
+    section.querySelectorAll("figure.candidate").forEach(function (c) {
+      const chosen = (d.decision === "confirmed" && c.dataset.id === d.id) ||
+                     (d.decision === "new" && !d.sameAs && c.dataset.id === NEW_WHALE);
+      c.dataset.chosen = chosen ? "true" : "false";
+    });
+  }
+
+  function paintProgress() {
+    let toLookAt = 0, decided = 0, unsure = 0, accepted = 0, overruled = 0;
+    sections.forEach(function (s) {
+      const own = decisions[s.dataset.image];
+      if (s.dataset.accepted === "true") {
+        accepted += 1;
+        if (own) overruled += 1;
+      } else {
+        toLookAt += 1;
+        if (own) decided += 1;
+        if (own && own.decision === "unsure") unsure += 1;
+      }
+    });
+    progress.textContent = "Decided " + decided + " of " + toLookAt + " to look at" +
+      (unsure ? " (" + unsure + " not sure)" : "") +
+      (accepted ? "; " + accepted + " auto-accepted" : "") +
+      (overruled ? ", " + overruled + " of them decided by a person" : "") + ".";
+  }
+
+  function save() {
+    if (!storable) return;
+    try {
+      localStorage.setItem(body.dataset.storageKey, JSON.stringify(
+        {decisions: decisions, seq: seq, current: current ? current.dataset.image : null}));
+    } catch (error) {
+      storable = false;
+      say("This browser does not keep the decisions (" + error.name + "): export them before closing the page.",
+          "error");
+    }
+  }
+
+  function load() {
+    let kept = null;
+    try {
+      kept = JSON.parse(localStorage.getItem(body.dataset.storageKey) || "null");
+    } catch (error) {
+      say("The decisions kept in this browser could not be read (" + error.name + "): starting afresh.", "error");
+    }
+    if (!kept || typeof kept !== "object") return null;
+    const valid = {confirmed: true, new: true, unsure: true};
+    Object.keys(kept.decisions || {}).forEach(function (image) {
+      const d = kept.decisions[image];
+      if (byImage.has(image) && d && valid[d.decision] === true && typeof d.id === "string") {
+        decisions[image] = {decision: d.decision, id: d.id, sameAs: d.sameAs || "", seq: Number(d.seq) || 0};
+        seq = Math.max(seq, decisions[image].seq);
+      }
+    });
+    seq = Math.max(seq, Number(kept.seq) || 0);
+    return byImage.get(kept.current) || null;
+  }
+
+  function shown() { return Array.from(queue.querySelectorAll("section.query")); }
+
+  function select(section) {
+    if (!section) return;
+    if (current) { current.classList.remove("current"); current.dataset.current = "false"; }
+    current = section;
+    current.classList.add("current");
+    current.dataset.current = "true";
+    current.scrollIntoView({block: "center"});
+  }
+
+  function move(step) {
+    const order = shown();
+    const at = order.indexOf(current) + step;
+    if (at >= 0 && at < order.length) { select(order[at]); save(); }
+  }
+
+  function decide(section, decision, id, sameAs) {
+    seq += 1;
+    decisions[section.dataset.image] = {decision: decision, id: id, sameAs: sameAs || "", seq: seq};
+    paint(section);
+    paintProgress();
+    save();
+  }
+
+  function decideAndMove(section, decision, id) {
+    decide(section, decision, id, "");
+    select(section);
+    move(1);
+    save();
+  }
+
+  function confirmCandidate(section, candidate) {
+    if (candidate.dataset.id === NEW_WHALE) decideAndMove(section, "new", section.dataset.newId);
+    else decideAndMove(section, "confirmed", candidate.dataset.id);
+  }
+
+  function confirmRank(rank) {
+    const candidate = current.querySelector('figure.candidate[data-rank="' + rank + '"]');
+    if (!candidate) { say("This photo has no candidate " + rank + ".", "error"); return; }
+    confirmCandidate(current, candidate);
+  }
+
+  // The new ids other photos were decided with, the most recently marked first.
+  function newIdsOfOthers(section) {
+    const latest = new Map();
+    Object.keys(decisions).forEach(function (image) {
+      const d = decisions[image];
+      if (image === section.dataset.image || d.decision !== "new" || d.id === section.dataset.newId) return;
+      if (!latest.has(d.id) || latest.get(d.id) < d.seq) latest.set(d.id, d.seq);
+    });
+    return Array.from(latest.keys()).sort(function (a, b) { return latest.get(b) - latest.get(a); });
+  }
+
+  // The first press takes the most recent new individual; a further press on the same photo an earlier one.
+  // It stays on the photo so that a person sees which one it is and can press again.
+  function sameAs() {
+    const ids = newIdsOfOthers(current);
+    if (!ids.length) { say("No other photo is decided new yet: nothing to be the same as.", "error"); return; }
+    const own = decisions[current.dataset.image];
+    const at = own && own.decision === "new" && own.sameAs ? ids.indexOf(own.id) : -1;
+    const id = ids[(at + 1) % ids.length];
+    decide(current, "new", id, imageOfNewId.get(id) || id);
+    say("Same as " + (imageOfNewId.get(id) || id) + (ids.length > 1 ? ": press s again for an earlier one, " : ": ") +
+        "j for the next photo.");
+  }
+
+  function clear(section) {
+    if (!decisions[section.dataset.image]) return;
+    delete decisions[section.dataset.image];
+    paint(section);
+    paintProgress();
+    save();
+  }
+
+  function csvField(value) {
+    return /[",\r\n]/.test(value) ? '"' + value.replace(/"/g, '""') + '"' : value;
+  }
+
+  function decisionsCsv() {
+    const lines = ["Image,decision,Id,by"];
+    sections.forEach(function (s) {
+      const d = decisionOf(s);
+      if (!d.decision) return;
+      lines.push([s.dataset.image, d.decision, d.decision === "unsure" ? "" : d.id, d.by].map(csvField).join(","));
+    });
+    return lines.join("\n") + "\n";
+  }
+
+  function exportCsv() {
+    const text = decisionsCsv();
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([text], {type: "text/csv;charset=utf-8"}));
+    link.download = "decisions.csv";
+    body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
+    say("Exported " + (text.split("\n").length - 2) + " decided photos to decisions.csv.");
+  }
+
+  function toggleOrder() {
+    const byIndividual = body.dataset.order !== "individual";
+    const order = sections.slice();
+    if (byIndividual) {
+      order.sort(function (a, b) {
+        const ka = [a.dataset.rank1, a.dataset.image], kb = [b.dataset.rank1, b.dataset.image];
+        return ka[0] < kb[0] ? -1 : ka[0] > kb[0] ? 1 : ka[1] < kb[1] ? -1 : ka[1] > kb[1] ? 1 : 0;
+      });
+    }
+    order.forEach(function (s) { queue.appendChild(s); });
+    body.dataset.order = byIndividual ? "individual" : "queue";
+    orderButton.textContent = byIndividual ? "Order: by individual (o)" : "Order: least sure first (o)";
+    select(current);
+  }
+
+  function confirmTyped() {
+    const id = typed.value.trim();
+    if (!id) { typed.blur(); return; }
+    if (!knownIds.has(id)) {
+      say(id + " is not a known individual: type one of the catalogue's ids.", "error");
+      return;
+    }
+    typed.value = "";
+    typed.blur();
+    say("");
+    decideAndMove(current, "confirmed", id);
+  }
+
+  const actions = {
+    "1": function () { confirmRank(1); }, "2": function () { confirmRank(2); }, "3": function () { confirmRank(3); },
+    "4": function () { confirmRank(4); }, "5": function () { confirmRank(5); },
+    n: function () { decideAndMove(current, "new", current.dataset.newId); },
+    s: sameAs,
+    u: function () { decideAndMove(current, "unsure", ""); },
+    Backspace: function () { clear(current); }, Delete: function () { clear(current); },
+    j: function () { move(1); }, ArrowRight: function () { move(1); }, ArrowDown: function () { move(1); },
+    k: function () { move(-1); }, ArrowLeft: function () { move(-1); }, ArrowUp: function () { move(-1); },
+    e: exportCsv,
+    o: toggleOrder,
+    i: function () { typed.focus(); }
+  };
+
+  document.addEventListener("keydown", function (event) {
+    const target = event.target;
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+    if (!current || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (!Object.prototype.hasOwnProperty.call(actions, event.key)) return;
+    event.preventDefault();
+    say("");
+    actions[event.key]();
+  });
+
+  typed.addEventListener("keydown", function (event) {
+    if (event.key === "Enter") { event.preventDefault(); confirmTyped(); }
+    else if (event.key === "Escape") { typed.value = ""; typed.blur(); }
+  });
+
+  queue.addEventListener("click", function (event) {
+    const section = event.target.closest("section.query");
+    if (!section) return;
+    const candidate = event.target.closest("figure.candidate");
+    select(section);
+    if (candidate) confirmCandidate(section, candidate);
+    else save();
+  });
+
+  document.getElementById("export").addEventListener("click", function (event) { exportCsv(); event.target.blur(); });
+  orderButton.addEventListener("click", function (event) { toggleOrder(); event.target.blur(); });
+
+  if (!sections.length) return;
+  const kept = load();
+  sections.forEach(paint);
+  paintProgress();
+  select(kept || sections.find(function (s) { return !decisionOf(s).decision; }) || sections[0]);
+})();
+"""
+
+
+def _picture(picture: str | None, alt: str, title: str | None, placeholder: str) -> str:
+    if picture is None:
+        return f'<div class="placeholder" role="img" aria-label="{_e(alt)}">{placeholder}</div>'
+    title_attribute = f' title="{_e(title)}"' if title else ""
+    return f'<img src="{_e(picture)}" alt="{_e(alt)}"{title_attribute}>'
+
+
+def _candidate(rank: int, candidate: ReviewCandidate, score_name: str) -> str:
+    attributes = (f'class="candidate" data-id="{_e(candidate.id)}" data-rank="{rank}" '
+                  f'data-score="{_raw(candidate.score)}"')
+    if candidate.photo is not None:
+        attributes += f' data-photo="{_e(candidate.photo)}"'
+    if candidate.inliers is not None:
+        attributes += f' data-inliers="{int(candidate.inliers)}"'
+    if candidate.id == NEW_WHALE:
+        placeholder, alt = "new_whale<br><small>a new individual</small>", "new_whale: a new individual"
+    else:
+        placeholder, alt = "no photo", f"{candidate.id}: no photo"
+        if candidate.photo is not None:
+            alt = (f"{candidate.id}, catalogue photo {candidate.photo}" if candidate.inliers is None else
+                   f"the query beside {candidate.id}'s catalogue photo {candidate.photo}, "
+                   f"{candidate.inliers} inlier matches")
+    score = format_score(candidate.score, score_name)
+    caption = (f'<kbd>{rank}</kbd> <span class="id">{_e(candidate.id)}</span>'
+               + (f"<br>{_e(score_name)} {_e(score)}" if score else "")
+               + (f"<br>{int(candidate.inliers)} inlier matches" if candidate.inliers is not None else ""))
+    picture = _picture(candidate.picture, alt, candidate.photo, placeholder)
+    return f"<figure {attributes}>{picture}<figcaption>{caption}</figcaption></figure>"
+
+
+def _query_section(position: int, query: ReviewQuery, score_name: str) -> str:
+    rank1 = query.candidates[0].id if query.candidates else ""
+    accepted = "true" if query.accepted else "false"
+    # the page as written, before its script runs: an auto-accepted photo is confirmed
+    decision, decided_id, by, status = (("confirmed", rank1, "auto", f"auto-accepted: {rank1}") if query.accepted
+                                        else ("", "", "", "to decide"))
+    confidence = format_score(query.confidence, score_name)
+    heading = (f'<h2>{position}. <b>{_e(query.image)}</b>'
+               + (f" &middot; rank-1 {_e(score_name)} {_e(confidence)}" if confidence else "")
+               + (' <span class="badge">auto-accepted</span>' if query.accepted else "")
+               + f' &middot; <span class="status">{_e(status)}</span></h2>')
+    figures = [f'<figure class="query-photo">{_picture(query.picture, f"query {query.image}", query.image, "")}'
+               f'<figcaption>query<br><span class="id">{_e(query.image)}</span></figcaption></figure>',
+               '<div class="separator"></div>']
+    figures += [_candidate(rank, candidate, score_name) for rank, candidate in enumerate(query.candidates, start=1)]
+    return (f'<section class="query" data-image="{_e(query.image)}" '
+            f'data-new-id="{_e(new_individual_id(query.image))}" data-rank1="{_e(rank1)}" '
+            f'data-confidence="{_raw(query.confidence)}" data-accepted="{accepted}" '
+            f'data-decision="{decision}" data-decided-id="{_e(decided_id)}" data-by="{by}" data-same-as="" '
+            f'data-current="false">{heading}<div class="row">{"".join(figures)}</div></section>')
+
+
+HELP = ("Keys: <kbd>1</kbd>&ndash;<kbd>5</kbd> confirm that candidate (new_whale: a new individual) &middot; "
+        "<kbd>n</kbd> new individual &middot; <kbd>s</kbd> same as another photo decided new (again: an earlier one) "
+        "&middot; <kbd>u</kbd> not sure &middot; <kbd>Backspace</kbd> clear &middot; <kbd>j</kbd> <kbd>&rarr;</kbd> "
+        "<kbd>&darr;</kbd> next &middot; <kbd>k</kbd> <kbd>&larr;</kbd> <kbd>&uarr;</kbd> previous &middot; "
+        "<kbd>i</kbd> type a known id, <kbd>Enter</kbd> &middot; <kbd>o</kbd> order least sure first / by "
+        "individual &middot; <kbd>e</kbd> export decisions.csv. A click on a candidate confirms it. Decisions are "
+        "kept in this browser and come back on reload.")
+
+
+def render_review_page(queries: Sequence[ReviewQuery], *, run: str, method: str, score_name: str,
+                       auto_accept: AutoAccept | None, known_ids: Sequence[str]) -> str:
+    """The page's HTML.
+
+    One section a query, in the order given (least sure first); `score_name` (a key of
+    SCORE_FORMATS) is how the scores are labelled and written; `run` and `method` title the page
+    and, with the queries' images, key its decisions in the browser (`storage_key`); `auto_accept`
+    is stated in the header (None: no threshold); `known_ids` are the ids a person may type.
+    Raises ValueError on queries the page cannot show (`_check`)."""
+    _check(queries, score_name)
+    images = [query.image for query in queries]
+    accepted = sum(query.accepted for query in queries)
+    statement = auto_accept_statement(auto_accept, len(queries), accepted, score_name)
+    sections = [_query_section(position, query, score_name) for position, query in enumerate(queries, start=1)]
+    if not sections:
+        sections = ['<p class="empty">No photo to review.</p>']
+    options = "".join(f'<option value="{_e(individual)}">' for individual in sorted(set(known_ids) - {NEW_WHALE}))
+    title = f"Review: {run} \N{MIDDLE DOT} {method}"
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
+            f'<body data-run="{_e(run)}" data-method="{_e(method)}" data-score-name="{_e(score_name)}" '
+            f'data-storage-key="{_e(storage_key(run, method, images))}" data-order="queue">\n'
+            f"<header>\n<h1>{_e(title)}</h1>\n"
+            f'<p class="summary">{len(queries)} test photos, each beside the method\'s {N_CANDIDATES} candidates, '
+            f"best first, least sure photo first. {_e(statement)}</p>\n"
+            f'<p class="help">{HELP}</p>\n<p class="progress" id="progress"></p>\n'
+            '<div class="controls"><button type="button" id="order">Order: least sure first (o)</button>'
+            '<button type="button" id="export">Export decisions.csv (e)</button>'
+            '<label>Known id (i): <input id="typed-id" list="known-ids" autocomplete="off" spellcheck="false" '
+            'placeholder="type an id, Enter"></label><span id="message" role="status"></span></div>\n'
+            f'<datalist id="known-ids">{options}</datalist>\n</header>\n'
+            '<main id="queue">\n' + "\n".join(sections) + "\n</main>\n"
+            f"<script>{SCRIPT}</script>\n</body>\n</html>\n")
