@@ -31,17 +31,23 @@ def png_uri(value: int, width: int = 8, height: int = 8) -> str:
 
 def candidate(individual: str, score: float, *, photo: bool = True, inliers: int | None = None) -> ReviewCandidate:
     if individual == NEW_WHALE or not photo:
-        return ReviewCandidate(individual, score, None, None, None)
-    # a photo drawn beside the query with its inlier lines is twice as wide
-    picture = png_uri(40 + len(individual), width=18 if inliers is not None else 8)
-    return ReviewCandidate(individual, score, picture, f"{individual}_photo.jpg", inliers)
+        return ReviewCandidate(individual, score, None)
+    # a verified photo is drawn beside the query, its inlier matches as lines
+    lines = None if inliers is None else tuple((0.1 + i / 20, 0.5, 0.2 + i / 20, 0.4) for i in range(inliers))
+    return ReviewCandidate(individual, score, f"{individual}_photo.jpg", lines)
 
 
 def query(image: str, answers: list[str], confidence: float, accepted: bool = False) -> ReviewQuery:
     scores = [confidence, 0.1, 0.02, 0.0004, float("nan")]
     candidates = [candidate(individual, score, inliers=12 if rank == 0 else None, photo=individual != "w_5")
                   for rank, (individual, score) in enumerate(zip(answers, scores))]
-    return ReviewQuery(image, png_uri(100 + len(image)), candidates, confidence, accepted)
+    return ReviewQuery(image, candidates, confidence, accepted)
+
+
+def pictures(queries) -> dict[str, str]:
+    """A picture of every photo the queries show, each its own grey."""
+    names = sorted({q.image for q in queries} | {c.photo for q in queries for c in q.candidates if c.photo})
+    return {name: png_uri(20 + 3 * i) for i, name in enumerate(names)}
 
 
 def synthetic_queries() -> list[ReviewQuery]:
@@ -60,9 +66,10 @@ AUTO = AutoAccept(precision=0.98, threshold=0.93, validation_precision=55 / 56, 
 
 
 def render(queries=None, **options) -> str:
+    queries = synthetic_queries() if queries is None else queries
     arguments = {"run": "results", "method": "local", "score_name": "probability", "auto_accept": AUTO,
-                 "known_ids": KNOWN, **options}
-    return render_review_page(synthetic_queries() if queries is None else queries, **arguments)
+                 "known_ids": KNOWN, "photos": pictures(queries), **options}
+    return render_review_page(queries, **arguments)
 
 
 class Page(HTMLParser):
@@ -133,10 +140,17 @@ def test_one_section_per_query_in_the_order_given():
                 assert float(figure["data-score"]) == pytest.approx(answer.score, rel=1e-5)
             assert figure.get("data-inliers") == (None if answer.inliers is None else str(answer.inliers))
             assert figure.get("data-photo") == answer.photo
-    # the query and every candidate with a picture; new_whale and w_5 (no photo) are placeholder boxes
-    assert len(page.images) == sum(1 + sum(c.picture is not None for c in q.candidates) for q in queries)
+    # the query, every candidate with a photo, and beside a verified one the query again; new_whale
+    # and w_5 (no photo) are placeholder boxes
+    assert len(page.images) == sum(1 + sum((c.photo is not None) + (c.lines is not None) for c in q.candidates)
+                                   for q in queries)
     text = render(queries)
-    assert text.count('class="placeholder"') == sum(c.picture is None for q in queries for c in q.candidates)
+    assert text.count('class="placeholder"') == sum(c.photo is None for q in queries for c in q.candidates)
+    # every inlier a line between the two photos, each photo's picture in the page once
+    drawn = re.findall(r'<path class="lines" d="([^"]*)"', text)
+    assert [d.count("M") for d in drawn] == [c.inliers for q in queries for c in q.candidates if c.lines is not None]
+    for name, picture in pictures(queries).items():
+        assert text.count(picture) == 1, name
     assert text.count('<span class="badge">auto-accepted</span>') == 1
     assert "rank-1 probability &gt; 0.999" in text
     assert "No photo to review." in render([], auto_accept=None)
@@ -153,7 +167,8 @@ def test_odd_names_are_escaped_and_read_back_whole():
     assert page.sections[0]["data-rank1"] == odd_id
     assert page.sections[0]["candidates"][0]["data-id"] == odd_id
     assert '"x" <&>' not in text and "<b>&" not in text
-    assert text.count("</script>") == 1
+    # the script and the photos' JSON end once each: no name ends them early
+    assert text.count("</script>") == 2
     assert f'<option value="{odd_id}"' not in text and '<option value="w&quot;&lt;&amp;&gt;&#x27;x">' in text
 
 
@@ -186,7 +201,8 @@ def test_the_page_fetches_nothing():
     for outside in ("<link", "@import", "<iframe", "fetch(", "xmlhttprequest", "import("):
         assert outside not in text, outside
     assert not re.search(r"(?<![a-z])url\(", text)  # a CSS url(): createObjectURL( is the export's download
-    assert all(image["src"].startswith("data:image/png;base64,") for image in Page(render()).images)
+    # the pictures are handed to the images by the script, from the page's own JSON
+    assert all("src" not in image and image["data-photo-name"] for image in Page(render()).images)
 
 
 def test_two_runs_keep_separate_decisions():
@@ -201,12 +217,19 @@ def test_two_runs_keep_separate_decisions():
     ([query("a.jpg", ["w_1"], 0.5), query("a.jpg", ["w_2"], 0.4)], "'a.jpg' twice"),
     ([query("a.jpg", ["w_1"], 0.5), query("a.png", ["w_2"], 0.4)], "same|own new individual id"),
     ([query("a.jpg", [NEW_WHALE, "w_1"], 0.5, accepted=True)], "auto-accepted but its rank 1"),
-    ([ReviewQuery("a.jpg", png_uri(1), [candidate(f"w_{i}", 0.1) for i in range(6)], 0.1, False)], "at most 5"),
-    ([ReviewQuery("a.jpg", "https://example.org/a.jpg", [], math.nan, False)], "not an image data URI"),
+    ([ReviewQuery("a.jpg", [candidate(f"w_{i}", 0.1) for i in range(6)], 0.1, False)], "at most 5"),
 ])
 def test_queries_the_page_cannot_show_are_refused(queries, message):
     with pytest.raises(ValueError, match=message):
         render(queries)
+
+
+def test_every_photo_shown_needs_a_picture_that_is_its_own_data():
+    queries = [query("a.jpg", ["w_1", "w_2"], 0.5)]
+    with pytest.raises(ValueError, match="a.jpg: no picture of 'w_2_photo.jpg'"):
+        render(queries, photos={name: uri for name, uri in pictures(queries).items() if name != "w_2_photo.jpg"})
+    with pytest.raises(ValueError, match="picture of 'a.jpg' is not an image data URI"):
+        render(queries, photos={**pictures(queries), "a.jpg": "https://example.org/a.jpg"})
 
 
 # --- in a browser --------------------------------------------------------------------------

@@ -166,48 +166,48 @@ def auto_accept(scores: Sequence[float], correct: Sequence[bool], precision: flo
 
 # ---------------------------------------------------------------------------------- the page
 
-# Pixels on the long side of a photo on the review page: a reviewer needs the pattern's detail.
-REVIEW_SIDE = 192
+# Pixels on the long side of a photo's picture on the review page: a reviewer needs the pattern's
+# detail, and a run's page holds every test photo and every catalogue photo that speaks for one.
+REVIEW_SIDE = 160
 
 
-def review_queries(found, shown, threshold: float, accept_at: float, skip: set[str]) -> list:
+def review_queries(found, shown, threshold: float, accept_at: float, skip: set[str]) -> tuple[list, dict[str, str]]:
     """The test queries of `found` (`gallery.GalleryQueries`) as the review page shows them,
-    least sure first: each with its five answers shown by `shown` (`gallery.MethodEvidence`);
-    rank 1 accepted where it is a known individual scored at or above `accept_at`. Sure means
-    far past the new_whale `threshold`, either way (`gallery.confidence`). Photos in `skip`
-    (already decided) are left out."""
-    from .gallery import confidence, jpeg_uri, match_image
+    least sure first, and the pictures of the photos they show (name: JPEG data URI): each query
+    with its five answers shown by `shown` (`gallery.MethodEvidence`), verified photos with their
+    inlier lines; rank 1 accepted where it is a known individual scored at or above `accept_at`.
+    Sure means far past the new_whale `threshold`, either way (`gallery.confidence`). Photos in
+    `skip` (already decided) are left out."""
+    from .gallery import confidence, jpeg_uri
     from .review_page import ReviewCandidate, ReviewQuery
 
     queries, catalogue, evidence = found.queries["test"], shown.catalogues["test"], shown.evidence["test"]
-    shown_queries, margins = [], []
+    shown_queries, margins, pictures = [], [], {}
     for q, (image, answers) in enumerate(zip(queries.names, found.answers["test"])):
         if image in skip:
             continue
+        pictures[image] = jpeg_uri(queries.squares[q], REVIEW_SIDE)
         candidates = []
         for rank, individual in enumerate(answers):
             photo, score = int(evidence.photo[q, rank]), float(evidence.score[q, rank])
-            picture = name = inliers = None
+            name = lines = None
             if photo >= 0 and individual != NEW_WHALE:
                 name = catalogue.names[photo]
+                if name not in pictures:
+                    pictures[name] = jpeg_uri(catalogue.squares[photo], REVIEW_SIDE)
                 verified = evidence.verified is not None and bool(evidence.verified[q, rank])
                 if verified and shown.matches is not None:
-                    lines = shown.matches("test", q, photo)
-                    picture = jpeg_uri(match_image(queries.squares[q], catalogue.squares[photo], lines, REVIEW_SIDE),
-                                       2 * REVIEW_SIDE + 6)
-                    inliers = len(lines)
-                else:
-                    picture = jpeg_uri(catalogue.squares[photo], REVIEW_SIDE)
-            candidates.append(ReviewCandidate(individual, score, picture, name, inliers))
+                    lines = tuple(tuple(float(v) for v in line) for line in shown.matches("test", q, photo))
+            candidates.append(ReviewCandidate(individual, score, name, lines))
         first, first_score = answers[0], float(evidence.score[q, 0])
         accepted = first != NEW_WHALE and np.isfinite(first_score) and first_score >= accept_at
-        shown_queries.append(ReviewQuery(image, jpeg_uri(queries.squares[q], REVIEW_SIDE), candidates,
-                                         first_score if first != NEW_WHALE else float("nan"), bool(accepted)))
+        shown_queries.append(ReviewQuery(image, candidates, first_score if first != NEW_WHALE else float("nan"),
+                                         bool(accepted)))
         margins.append(confidence(first, first_score, float(evidence.best_known[q]), threshold))
     margins = np.asarray(margins, np.float64)
     # least sure first; scores unknown (a method that shows none) keep the answers' order
     order = np.argsort(np.where(np.isfinite(margins), margins, np.inf), kind="stable")
-    return [shown_queries[i] for i in order]
+    return [shown_queries[i] for i in order], pictures
 
 
 def write_review(*, method: str, run: str, precision: float, split_csv: str | Path,
@@ -236,10 +236,10 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
     accept = auto_accept(shown.evidence["validation"].score[known, 0],
                          first[known] == np.asarray(found.queries["validation"].ids)[known], precision)
     decided = set(read_reviewed(reviewed)["image"])
-    queue = review_queries(found, shown, chosen_threshold(threshold_curve), accept.threshold, decided)
+    queue, pictures = review_queries(found, shown, chosen_threshold(threshold_curve), accept.threshold, decided)
     catalogue_ids = sorted(set(shown.catalogues["test"].ids) - {NEW_WHALE})
-    write_text(render_review_page(queue, run=run, method=method, score_name=shown.score_name, auto_accept=accept,
-                                  known_ids=catalogue_ids), page_out)
+    write_text(render_review_page(queue, photos=pictures, run=run, method=method, score_name=shown.score_name,
+                                  auto_accept=accept, known_ids=catalogue_ids), page_out)
     write_csv(pd.DataFrame({"position": range(len(queue)), "image": [q.image for q in queue],
                             "answer": [q.candidates[0].id for q in queue],
                             "score": [q.candidates[0].score for q in queue],

@@ -14,17 +14,22 @@ another run's page loses nothing; they are exported as ``decisions.csv`` (DECISI
 row a decided photo, ``by`` person or auto), which `review.read_decisions` reads back.
 
 The page is one self-contained HTML file: inline CSS and script, pictures as data URIs, no
-server and nothing fetched. Standard library only.
+server and nothing fetched. Each photo's picture is in it once (a photo that speaks for many
+queries is not repeated), in a JSON block the script hands to the images as they come near the
+view; a candidate's inlier matches are lines of an SVG drawn over the query and the catalogue
+photo side by side. So a run of 1,746 test photos makes a page of tens of megabytes, not
+hundreds. Standard library only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import json
 import math
 import posixpath
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .ingest import NEW_WHALE
 
@@ -47,25 +52,29 @@ def new_individual_id(image: str) -> str:
 @dataclass(frozen=True)
 class ReviewCandidate:
     """One of the method's answers for a query: ``id`` (an individual, or new_whale: no known
-    individual), its ``score`` (NaN: none), ``picture`` (a data URI of the photo that speaks for
-    it, maybe the query and that photo side by side with inlier lines drawn; None: a placeholder),
-    that catalogue ``photo``'s name (None: none) and the ``inliers`` drawn (None: not drawn)."""
+    individual), its ``score`` (NaN: none), the name of the catalogue ``photo`` that speaks for it
+    (None: a placeholder), and where the method verified that photo, its inlier ``lines``: (query
+    x, y, photo x, y) each a share of its square's side, drawn between the two side by side (None:
+    the photo alone)."""
 
     id: str
     score: float
-    picture: str | None
     photo: str | None
-    inliers: int | None
+    lines: tuple[tuple[float, float, float, float], ...] | None = None
+
+    @property
+    def inliers(self) -> int | None:
+        return None if self.lines is None else len(self.lines)
 
 
 @dataclass(frozen=True)
 class ReviewQuery:
-    """A test photo to decide: its ``image`` name, its ``picture`` (a data URI), the method's
-    ``candidates`` (best first), ``confidence`` (the rank-1 score, NaN: none) and whether it is
-    ``accepted`` (auto-accepted: a known individual at rank 1, scored at or above the threshold)."""
+    """A test photo to decide: its ``image`` name (its picture is the page's photo of that
+    name), the method's ``candidates`` (best first), ``confidence`` (the rank-1 score, NaN: none)
+    and whether it is ``accepted`` (auto-accepted: a known individual at rank 1, scored at or
+    above the threshold)."""
 
     image: str
-    picture: str
     candidates: list[ReviewCandidate]
     confidence: float
     accepted: bool
@@ -150,7 +159,7 @@ def _raw(value: float | None) -> str:
     return "" if value is None or not math.isfinite(value) else f"{value:.6g}"
 
 
-def _check(queries: Sequence[ReviewQuery], score_name: str) -> None:
+def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name: str) -> None:
     """Raise ValueError on queries the page cannot show or keep decisions of."""
     if score_name not in SCORE_FORMATS:
         raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(SCORE_FORMATS)}")
@@ -170,11 +179,14 @@ def _check(queries: Sequence[ReviewQuery], score_name: str) -> None:
                              f"{N_CANDIDATES} (keys 1 to {N_CANDIDATES})")
         if query.accepted and (not query.candidates or query.candidates[0].id == NEW_WHALE):
             raise ValueError(f"{query.image} is auto-accepted but its rank 1 is not a known individual")
-        pictures = [query.picture] + [candidate.picture for candidate in query.candidates if candidate.picture]
-        for picture in pictures:
-            # anything else would be fetched: the page must show the same thing offline
-            if not picture.startswith("data:image/"):
-                raise ValueError(f"{query.image}: a picture that is not an image data URI ({picture[:40]!r}...)")
+        named = [query.image] + [candidate.photo for candidate in query.candidates if candidate.photo is not None]
+        missing = [name for name in named if name not in photos]
+        if missing:
+            raise ValueError(f"{query.image}: no picture of {', '.join(map(repr, missing))} among the page's photos")
+    for name, picture in photos.items():
+        # anything else would be fetched: the page must show the same thing offline
+        if not picture.startswith("data:image/"):
+            raise ValueError(f"the picture of {name!r} is not an image data URI ({picture[:40]!r}...)")
 
 
 STYLE = """
@@ -193,7 +205,7 @@ p.progress { font-weight: bold; }
 #message:empty { display: none; }
 main { padding: 0 16px 60vh; }
 section.query { border: 2px solid transparent; border-top: 1px solid #ccc; padding: 8px 6px 10px;
-  border-left: 6px solid #ddd; }
+  border-left: 6px solid #ddd; content-visibility: auto; contain-intrinsic-size: auto 330px; }
 section.query.current { border: 2px solid #2b6cb0; border-left: 6px solid #2b6cb0; background: #eef4fb; }
 section.query[data-decision="confirmed"] { border-left-color: #2f9e44; }
 section.query[data-decision="new"] { border-left-color: #7048e8; }
@@ -204,16 +216,24 @@ section.query h2 b { font-family: monospace; font-size: 13px; overflow-wrap: any
   color: #1b5e20; border: 1px solid #2f9e44; }
 .status { font-weight: bold; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
-figure { margin: 0; min-width: 136px; max-width: 300px; font-size: 12px; text-align: center; }
-figure img, figure .placeholder { display: block; height: 128px; width: auto; max-width: 292px; margin: 0 auto;
+figure { margin: 0; min-width: 136px; font-size: 12px; text-align: center; }
+figure img, figure .placeholder, figure .pair { display: block; height: 128px; width: 128px; margin: 0 auto;
   object-fit: contain; border: 4px solid transparent; background: #eee; }
-figure.query-photo img { height: 160px; border-color: #2b6cb0; }
+figure .pair { position: relative; width: 204px; height: 100px; }
+figure .pair img { position: absolute; top: 0; width: 100px; height: 100px; border: 0; }
+figure .pair img.photo { left: 104px; }
+figure .pair svg { position: absolute; left: 0; top: 0; width: 204px; height: 100px; }
+figure .pair path { fill: none; stroke: #3cdc3c; }
+figure .pair path.lines { stroke-width: 0.6; }
+figure .pair path.ends { stroke-width: 3; stroke-linecap: round; }
+figure.query-photo img { height: 160px; width: 160px; border-color: #2b6cb0; }
 figure .placeholder { width: 128px; display: flex; flex-direction: column; justify-content: center;
   align-items: center; border-style: dashed; border-color: #999; color: #555; }
 figure.candidate { cursor: pointer; }
-figure.candidate:hover img, figure.candidate:hover .placeholder { border-color: #a5c8ee; }
-figure.candidate[data-chosen="true"] img, figure.candidate[data-chosen="true"] .placeholder {
-  border: 4px solid #2f9e44; }
+figure.candidate:hover > img, figure.candidate:hover > .placeholder, figure.candidate:hover > .pair {
+  border-color: #a5c8ee; }
+figure.candidate[data-chosen="true"] > img, figure.candidate[data-chosen="true"] > .placeholder,
+figure.candidate[data-chosen="true"] > .pair { border: 4px solid #2f9e44; }
 figcaption { margin-top: 3px; overflow-wrap: anywhere; }
 figcaption .id { font-family: monospace; }
 .separator { width: 2px; align-self: stretch; background: #ccc; }
@@ -499,6 +519,13 @@ SCRIPT = r"""
   document.getElementById("export").addEventListener("click", function (event) { exportCsv(); event.target.blur(); });
   orderButton.addEventListener("click", function (event) { toggleOrder(); event.target.blur(); });
 
+  // Each photo's picture is in the page once: every image showing it is handed it here, and
+  // loading="lazy" leaves the decoding of those far from the view for later.
+  const pictures = JSON.parse(document.getElementById("photos").textContent);
+  document.querySelectorAll("img[data-photo-name]").forEach(function (img) {
+    img.src = pictures[img.dataset.photoName];
+  });
+
   if (!sections.length) return;
   const kept = load();
   sections.forEach(paint);
@@ -508,14 +535,36 @@ SCRIPT = r"""
 """
 
 
-def _picture(picture: str | None, alt: str, title: str | None, placeholder: str) -> str:
-    if picture is None:
+def _picture(name: str | None, alt: str, placeholder: str, kind: str = "") -> str:
+    """A photo's image, its picture handed over by the script from the page's photos (`name`), or a placeholder."""
+    if name is None:
         return f'<div class="placeholder" role="img" aria-label="{_e(alt)}">{placeholder}</div>'
-    title_attribute = f' title="{_e(title)}"' if title else ""
-    return f'<img src="{_e(picture)}" alt="{_e(alt)}"{title_attribute}>'
+    kind = f' class="{kind}"' if kind else ""
+    return f'<img{kind} data-photo-name="{_e(name)}" alt="{_e(alt)}" title="{_e(name)}" loading="lazy">'
 
 
-def _candidate(rank: int, candidate: ReviewCandidate, score_name: str) -> str:
+# The SVG's units: each photo a PAIR_SIDE square, the catalogue photo PAIR_GAP to the right of the
+# query, as the style's .pair places them (in pixels), so that a row of five candidates fits 1280.
+PAIR_SIDE, PAIR_GAP = 100, 4
+
+
+def _pair(query: str, candidate: ReviewCandidate, alt: str) -> str:
+    """The query and a catalogue photo side by side, the inlier matches drawn between them."""
+    lines, ends = [], []
+    for qx, qy, px, py in candidate.lines or ():
+        x1, y1 = qx * PAIR_SIDE, qy * PAIR_SIDE
+        x2, y2 = PAIR_SIDE + PAIR_GAP + px * PAIR_SIDE, py * PAIR_SIDE
+        lines.append(f"M{x1:.1f} {y1:.1f}L{x2:.1f} {y2:.1f}")
+        ends.append(f"M{x1:.1f} {y1:.1f}h0M{x2:.1f} {y2:.1f}h0")
+    width = 2 * PAIR_SIDE + PAIR_GAP
+    # Two paths, not an element a line: a run's page draws hundreds of thousands of lines.
+    return (f'<div class="pair" role="img" aria-label="{_e(alt)}">{_picture(query, f"query {query}", "")}'
+            f'{_picture(candidate.photo, alt, "", "photo")}'
+            f'<svg viewBox="0 0 {width} {PAIR_SIDE}" aria-hidden="true"><path class="lines" d="{"".join(lines)}"/>'
+            f'<path class="ends" d="{"".join(ends)}"/></svg></div>')
+
+
+def _candidate(query: str, rank: int, candidate: ReviewCandidate, score_name: str) -> str:
     attributes = (f'class="candidate" data-id="{_e(candidate.id)}" data-rank="{rank}" '
                   f'data-score="{_raw(candidate.score)}"')
     if candidate.photo is not None:
@@ -534,7 +583,8 @@ def _candidate(rank: int, candidate: ReviewCandidate, score_name: str) -> str:
     caption = (f'<kbd>{rank}</kbd> <span class="id">{_e(candidate.id)}</span>'
                + (f"<br>{_e(score_name)} {_e(score)}" if score else "")
                + (f"<br>{int(candidate.inliers)} inlier matches" if candidate.inliers is not None else ""))
-    picture = _picture(candidate.picture, alt, candidate.photo, placeholder)
+    picture = (_pair(query, candidate, alt) if candidate.lines is not None and candidate.photo is not None
+               else _picture(candidate.photo, alt, placeholder))
     return f"<figure {attributes}>{picture}<figcaption>{caption}</figcaption></figure>"
 
 
@@ -549,10 +599,11 @@ def _query_section(position: int, query: ReviewQuery, score_name: str) -> str:
                + (f" &middot; rank-1 {_e(score_name)} {_e(confidence)}" if confidence else "")
                + (' <span class="badge">auto-accepted</span>' if query.accepted else "")
                + f' &middot; <span class="status">{_e(status)}</span></h2>')
-    figures = [f'<figure class="query-photo">{_picture(query.picture, f"query {query.image}", query.image, "")}'
+    figures = [f'<figure class="query-photo">{_picture(query.image, f"query {query.image}", "")}'
                f'<figcaption>query<br><span class="id">{_e(query.image)}</span></figcaption></figure>',
                '<div class="separator"></div>']
-    figures += [_candidate(rank, candidate, score_name) for rank, candidate in enumerate(query.candidates, start=1)]
+    figures += [_candidate(query.image, rank, candidate, score_name)
+                for rank, candidate in enumerate(query.candidates, start=1)]
     return (f'<section class="query" data-image="{_e(query.image)}" '
             f'data-new-id="{_e(new_individual_id(query.image))}" data-rank1="{_e(rank1)}" '
             f'data-confidence="{_raw(query.confidence)}" data-accepted="{accepted}" '
@@ -569,16 +620,20 @@ HELP = ("Keys: <kbd>1</kbd>&ndash;<kbd>5</kbd> confirm that candidate (new_whale
         "kept in this browser and come back on reload.")
 
 
-def render_review_page(queries: Sequence[ReviewQuery], *, run: str, method: str, score_name: str,
-                       auto_accept: AutoAccept | None, known_ids: Sequence[str]) -> str:
+def render_review_page(queries: Sequence[ReviewQuery], *, photos: Mapping[str, str], run: str, method: str,
+                       score_name: str, auto_accept: AutoAccept | None, known_ids: Sequence[str]) -> str:
     """The page's HTML.
 
-    One section a query, in the order given (least sure first); `score_name` (a key of
+    One section a query, in the order given (least sure first), each photo shown by its picture
+    in `photos` (name: a data URI; every query and candidate photo named); `score_name` (a key of
     SCORE_FORMATS) is how the scores are labelled and written; `run` and `method` title the page
     and, with the queries' images, key its decisions in the browser (`storage_key`); `auto_accept`
     is stated in the header (None: no threshold); `known_ids` are the ids a person may type.
     Raises ValueError on queries the page cannot show (`_check`)."""
-    _check(queries, score_name)
+    _check(queries, photos, score_name)
+    used = {query.image for query in queries} | {c.photo for query in queries for c in query.candidates if c.photo}
+    # "</script" or "<!--" in a name would end or derail the script element: JSON may write < as \u003c
+    pictures = json.dumps({name: photos[name] for name in sorted(used)}).replace("<", "\\u003c")
     images = [query.image for query in queries]
     accepted = sum(query.accepted for query in queries)
     statement = auto_accept_statement(auto_accept, len(queries), accepted, score_name)
@@ -601,4 +656,5 @@ def render_review_page(queries: Sequence[ReviewQuery], *, run: str, method: str,
             'placeholder="type an id, Enter"></label><span id="message" role="status"></span></div>\n'
             f'<datalist id="known-ids">{options}</datalist>\n</header>\n'
             '<main id="queue">\n' + "\n".join(sections) + "\n</main>\n"
+            f'<script type="application/json" id="photos">{pictures}</script>\n'
             f"<script>{SCRIPT}</script>\n</body>\n</html>\n")
