@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whaleid.review import (auto_accept, catalogue_table, identified, individuals_table, read_decisions)
+from whaleid.review import (auto_accept, catalogue_table, identified, individuals_table, read_decisions,
+                            wilson_lower_bound)
 
 TEST_IMAGES = ["t1.jpg", "t2.jpg", "t3.jpg", "t4.jpg", "t5.jpg"]
 KNOWN = ["w_a", "w_b", "new_whale"]
@@ -92,6 +93,10 @@ def test_auto_accept_takes_the_largest_most_confident_set_right_often_enough():
     # top 6 are right 5 of 6 (0.833); the tied 0.9s go together
     assert accept.threshold == 0.7 and accept.validation_accepted == 6
     assert accept.validation_precision == pytest.approx(5 / 6) and accept.validation_queries == 7
+    # few answers: the precision may really be much lower
+    assert 0.55 < accept.lower_bound < 5 / 6
+    assert wilson_lower_bound(54, 54) == pytest.approx(0.9706, abs=1e-3)
+    assert wilson_lower_bound(530, 540) > wilson_lower_bound(53, 54) > 0.93
     strict = auto_accept(scores, correct, 1.0)
     assert strict.threshold == 0.95 and strict.validation_accepted == 2
     none = auto_accept([0.9, 0.8], [False, True], 0.99)

@@ -177,6 +177,9 @@ def test_the_auto_accept_statement_gives_the_threshold_and_how_right_it_was():
     assert statement == ("Auto-accepted: 12 of 40 photos, whose rank-1 probability is at least 0.93: on validation, "
                          "rank-1 answers at or above it were right 98.2% of the time (55 of 56) \N{EM DASH} asked for "
                          "98%. A person still has to look at 28.")
+    bounded = AutoAccept(0.98, 0.93, 55 / 56, 56, 70, lower_bound=0.9412)
+    assert "(55 of 56; from so few, at least 94.1% with 90% confidence)" in auto_accept_statement(
+        bounded, photos=40, accepted=12, score_name="probability")
     assert ("Auto-accepted: 1 of 6 photos, whose rank-1 probability is at least 0.93" in render()
             and "A person still has to look at 5." in render())
 

@@ -86,13 +86,15 @@ class AutoAccept:
     ``threshold`` (the score at or above which validation's rank-1 answers reached it; inf: none
     did), the ``validation_precision`` reached at it (NaN: none accepted), how many validation
     queries were at or above it (``validation_accepted``) and how many had a known individual at
-    rank 1 (``validation_queries``)."""
+    rank 1 (``validation_queries``), and ``lower_bound``: how low the precision may really be,
+    from so few answers (a one-sided 90% Wilson bound; NaN: none accepted)."""
 
     precision: float
     threshold: float
     validation_precision: float
     validation_accepted: int
     validation_queries: int
+    lower_bound: float = math.nan
 
 
 def format_score(value: float | None, score_name: str) -> str:
@@ -142,7 +144,9 @@ def auto_accept_statement(auto_accept: AutoAccept | None, photos: int, accepted:
     if auto_accept.validation_accepted and math.isfinite(auto_accept.validation_precision):
         right = round(auto_accept.validation_precision * auto_accept.validation_accepted)
         reached = (f"right {100 * auto_accept.validation_precision:.1f}% of the time "
-                   f"({right} of {auto_accept.validation_accepted})")
+                   f"({right} of {auto_accept.validation_accepted}"
+                   + (f"; from so few, at least {100 * auto_accept.lower_bound:.1f}% with 90% confidence)"
+                      if math.isfinite(auto_accept.lower_bound) else ")"))
     else:
         reached = "none of them (no validation query reached it)"
     return (f"Auto-accepted: {accepted} of {photos} photos, whose rank-1 {score_name} is at least "
