@@ -211,18 +211,21 @@ REPORT_OUTPUTS = ["dataset.png", "dataset.csv", "preprocessing.png", "training/a
 
 
 def test_report_figures_follow_the_methods(tmp_path):
-    """Only the stages a method runs: no preprocessing or training for the baseline alone, and
-    the autoencoder's curves only where a method reads its codes."""
+    """Only the stages a method runs: no training for the baseline alone, its squares made only
+    for the review page's pictures, and the autoencoder's curves only where a method reads its
+    codes."""
     target = ["--", "results/report/resources.png"]
     baseline = planned_jobs(tmp_path, merged(TINY, {"methods": ["baseline"], "submit": "baseline"}), *target)
     assert {rule: n for rule, n in baseline.items() if rule.startswith("report")} == {
         "report_dataset": 1, "report_thresholds": 1, "report_resources": 1}
-    assert "preprocess" not in baseline
+    assert set(baseline) == {"demo_dataset", "ingest", "validation_split", "baseline_identify", "submission", "score",
+                             "collect_scores", "chosen_submission", "review_catalogue", "preprocess", "review_page",
+                             "report_dataset", "report_thresholds", "report_resources"}
     images_only = merged(TINY, {"methods": ["metric_learning"], "submit": "metric_learning",
                                 "metric_learning": {"input": "images"}})
     planned = planned_jobs(tmp_path, images_only, *target)
     assert planned["report_training"] == 1 and planned["report_preprocessing"] == 1
-    assert "train_autoencoder" not in planned
+    assert "autoencoder_train" not in planned and "metric_learning_train" in planned
 
 
 @pytest.mark.slow

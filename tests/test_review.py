@@ -103,3 +103,19 @@ def test_auto_accept_takes_the_largest_most_confident_set_right_often_enough():
     assert none.threshold == float("inf") and none.validation_accepted == 0 and np.isnan(none.validation_precision)
     with pytest.raises(ValueError, match="precision must be in"):
         auto_accept(scores, correct, 0)
+
+
+def test_the_summary_make_demo_prints_says_where_the_review_page_is(tmp_path):
+    from whaleid.summary import summarise
+
+    pd.DataFrame({"method": ["local", "local"], "split": ["validation", "test"], "map5": [0.9, 0.8],
+                  "top1": [0.85, 0.7], "n_images": [35, 150]}).to_csv(tmp_path / "scores.csv", index=False)
+    (tmp_path / "submission_method.txt").write_text("local\n")
+    assert "review page" not in summarise(tmp_path)
+    (tmp_path / "review").mkdir()
+    pd.DataFrame([{"method": "local", "precision": 0.98, "threshold": 0.7, "validation_precision": 0.98,
+                   "validation_accepted": 50, "validation_queries": 60, "test_photos": 150, "test_accepted": 40,
+                   "to_review": 110, "decided_before": 0}]).to_csv(tmp_path / "review" / "auto_accept.csv",
+                                                                    index=False)
+    assert (f"review page: {tmp_path / 'review' / 'page.html'} (local: 40 of 150 test photos auto-accepted at 0.98 "
+            "precision on validation, 110 for a person)") in summarise(tmp_path)

@@ -569,13 +569,14 @@ def gallery_queries(*, split_csv: str | Path, train_images: str | Path, train_im
     train = train_table(train_images_index, split_csv, len(train_squares))
     validation_search, test_search = Queries(train, read_table(test_images_index)[["image"]], str(split_csv),
                                              read_reviewed(reviewed)).searches()
+    # every known photo: train's, then the test photos a person identified
     everyone = test_search.catalogue
-    train_photos = _photos(everyone["image"].tolist(), everyone["id"].tolist(), {**test_squares, **train_squares},
+    known_photos = _photos(everyone["image"].tolist(), everyone["id"].tolist(), {**test_squares, **train_squares},
                            str(train_images))
-    validation = train_photos.subset(validation_search.query_rows)
+    validation = known_photos.subset(validation_search.query_rows)
     validation = Photos(validation.names, validation_search.queries["truth"].tolist(), validation.squares)
     queries = {"validation": validation}
-    catalogues = {"validation": train_photos.subset(validation_search.catalogue_rows)}
+    catalogues = {"validation": known_photos.subset(validation_search.catalogue_rows)}
     answers = {"validation": _answers_of(validation.names, read_predictions(validation_predictions),
                                          str(validation_predictions))}
     if test_truth or every_test_photo:
@@ -584,7 +585,7 @@ def gallery_queries(*, split_csv: str | Path, train_images: str | Path, train_im
         names = [name for name in test_search.queries["image"] if every_test_photo or name in truth]
         queries["test"] = _photos(names, [truth.get(name, NEW_WHALE) for name in names], test_squares,
                                   str(test_images))
-        catalogues["test"] = train_photos
+        catalogues["test"] = known_photos
         answers["test"] = _answers_of(names, read_predictions(test_predictions), str(test_predictions))
     return GalleryQueries(queries, catalogues, answers)
 

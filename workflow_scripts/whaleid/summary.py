@@ -34,6 +34,12 @@ def summarise(results_dir: str | Path) -> str:
     lines = [f"submission: {(results_dir / 'submission.csv').resolve()} (from {method})",
              "MAP@5 and top-1 accuracy by method, on the same validation split (and test where its "
              "truth is known):", format_comparison(comparison)]
+    accepted = results_dir / "review" / "auto_accept.csv"
+    if accepted.exists():
+        review = pd.read_csv(accepted).iloc[0]
+        lines.append(f"review page: {(results_dir / 'review' / 'page.html').resolve()} ({review['method']}: "
+                     f"{review['test_accepted']} of {review['test_photos']} test photos auto-accepted at "
+                     f"{review['precision']:g} precision on validation, {review['to_review']} for a person)")
     resources = results_dir / "report" / "resources.csv"
     if resources.exists():
         times = stage_times(pd.read_csv(resources))
