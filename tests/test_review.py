@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from test_gallery import results  # noqa: F401 (a fixture: a made-up run's files)
 
 from whaleid.review import (auto_accept, catalogue_table, identified, individuals_table, read_decisions,
                             wilson_lower_bound)
@@ -119,3 +120,58 @@ def test_the_summary_make_demo_prints_says_where_the_review_page_is(tmp_path):
                                                                     index=False)
     assert (f"review page: {tmp_path / 'review' / 'page.html'} (local: 40 of 150 test photos auto-accepted at 0.98 "
             "precision on validation, 110 for a person)") in summarise(tmp_path)
+
+
+def review_of(r, tmp_path, method="metric_learning", precision=0.9, reviewed=None):
+    """write_review on the made-up run of test_gallery.py's `results` (embeddings at known angles)."""
+    from whaleid.gallery import EmbeddingFiles
+    from whaleid.review import write_review
+
+    files = r / "metric_learning"
+    embeddings = EmbeddingFiles(files / "embeddings/train.npy", files / "embeddings/train.csv",
+                                files / "embeddings/test.npy", files / "embeddings/test.csv")
+    out = tmp_path / "review"
+    accept = write_review(method=method, run="made up", precision=precision, split_csv=r / "validation/split.csv",
+                          validation_predictions=files / "predictions/validation.csv",
+                          test_predictions=files / "predictions/test.csv",
+                          threshold_curve=files / "new_whale_threshold.csv", train_images=r / "preprocess/train.npy",
+                          train_images_index=r / "preprocess/train.csv", test_images=r / "preprocess/test.npy",
+                          test_images_index=r / "preprocess/test.csv", page_out=out / "page.html",
+                          queue_out=out / "queue.csv", auto_accept_out=out / "auto_accept.csv", reviewed=reviewed,
+                          **({"embeddings": embeddings} if method == "metric_learning" else {}))
+    return accept, pd.read_csv(out / "queue.csv"), pd.read_csv(out / "auto_accept.csv"), (out / "page.html").read_text()
+
+
+def test_the_review_queue_is_least_sure_first_and_accepts_at_the_precision_validation_reached(results, tmp_path):
+    # validation: a3 right at similarity cos 10 degrees, g1 wrong (truth new_whale) at cos 20
+    accept, queue, figures, page = review_of(results, tmp_path)
+    assert accept.threshold == pytest.approx(np.cos(np.radians(10)), abs=1e-4)
+    assert (accept.validation_accepted, accept.validation_queries, accept.validation_precision) == (1, 2, 1.0)
+    # t4 (30 degrees from d1) is least sure, then t1 (5 from b1), t3 (2 from a3: test photos are
+    # answered from all of train) and t2 (0 from a1)
+    assert queue["image"].tolist() == ["t4.jpg", "t1.jpg", "t3.jpg", "t2.jpg"]
+    assert queue["answer"].tolist() == ["D", "B", "A", "A"]
+    assert queue["accepted"].tolist() == [False, True, True, True]
+    assert figures.loc[0, ["test_photos", "test_accepted", "to_review"]].tolist() == [4, 3, 1]
+    assert page.count('<section class="query"') == 4 and "A person still has to look at 1." in page
+    # asked for less, g1's wrong answer is within it: the threshold falls to cos 20, still above t4's cos 30
+    loose, queue, _, _ = review_of(results, tmp_path, precision=0.5)
+    assert loose.threshold == pytest.approx(np.cos(np.radians(20)), abs=1e-4) and loose.validation_accepted == 2
+    assert queue["accepted"].tolist() == [False, True, True, True]
+
+
+def test_a_method_without_scores_is_reviewed_in_its_answers_order_and_nothing_is_accepted(results, tmp_path):
+    accept, queue, _, page = review_of(results, tmp_path, method="baseline")
+    assert accept.threshold == np.inf and not queue["accepted"].any()
+    assert queue["image"].tolist() == ["t1.jpg", "t2.jpg", "t3.jpg", "t4.jpg"]
+    assert "a person has to look at every photo (4)" in page
+
+
+def test_photos_decided_before_are_not_asked_again(results, tmp_path):
+    reviewed = tmp_path / "reviewed.csv"
+    pd.DataFrame({"image": ["t3.jpg", "t4.jpg"], "id": ["A", ""], "decision": ["confirmed", "unsure"],
+                  "source": "d.csv"}).to_csv(reviewed, index=False)
+    _, queue, figures, _ = review_of(results, tmp_path, reviewed=reviewed)
+    # t3 is decided; t4, unsure, is asked again
+    assert queue["image"].tolist() == ["t4.jpg", "t1.jpg", "t2.jpg"]
+    assert figures.loc[0, "decided_before"] == 1
