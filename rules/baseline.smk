@@ -6,6 +6,7 @@ rule baseline_identify:
         manifest=f"{R}/ingest/manifest.csv",
         split=f"{R}/validation/split.csv",
         reviewed=reviewed_input(),
+        encounters=encounters_input(),
     output:
         **identification_output("baseline"),
     log:

@@ -44,6 +44,7 @@ rule classifier_identify:
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
         reviewed=reviewed_input(),
+        encounters=encounters_input(),
     output:
         **identification_output("classifier"),
     log:

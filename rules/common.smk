@@ -66,6 +66,13 @@ def test_truth_input():
     return [os.path.join(DATA, "test_truth.csv")] if has_test_truth() else []
 
 
+def encounters_input():
+    """The data folder's encounters.csv (Image,Encounter), where it has one: the test photos of
+    one encounter are identified and reviewed together."""
+    path = os.path.join(DATA, "encounters.csv")
+    return [path] if os.path.exists(path) else []
+
+
 def sample_submission_input():
     path = os.path.join(DATA, "sample_submission.csv")
     return [path] if USING_DEMO or os.path.exists(path) else []
@@ -300,7 +307,8 @@ def evidence_input(method):
     fused), and the individuals' scores (local's shortlists, fused's candidates); the photos a
     person identified, which are in the test catalogue."""
     inputs = {"validation": predictions(method, "validation"), "test_predictions": predictions(method, "test"),
-              "threshold_curve": identification_output(method)["threshold_curve"], "reviewed": reviewed_input()}
+              "threshold_curve": identification_output(method)["threshold_curve"], "reviewed": reviewed_input(),
+              "encounters": encounters_input()}
     if method in ("metric_learning", "fused"):
         inputs.update({f"embeddings_{name}": f"{R}/metric_learning/embeddings/{name}"
                        for name in ("train.npy", "train.csv", "test.npy", "test.csv")})

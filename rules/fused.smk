@@ -14,6 +14,7 @@ rule fused_identify:
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
         reviewed=reviewed_input(),
+        encounters=encounters_input(),
     output:
         **identification_output("fused"),
         weights=f"{R}/fused/weights.csv",

@@ -93,6 +93,7 @@ rule local_identify:
         manifest=f"{R}/ingest/manifest.csv",
         verifier=verifier_input(),
         reviewed=reviewed_input(),
+        encounters=encounters_input(),
     output:
         **identification_output("local"),
         # every query's shortlisted individuals and their scores, which the fused method reads

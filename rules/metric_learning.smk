@@ -101,6 +101,7 @@ rule metric_learning_identify:
         manifest=f"{R}/ingest/manifest.csv",
         additions=catalogue_additions_output(),
         reviewed=reviewed_input(),
+        encounters=encounters_input(),
     output:
         **identification_output("metric_learning"),
     log:

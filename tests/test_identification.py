@@ -5,6 +5,7 @@ import pytest
 from whaleid.duplicates import within
 from whaleid.identification import (Candidates, Individuals, Queries, Search, candidates_from_scores,
                                     check_known_individuals, final_answers, identify_with, insert_new_whale,
+                                    pool_candidates, pool_duplicates, read_encounters,
                                     sweep_duplicates_and_threshold, sweep_new_whale_threshold)
 from whaleid.settings import threshold_grid
 
@@ -195,3 +196,58 @@ def test_reviewed_test_photos_join_the_test_catalogue_only_and_answer_first_for_
     assert all(len(row) == 5 == len(set(row)) for row in answers.test["answers"])
     with pytest.raises(ValueError, match="1 reviewed photos are not test photos of this run"):
         Queries(TRAIN, test, reviewed=pd.DataFrame({"image": ["a1"], "id": ["w_a"]}))
+
+
+def test_encounters_are_read_with_each_wrong_row_named(tmp_path):
+    path = tmp_path / "encounters.csv"
+    path.write_text("Image,Encounter\nt1,e1\nt2,e1\nt1,e1\n")
+    assert read_encounters(path, ["t1", "t2", "t3"]) == {"t1": "e1", "t2": "e1"}
+    assert read_encounters(None, ["t1"]) == {}
+    for rows, message in [("t9,e1", r"line 3: 't9' is not a test photo of this run"),
+                          ("t1,e2", r"line 3: t1 is in encounter 'e2', but line 2 puts it in 'e1'"),
+                          ("t2,", r"line 3: a photo and its encounter are both needed")]:
+        path.write_text(f"Image,Encounter\nt1,e1\n{rows}\n")
+        with pytest.raises(ValueError, match=f"encounters.csv, {message}"):
+            read_encounters(path, ["t1", "t2"])
+    path.write_text("Image,Group\nt1,e1\n")
+    with pytest.raises(ValueError, match="encounters.csv: no Encounter column"):
+        read_encounters(path, ["t1"])
+
+
+def test_an_encounter_s_photos_pool_their_evidence_and_get_the_same_answers():
+    candidates = Candidates([["a", "b", "c", "d"], ["e", "a", "f", "g"], ["b", "c", "d", "e"]],
+                            np.array([[0.9, 0.5, 0.4, 0.1], [0.95, 0.6, 0.3, 0.2], [0.8, 0.7, 0.1, 0.0]], np.float32),
+                            np.array([0.3, 0.1, 0.2], np.float32))
+    pooled = pool_candidates(candidates, [np.array([0, 1])])
+    # each individual by its best score over both photos: e 0.95, a 0.9 (not 0.6), b 0.5, c 0.4
+    assert pooled.ids[0] == pooled.ids[1] == ["e", "a", "b", "c"]
+    np.testing.assert_allclose(pooled.top[0], [0.95, 0.9, 0.5, 0.4])
+    assert pooled.own[0] == pooled.own[1] == np.float32(0.1) and pooled.own[2] == np.float32(0.2)
+    assert pooled.ids[2] == candidates.ids[2]  # not in the encounter
+    duplicates = pool_duplicates([[(3, "a")], [(0, "b"), (5, "a")], [(1, "z")]], [np.array([0, 1])])
+    assert duplicates == [[(0, "b"), (3, "a")], [(0, "b"), (3, "a")], [(1, "z")]]
+
+
+def test_the_test_photos_of_one_encounter_are_answered_together():
+    test = photos([("t1", "", "", ""), ("t2", "", "", ""), ("t3", "", "", "")]).drop(columns=["id", "subset", "truth"])
+    # pictures of no train photo (photos() would give them train's first three pHashes)
+    test["phash"] = ["0000000000000000", "ffffffffffffffff", "00000000ffffffff"]
+    best = {"t1": "w_a", "t2": "w_b", "t3": "w_d"}
+
+    def rank(search):
+        individuals = sorted(set(search.catalogue_ids) - {"new_whale"})
+        truths = search.queries["truth"] if search.split == "validation" else search.queries["image"].map(best)
+        # each test photo's own best individual at 0.9; t1's second best is w_b at 0.5
+        scores = np.array([[0.9 if i == truth else 0.5 if (image, i) == ("t1", "w_b") else 0.1 for i in individuals]
+                           for image, truth in zip(search.queries["image"], truths)], np.float32)
+        return candidates_from_scores(scores, individuals)
+
+    alone = identify_with(rank, Queries(TRAIN, test), [0], [0.5]).test.set_index("image")["answers"]
+    together = identify_with(rank, Queries(TRAIN, test, encounters={"t1": "e", "t2": "e"}), [0], [0.5])
+    together = together.test.set_index("image")["answers"]
+    assert alone["t1"][0] == "w_a" and alone["t2"][0] == "w_b"
+    assert together["t1"] == together["t2"] and together["t1"][:2] in (["w_a", "w_b"], ["w_b", "w_a"])
+    assert together["t3"] == alone["t3"]
+    assert Queries(TRAIN, test, encounters={"t1": "e", "t2": "e", "t3": "f"}).encounter_groups()[0].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="1 encounter photos are not test photos"):
+        Queries(TRAIN, test, encounters={"a1": "e"})

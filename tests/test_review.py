@@ -122,7 +122,7 @@ def test_the_summary_make_demo_prints_says_where_the_review_page_is(tmp_path):
             "precision on validation, 110 for a person)") in summarise(tmp_path)
 
 
-def review_of(r, tmp_path, method="metric_learning", precision=0.9, reviewed=None):
+def review_of(r, tmp_path, method="metric_learning", precision=0.9, reviewed=None, encounters=None):
     """write_review on the made-up run of test_gallery.py's `results` (embeddings at known angles)."""
     from whaleid.gallery import EmbeddingFiles
     from whaleid.review import write_review
@@ -138,6 +138,7 @@ def review_of(r, tmp_path, method="metric_learning", precision=0.9, reviewed=Non
                           train_images_index=r / "preprocess/train.csv", test_images=r / "preprocess/test.npy",
                           test_images_index=r / "preprocess/test.csv", page_out=out / "page.html",
                           queue_out=out / "queue.csv", auto_accept_out=out / "auto_accept.csv", reviewed=reviewed,
+                          encounters=encounters,
                           **({"embeddings": embeddings} if method == "metric_learning" else {}))
     return accept, pd.read_csv(out / "queue.csv"), pd.read_csv(out / "auto_accept.csv"), (out / "page.html").read_text()
 
@@ -175,3 +176,33 @@ def test_photos_decided_before_are_not_asked_again(results, tmp_path):
     # t3 is decided; t4, unsure, is asked again
     assert queue["image"].tolist() == ["t4.jpg", "t1.jpg", "t2.jpg"]
     assert figures.loc[0, "decided_before"] == 1
+
+
+def test_an_encounter_is_one_query_each_answer_shown_by_the_photo_that_matched_it_best(results, tmp_path):
+    from whaleid.gallery import gallery_queries, method_evidence, EmbeddingFiles
+    from whaleid.review import review_queries
+
+    encounters = tmp_path / "encounters.csv"
+    pd.DataFrame({"Image": ["t1.jpg", "t4.jpg"], "Encounter": ["e1", "e1"]}).to_csv(encounters, index=False)
+    _, queue, figures, page = review_of(results, tmp_path, encounters=encounters)
+    # four photos, three queries: t1 and t4 share one position and one decision
+    assert figures.loc[0, "test_photos"] == 4 and queue["position"].nunique() == 3
+    assert queue.groupby("position")["image"].apply(list).tolist().count(["t1.jpg", "t4.jpg"]) == 1
+    assert page.count('<section class="query"') == 3 and 'data-others="[&quot;t4.jpg&quot;]"' in page
+    assert "4 test photos in 3 queries" in page
+    # t1 (85 degrees) speaks for B, its rank 1; t4 (300 degrees) for D, 30 degrees from d1
+    r, files = results, results / "metric_learning"
+    found = gallery_queries(split_csv=r / "validation/split.csv", train_images=r / "preprocess/train.npy",
+                            train_images_index=r / "preprocess/train.csv", test_images=r / "preprocess/test.npy",
+                            test_images_index=r / "preprocess/test.csv",
+                            validation_predictions=files / "predictions/validation.csv",
+                            test_predictions=files / "predictions/test.csv", every_test_photo=True)
+    shown = method_evidence("metric_learning", found, embeddings=EmbeddingFiles(
+        files / "embeddings/train.npy", files / "embeddings/train.csv", files / "embeddings/test.npy",
+        files / "embeddings/test.csv"))
+    queries, _ = review_queries(found, shown, 0.5, 0.99, set(), {"t1.jpg": "e1", "t4.jpg": "e1"})
+    t1 = next(q for q in queries if q.image == "t1.jpg")
+    assert t1.others == ("t4.jpg",)
+    by_id = {c.id: c for c in t1.candidates}
+    assert by_id["B"].query is None and by_id["B"].photo == "b1.jpg"
+    assert by_id["D"].query == "t4.jpg" and by_id["D"].score == pytest.approx(np.cos(np.radians(30)), abs=1e-4)

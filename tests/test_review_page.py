@@ -46,7 +46,8 @@ def query(image: str, answers: list[str], confidence: float, accepted: bool = Fa
 
 def pictures(queries) -> dict[str, str]:
     """A picture of every photo the queries show, each its own grey."""
-    names = sorted({q.image for q in queries} | {c.photo for q in queries for c in q.candidates if c.photo})
+    names = sorted({image for q in queries for image in (q.image, *q.others)}
+                   | {c.photo for q in queries for c in q.candidates if c.photo})
     return {name: png_uri(20 + 3 * i) for i, name in enumerate(names)}
 
 
@@ -349,6 +350,37 @@ def test_a_person_decides_by_keyboard_and_the_decisions_survive_a_reload_and_exp
                     ["f.jpg", "new", "new-f", "person"]]
     assert session.errors == []
     session.close()
+
+
+@CHROMIUM_SKIP
+def test_an_encounter_is_decided_once_and_exported_as_a_row_for_each_photo(browser, tmp_path):
+    together = ReviewQuery("a.jpg", query("a.jpg", ["w_1", "w_2", "w_3", NEW_WHALE, "w_5"], 0.2).candidates, 0.2,
+                           False, others=("a2.jpg", "a3.jpg"))
+    queries = [together, query("b.jpg", ["w_2", "w_1", "w_4", "w_5", NEW_WHALE], 0.3)]
+    page_path = tmp_path / "encounter.html"
+    page_path.write_text(render(queries), encoding="utf-8")
+    text = page_path.read_text()
+    assert "4 test photos in 2 queries" in text and text.count('class="encounter-photo"') == 2
+    session = Session(browser, page_path)
+    session.press("n", "1")  # the encounter is someone new; b.jpg is w_2
+    with session.page.expect_download() as download:
+        session.press("e")
+    exported = tmp_path / "decisions.csv"
+    download.value.save_as(exported)
+    with open(exported, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    assert rows[1:] == [["a.jpg", "new", "new-a", "person"], ["a2.jpg", "new", "new-a", "person"],
+                        ["a3.jpg", "new", "new-a", "person"], ["b.jpg", "confirmed", "w_2", "person"]]
+    # every photo of the encounter is shown, each given its own picture
+    shown = session.page.eval_on_selector_all('section.query[data-image="a.jpg"] img',
+                                               "all => all.map(i => [i.dataset.photoName, i.src])")
+    pictured = pictures(queries)
+    assert {"a.jpg", "a2.jpg", "a3.jpg"} <= {name for name, _ in shown}
+    assert all(src == pictured[name] for name, src in shown)
+    assert session.errors == []
+    session.close()
+    with pytest.raises(ValueError, match="name the photo 'a2.jpg' twice"):
+        render([together, ReviewQuery("a2.jpg", [], math.nan, False)])
 
 
 @CHROMIUM_SKIP

@@ -497,6 +497,24 @@ GUARDS = {
 }
 
 
+def test_an_encounters_file_in_the_data_folder_is_read_by_every_method_and_the_review_page(tmp_path, data_folder):
+    """The data folder's optional encounters.csv: the stages that answer the test photos, and the
+    review page, read it where it is, and only there."""
+    data = tmp_path / "data"
+    shutil.copytree(data_folder, data)
+    readers = {f"{method}_identify" for method in METHODS} | {"review_page", "report_gallery"}
+
+    def reading(config) -> set[str]:
+        output = snakemake(tmp_path, "-n", config=config).stdout
+        jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    input: (.*)$", output, re.MULTILINE)
+        return {rule for rule, inputs in jobs if str(data / "encounters.csv") in inputs}
+
+    config = merged(TINY, {"data_dir": str(data), "results_dir": str(tmp_path / "results")})
+    assert reading(config) == set()
+    (data / "encounters.csv").write_text("Image,Encounter\n")
+    assert reading(config) == readers
+
+
 @pytest.mark.parametrize("guard", list(GUARDS))
 def test_each_config_guard_stops_the_run_before_any_job_and_says_why(tmp_path, data_folder, guard):
     changes, message = GUARDS[guard]

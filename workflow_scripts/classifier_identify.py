@@ -11,7 +11,7 @@ from whaleid.classifier import identify  # noqa: E402
 i, p, o = snakemake.input, snakemake.params, snakemake.output
 answers = identify(i.model, i.labels, i.train_array, i.train_index, i.test_array, i.test_index, i.split, i.manifest,
                    phash_distances=p.phash_distances, thresholds=p.thresholds, batch_size=p.batch_size,
-                   reviewed=i.reviewed[0] if i.reviewed else None)
+                   reviewed=i.reviewed[0] if i.reviewed else None, encounters=i.encounters[0] if i.encounters else None)
 log.info("new_whale threshold %g; validation MAP@5 by duplicate distance and threshold:\n%s", answers.chosen,
          answers.curve.to_string(index=False))
 answers.write(o.validation, o.test, o.threshold_curve)

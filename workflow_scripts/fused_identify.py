@@ -10,7 +10,7 @@ i, p, o = snakemake.input, snakemake.params, snakemake.output
 answers = identify(i.validation_shortlists, i.test_shortlists, i.verifier, i.train, i.train_index, i.test, i.test_index,
                    i.split, i.manifest, weights=p.weights, calibration=p.calibration, phash_distances=p.phash_distances,
                    thresholds=p.thresholds, aggregate=p.aggregate, top_k=p.top_k,
-                   reviewed=i.reviewed[0] if i.reviewed else None)
+                   reviewed=i.reviewed[0] if i.reviewed else None, encounters=i.encounters[0] if i.encounters else None)
 log.info("validation MAP@5 by fusion weight:\n%s", answers.weights.to_string(index=False))
 write_csv(answers.weights, o.weights)
 write_csv(answers.calibration, o.calibration)

@@ -21,7 +21,7 @@ answers = identify(i.train, i.train_index, i.test, i.test_index, i.split, i.mani
                    verifier=Verifier.load(i.verifier[0]) if i.verifier else None, phash_distances=p.phash_distances,
                    thresholds=p.thresholds, n_jobs=p.threads,
                    weights=(i.train_weights, i.test_weights) if "train_weights" in i.keys() else None,
-                   reviewed=i.reviewed[0] if i.reviewed else None,
+                   reviewed=i.reviewed[0] if i.reviewed else None, encounters=i.encounters[0] if i.encounters else None,
                    progress=progress)
 log.info("validation MAP@5 by pooling:\n%s", answers.poolings.to_string(index=False))
 log.info("new_whale threshold %g; validation MAP@5 by duplicate distance and threshold:\n%s", answers.chosen,

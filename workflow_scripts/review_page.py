@@ -13,5 +13,7 @@ write_review(
     test_images=i.test_images, test_images_index=i.test_images_index,
     # the test photos already decided, where decisions were fed back: not asked again
     reviewed=i.reviewed[0] if i.reviewed else None,
+    # the data folder's encounters.csv, where it has one: an encounter's photos are one query
+    encounters=i.encounters[0] if i.encounters else None,
     page_out=o.page, queue_out=o.queue, auto_accept_out=o.auto_accept, **evidence_files(i, p.matching),
 )

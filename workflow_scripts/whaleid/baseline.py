@@ -13,7 +13,7 @@ from typing import Sequence
 import pandas as pd
 
 from .duplicates import duplicate_matches, duplicates_first
-from .identification import Identification, Queries, check_known_individuals
+from .identification import Identification, Queries, check_known_individuals, pool_duplicates
 from .ingest import NEW_WHALE
 from .metrics import map_at_5
 from .submission import N_ANSWERS, most_frequent_ids
@@ -59,6 +59,8 @@ def identify(queries: Queries, max_distance: int | str, candidates: Sequence[int
     return Identification(
         pd.DataFrame({"image": validation.queries["image"].tolist(),
                       "answers": predict(validation.queries, validation.catalogue, chosen)}),
-        pd.DataFrame({"image": test.queries["image"].tolist(),
-                      "answers": queries.reviewed_first(predict(test.queries, test.catalogue, chosen))}),
+        pd.DataFrame({"image": test.queries["image"].tolist(), "answers": queries.reviewed_first(_answers(
+            # the photos of one encounter answer with the duplicates of them all
+            pool_duplicates(duplicate_matches(test.queries, test.catalogue, chosen), queries.encounter_groups()),
+            test.catalogue, chosen))}),
         curve, chosen)

@@ -305,18 +305,18 @@ def train_classifier(train_array: str | Path, train_index: str | Path, split_csv
 def identify(model_path: str | Path, labels_path: str | Path, train_array: str | Path, train_index: str | Path,
              test_array: str | Path, test_index: str | Path, split_csv: str | Path, manifest_csv: str | Path, *,
              phash_distances: Sequence[int], thresholds: Sequence[float], batch_size: int,
-             reviewed: str | Path | None = None) -> Identification:
+             reviewed: str | Path | None = None, encounters: str | Path | None = None) -> Identification:
     """The method's answers: the validation photos (of `train_array`) and the test photos (of
     `test_array`) ranked by the model's class probabilities, then answered as every method is
     (`identification.answer`): duplicates first, new_whale at a probability threshold chosen on
     validation. The model was trained on the fit photos only: they are its catalogue. Photos a
     person identified (`reviewed`: `Queries.read`) add no class without retraining: they are
-    found as duplicates, and answer first for themselves."""
+    found as duplicates, and answer first for themselves. `encounters`: `Queries.read`."""
     class_ids = load_labels(labels_path)
     model = load_classifier(model_path)
     if model.output.shape[-1] != len(class_ids):
         raise ValueError(f"{model_path} has {model.output.shape[-1]} classes but {labels_path} lists {len(class_ids)}")
-    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed)
+    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed, encounters)
     queries.check_rows(len(np.load(train_array, mmap_mode="r")), len(np.load(test_array, mmap_mode="r")),
                        train_array, test_array)
 

@@ -243,16 +243,16 @@ def identify(validation_shortlists_csv: str | Path, test_shortlists_csv: str | P
              train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
              split_csv: str | Path, manifest_csv: str | Path, *, weights: Sequence[float], calibration: str,
              phash_distances: Sequence[int], thresholds: Sequence[float], aggregate: str, top_k: int,
-             reviewed: str | Path | None = None) -> FusedIdentification:
+             reviewed: str | Path | None = None, encounters: str | Path | None = None) -> FusedIdentification:
     """The fused method on both searches, from the local method's shortlists and verifier (its
     model file, for the probability of an individual not shortlisted) and the embeddings of
     train and test (each .npy with its index .csv): see `choose_weight`. Both methods score
     each search's queries against the same catalogue; the embedding's calibration (of kind
     `calibration`) is fitted on the fit photos alone. `reviewed`: the test photos a person
-    identified, in both methods' test catalogue (`Queries.read`)."""
+    identified, in both methods' test catalogue, and `encounters` (`Queries.read`)."""
     from .local.verifier import Verifier
 
-    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed)
+    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed, encounters)
     train_embeddings, _ = read_embeddings(train_npy, train_index)
     test_embeddings, _ = read_embeddings(test_npy, test_index)
     queries.check_rows(len(train_embeddings), len(test_embeddings), train_npy, test_npy)

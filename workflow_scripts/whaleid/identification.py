@@ -249,38 +249,52 @@ class Queries:
     truth, phash, content_hash); ``test``: one row per test photo in the order of the test
     arrays (image, phash, content_hash). ``source`` names the split table in errors.
     ``reviewed``: the test photos a person identified (image, id; `read_reviewed`): they
-    join the test search's catalogue, and answer first with their own id.
+    join the test search's catalogue, and answer first with their own id. ``encounters``: test
+    photo to encounter (`read_encounters`): the photos of one encounter are of one animal, and
+    are answered together (`encounter_groups`).
     """
 
     train: pd.DataFrame
     test: pd.DataFrame
     source: str = "the validation split"
     reviewed: pd.DataFrame = field(default_factory=lambda: read_reviewed(None))
+    encounters: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
-        unknown = sorted(set(self.reviewed["image"]) - set(self.test["image"]))
-        if unknown:
-            raise ValueError(f"{len(unknown)} reviewed photos are not test photos of this run, e.g. {unknown[:3]}")
+        for what, images in (("reviewed", self.reviewed["image"]), ("encounter", self.encounters)):
+            unknown = sorted(set(images) - set(self.test["image"]))
+            if unknown:
+                raise ValueError(f"{len(unknown)} {what} photos are not test photos of this run, e.g. {unknown[:3]}")
 
     @classmethod
     def read(cls, train_index: str | Path, test_index: str | Path, split_csv: str | Path,
-             manifest_csv: str | Path, reviewed_csv: str | Path | None = None) -> Queries:
+             manifest_csv: str | Path, reviewed_csv: str | Path | None = None,
+             encounters_csv: str | Path | None = None) -> Queries:
         """The photos of a train and a test array (named by their index CSVs, column image),
         with their subset and truth (`split_csv`) and hashes (`manifest_csv`); `reviewed_csv`:
-        the decided test photos (rule review_catalogue's reviewed.csv: image, id, decision), or None."""
+        the decided test photos (rule review_catalogue's reviewed.csv: image, id, decision), or
+        None; `encounters_csv`: the data folder's encounters.csv (`read_encounters`), or None."""
         manifest = read_table(manifest_csv)
         train = with_hashes(train_table(train_index, split_csv), manifest, "train", manifest_csv)
         test = with_hashes(read_table(test_index)[["image"]], manifest, "test", manifest_csv)
-        return cls(train, test, str(split_csv), read_reviewed(reviewed_csv))
+        return cls(train, test, str(split_csv), read_reviewed(reviewed_csv),
+                   read_encounters(encounters_csv, test["image"]))
 
     @classmethod
     def from_manifest(cls, manifest: pd.DataFrame, split: pd.DataFrame, source: str = "the validation split",
-                      reviewed_csv: str | Path | None = None) -> Queries:
+                      reviewed_csv: str | Path | None = None, encounters_csv: str | Path | None = None) -> Queries:
         """The train and test photos of the `manifest`, in its order, with the subset and truth
         of the train photos (from the `split` table): for a method that reads no array."""
         train = manifest[manifest["split"] == "train"].merge(split[["image", "subset", "truth"]], on="image")
-        return cls(train.reset_index(drop=True), manifest[manifest["split"] == "test"].reset_index(drop=True), source,
-                   read_reviewed(reviewed_csv))
+        test = manifest[manifest["split"] == "test"].reset_index(drop=True)
+        return cls(train.reset_index(drop=True), test, source, read_reviewed(reviewed_csv),
+                   read_encounters(encounters_csv, test["image"]))
+
+    def encounter_groups(self) -> list[np.ndarray]:
+        """The test photos of each encounter of two or more, as positions in ``test``."""
+        of_photo = self.test["image"].map(self.encounters)
+        groups = of_photo[of_photo.notna()].groupby(of_photo[of_photo.notna()], sort=False).groups
+        return [np.asarray(rows, np.int64) for rows in groups.values() if len(rows) > 1]
 
     def check_rows(self, train_rows: int, test_rows: int, train_source: str | Path, test_source: str | Path) -> None:
         """Raise ValueError unless the train and test arrays (`train_source`, `test_source`) have
@@ -322,6 +336,65 @@ class Queries:
         identity = dict(zip(self.reviewed["image"], self.reviewed["id"]))
         return [duplicates_first([(0, identity[image])], list(row)) if image in identity else list(row)
                 for image, row in zip(self.test["image"], test_answers)]
+
+
+def read_encounters(encounters_csv: str | Path | None, test_images: Sequence[str]) -> dict[str, str]:
+    """Test photo to encounter, from a CSV Image,Encounter (the data folder's optional
+    encounters.csv); none for None. Raises ValueError naming the file and line of a row that
+    names no photo or encounter, a photo that is not among `test_images`, or a photo in two
+    encounters."""
+    if encounters_csv is None:
+        return {}
+    table = read_table(encounters_csv)
+    missing = [column for column in ("Image", "Encounter") if column not in table.columns]
+    if missing:
+        raise ValueError(f"{encounters_csv}: no {', '.join(missing)} column: expected a header Image,Encounter")
+    known, encounters, line_of = set(test_images), {}, {}
+    for line, (image, encounter) in enumerate(zip(table["Image"].str.strip(), table["Encounter"].str.strip()),
+                                              start=2):
+        where = f"{encounters_csv}, line {line}"
+        if not image or not encounter:
+            raise ValueError(f"{where}: a photo and its encounter are both needed")
+        if image not in known:
+            raise ValueError(f"{where}: {image!r} is not a test photo of this run")
+        if encounters.get(image, encounter) != encounter:
+            raise ValueError(f"{where}: {image} is in encounter {encounter!r}, but line {line_of[image]} puts it in "
+                             f"{encounters[image]!r}")
+        encounters[image], line_of[image] = encounter, line
+    return encounters
+
+
+def pool_candidates(candidates: Candidates, groups: Sequence[np.ndarray]) -> Candidates:
+    """`candidates` with each group's photos (an encounter's) given the same four: each
+    individual scored by its best score over the group's photos (each photo's four best), the
+    best four, ties in the order first seen; new_whale's own score the group's lowest, so that a
+    known individual any photo matches well is not outvoted."""
+    ids, top, own = [list(row) for row in candidates.ids], candidates.top.copy(), candidates.own.copy()
+    for members in groups:
+        best: dict[str, float] = {}
+        for member in members:
+            for individual, score in zip(candidates.ids[member], candidates.top[member]):
+                best[individual] = max(best.get(individual, -np.inf), float(score))
+        ranked = sorted(best.items(), key=lambda item: -item[1])[:N_CANDIDATES]
+        for member in members:
+            ids[member] = [individual for individual, _ in ranked]
+            top[member] = [score for _, score in ranked]
+            own[member] = candidates.own[members].min()
+    return Candidates(ids, top, own)
+
+
+def pool_duplicates(duplicates: Duplicates, groups: Sequence[np.ndarray]) -> Duplicates:
+    """Each group's photos (an encounter's) given the duplicates of them all, nearest first."""
+    pooled = [list(found) for found in duplicates]
+    for members in groups:
+        nearest: dict[str, int] = {}
+        for member in members:
+            for distance, individual in duplicates[member]:
+                nearest[individual] = min(nearest.get(individual, distance), distance)
+        shared = sorted(((distance, individual) for individual, distance in nearest.items()), key=lambda m: m[0])
+        for member in members:
+            pooled[member] = shared
+    return pooled
 
 
 def read_reviewed(reviewed_csv: str | Path | None) -> pd.DataFrame:
@@ -387,15 +460,19 @@ def answer(queries: Queries, validation_candidates: Candidates, test_candidates:
            ) -> Identification:
     """How every method ends: the duplicate distance and the new_whale threshold chosen
     together on the validation search, then both splits answered with them (duplicates of each
-    search's own catalogue first)."""
+    search's own catalogue first). The test photos of one encounter are answered together
+    (`pool_candidates`, `pool_duplicates`); those a person identified, with their own id first."""
     validation, test = queries.searches()
     choice = choose_on_validation(validation, validation_candidates, phash_distances, thresholds)
     validation_answers = final_answers(validation_candidates, choice.threshold, choice.duplicates)
     if logger is not None:
         logger.info("duplicates up to %d pHash bits first, new_whale threshold %g: validation MAP@5 %.4f",
                     choice.max_distance, choice.threshold, choice.map5)
+    # the photos of one encounter pool their evidence, and are answered together
+    groups = queries.encounter_groups()
     test_answers = queries.reviewed_first(final_answers(
-        test_candidates, choice.threshold, duplicate_matches(test.queries, test.catalogue, choice.max_distance)))
+        pool_candidates(test_candidates, groups), choice.threshold,
+        pool_duplicates(duplicate_matches(test.queries, test.catalogue, choice.max_distance), groups)))
     return Identification(pd.DataFrame({"image": validation.queries["image"].tolist(), "answers": validation_answers}),
                           pd.DataFrame({"image": test.queries["image"].tolist(), "answers": test_answers}),
                           choice.curve, choice.threshold)

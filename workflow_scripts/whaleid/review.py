@@ -188,39 +188,62 @@ def wilson_lower_bound(right: int, answers: int, z: float = Z_90) -> float:
 REVIEW_SIDE = 160
 
 
-def review_queries(found, shown, threshold: float, accept_at: float, skip: set[str]) -> tuple[list, dict[str, str]]:
+def review_queries(found, shown, threshold: float, accept_at: float, skip: set[str],
+                   encounters: dict[str, str] | None = None) -> tuple[list, dict[str, str]]:
     """The test queries of `found` (`gallery.GalleryQueries`) as the review page shows them,
     least sure first, and the pictures of the photos they show (name: JPEG data URI): each query
     with its five answers shown by `shown` (`gallery.MethodEvidence`), verified photos with their
     inlier lines; rank 1 accepted where it is a known individual scored at or above `accept_at`.
     Sure means far past the new_whale `threshold`, either way (`gallery.confidence`). Photos in
-    `skip` (already decided) are left out."""
+    `skip` (already decided) are left out. The photos of one of `encounters` (photo: encounter)
+    are one query, answered alike: each answer is shown by the photo of theirs that matched it
+    best."""
     from .gallery import confidence, jpeg_uri
     from .review_page import ReviewCandidate, ReviewQuery
 
     queries, catalogue, evidence = found.queries["test"], shown.catalogues["test"], shown.evidence["test"]
+    groups: dict[str, list[int]] = {}
+    for q, image in enumerate(queries.names):
+        if image not in skip:
+            groups.setdefault((encounters or {}).get(image, "\0" + image), []).append(q)
     shown_queries, margins, pictures = [], [], {}
-    for q, (image, answers) in enumerate(zip(queries.names, found.answers["test"])):
-        if image in skip:
-            continue
-        pictures[image] = jpeg_uri(queries.squares[q], REVIEW_SIDE)
-        candidates = []
+
+    def picture(name: str, square) -> None:
+        if name not in pictures:
+            pictures[name] = jpeg_uri(square, REVIEW_SIDE)
+
+    for members in groups.values():
+        for q in members:
+            picture(queries.names[q], queries.squares[q])
+        first = members[0]
+        answers = found.answers["test"][first]
+        candidates, scores = [], []
+        # where each photo of the encounter answered each individual (answered alike, unless decided apart)
+        ranks = {m: {individual: r for r, individual in enumerate(found.answers["test"][m])} for m in members}
         for rank, individual in enumerate(answers):
-            photo, score = int(evidence.photo[q, rank]), float(evidence.score[q, rank])
+            # the encounter's photo that speaks best for this answer: the highest score, else one with a photo
+            speaking = [(m, ranks[m][individual]) for m in members if individual in ranks[m]]
+            q, at = max(speaking, key=lambda pair: (np.nan_to_num(evidence.score[pair], nan=-np.inf),
+                                                    evidence.photo[pair] >= 0, pair[0] == first))
+            photo, score = int(evidence.photo[q, at]), float(evidence.score[q, at])
             name = lines = None
             if photo >= 0 and individual != NEW_WHALE:
                 name = catalogue.names[photo]
-                if name not in pictures:
-                    pictures[name] = jpeg_uri(catalogue.squares[photo], REVIEW_SIDE)
-                verified = evidence.verified is not None and bool(evidence.verified[q, rank])
+                picture(name, catalogue.squares[photo])
+                verified = evidence.verified is not None and bool(evidence.verified[q, at])
                 if verified and shown.matches is not None:
                     lines = tuple(tuple(float(v) for v in line) for line in shown.matches("test", q, photo))
-            candidates.append(ReviewCandidate(individual, score, name, lines))
-        first, first_score = answers[0], float(evidence.score[q, 0])
-        accepted = first != NEW_WHALE and np.isfinite(first_score) and first_score >= accept_at
-        shown_queries.append(ReviewQuery(image, candidates, first_score if first != NEW_WHALE else float("nan"),
-                                         bool(accepted)))
-        margins.append(confidence(first, first_score, float(evidence.best_known[q]), threshold))
+            candidates.append(ReviewCandidate(individual, score, name, lines,
+                                              None if q == first else queries.names[q]))
+            scores.append(score)
+        first_score = scores[0]
+        best_known = np.nanmax([evidence.best_known[q] for q in members]) if np.isfinite(
+            [evidence.best_known[q] for q in members]).any() else float("nan")
+        accepted = answers[0] != NEW_WHALE and np.isfinite(first_score) and first_score >= accept_at
+        shown_queries.append(ReviewQuery(queries.names[first], candidates,
+                                         first_score if answers[0] != NEW_WHALE else float("nan"), bool(accepted),
+                                         tuple(queries.names[q] for q in members[1:])))
+        margins.append(confidence(answers[0], first_score, float(best_known), threshold))
     margins = np.asarray(margins, np.float64)
     # least sure first; scores unknown (a method that shows none) keep the answers' order
     order = np.argsort(np.where(np.isfinite(margins), margins, np.inf), kind="stable")
@@ -231,15 +254,17 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
                  validation_predictions: str | Path, test_predictions: str | Path, threshold_curve: str | Path,
                  train_images: str | Path, train_images_index: str | Path, test_images: str | Path,
                  test_images_index: str | Path, page_out: str | Path, queue_out: str | Path,
-                 auto_accept_out: str | Path, reviewed: str | Path | None = None, **files) -> AutoAccept:
+                 auto_accept_out: str | Path, reviewed: str | Path | None = None,
+                 encounters: str | Path | None = None, **files) -> AutoAccept:
     """The review page of `method`'s test answers (`review_page.render_review_page`), its queue
     (position, image, answer: rank 1, score, accepted) and the auto-accept figures: the score
     at `precision` on validation (`auto_accept`), and how many test photos it accepts and
     leaves to a person. `files`: where the method's evidence is (`gallery.method_evidence`).
-    Photos already decided (`reviewed`) are not asked again."""
+    Photos already decided (`reviewed`) are not asked again; the photos of one of `encounters`
+    (the data folder's encounters.csv) are one query (`review_queries`)."""
     from .files import write_csv, write_text
     from .gallery import chosen_threshold, gallery_queries, method_evidence
-    from .identification import read_reviewed
+    from .identification import read_encounters, read_reviewed
     from .review_page import render_review_page
 
     found = gallery_queries(split_csv=split_csv, train_images=train_images, train_images_index=train_images_index,
@@ -253,19 +278,20 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
     accept = auto_accept(shown.evidence["validation"].score[known, 0],
                          first[known] == np.asarray(found.queries["validation"].ids)[known], precision)
     decided = set(read_reviewed(reviewed)["image"])
-    queue, pictures = review_queries(found, shown, chosen_threshold(threshold_curve), accept.threshold, decided)
+    queue, pictures = review_queries(found, shown, chosen_threshold(threshold_curve), accept.threshold, decided,
+                                     read_encounters(encounters, found.queries["test"].names))
     catalogue_ids = sorted(set(shown.catalogues["test"].ids) - {NEW_WHALE})
     write_text(render_review_page(queue, photos=pictures, run=run, method=method, score_name=shown.score_name,
                                   auto_accept=accept, known_ids=catalogue_ids), page_out)
-    write_csv(pd.DataFrame({"position": range(len(queue)), "image": [q.image for q in queue],
-                            "answer": [q.candidates[0].id for q in queue],
-                            "score": [q.candidates[0].score for q in queue],
-                            "accepted": [q.accepted for q in queue]}), queue_out)
-    accepted = sum(q.accepted for q in queue)
+    # a row for each photo: an encounter's photos share their query's position
+    rows = [(position, image, q.candidates[0].id, q.candidates[0].score, q.accepted)
+            for position, q in enumerate(queue) for image in (q.image, *q.others)]
+    write_csv(pd.DataFrame(rows, columns=["position", "image", "answer", "score", "accepted"]), queue_out)
+    accepted = sum(row[4] for row in rows)
     write_csv(pd.DataFrame([{"method": method, "precision": precision, "threshold": accept.threshold,
                              "validation_precision": accept.validation_precision,
                              "validation_accepted": accept.validation_accepted,
-                             "validation_queries": accept.validation_queries, "test_photos": len(queue),
-                             "test_accepted": accepted, "to_review": len(queue) - accepted,
+                             "validation_queries": accept.validation_queries, "test_photos": len(rows),
+                             "test_accepted": accepted, "to_review": len(rows) - accepted,
                              "decided_before": len(decided)}]), auto_accept_out)
     return accept

@@ -61,6 +61,8 @@ class ReviewCandidate:
     score: float
     photo: str | None
     lines: tuple[tuple[float, float, float, float], ...] | None = None
+    # the query photo the lines start from, where an encounter's other photo matched best (None: the query's)
+    query: str | None = None
 
     @property
     def inliers(self) -> int | None:
@@ -72,12 +74,14 @@ class ReviewQuery:
     """A test photo to decide: its ``image`` name (its picture is the page's photo of that
     name), the method's ``candidates`` (best first), ``confidence`` (the rank-1 score, NaN: none)
     and whether it is ``accepted`` (auto-accepted: a known individual at rank 1, scored at or
-    above the threshold)."""
+    above the threshold). ``others``: the other photos of its encounter, decided with it (one
+    decision, exported as a row for each photo)."""
 
     image: str
     candidates: list[ReviewCandidate]
     confidence: float
     accepted: bool
+    others: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,10 @@ def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name
     """Raise ValueError on queries the page cannot show or keep decisions of."""
     if score_name not in SCORE_FORMATS:
         raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(SCORE_FORMATS)}")
+    every = [image for query in queries for image in (query.image, *query.others)]
+    twice = sorted({image for image in every if every.count(image) > 1}) if len(set(every)) < len(every) else []
+    if twice:
+        raise ValueError(f"review queries name the photo {twice[0]!r} twice: each photo is decided once")
     seen: dict[str, str] = {}
     for query in queries:
         if not query.image:
@@ -183,7 +191,8 @@ def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name
                              f"{N_CANDIDATES} (keys 1 to {N_CANDIDATES})")
         if query.accepted and (not query.candidates or query.candidates[0].id == NEW_WHALE):
             raise ValueError(f"{query.image} is auto-accepted but its rank 1 is not a known individual")
-        named = [query.image] + [candidate.photo for candidate in query.candidates if candidate.photo is not None]
+        named = [query.image, *query.others] + [candidate.photo for candidate in query.candidates
+                                                if candidate.photo is not None]
         missing = [name for name in named if name not in photos]
         if missing:
             raise ValueError(f"{query.image}: no picture of {', '.join(map(repr, missing))} among the page's photos")
@@ -231,6 +240,8 @@ figure .pair path { fill: none; stroke: #3cdc3c; }
 figure .pair path.lines { stroke-width: 0.6; }
 figure .pair path.ends { stroke-width: 3; stroke-linecap: round; }
 figure.query-photo img { height: 160px; width: 160px; border-color: #2b6cb0; }
+figure.encounter-photo { min-width: 0; }
+figure.encounter-photo img { height: 100px; width: 100px; border-color: #9ec5ee; }
 figure .placeholder { width: 128px; display: flex; flex-direction: column; justify-content: center;
   align-items: center; border-style: dashed; border-color: #999; color: #555; }
 figure.candidate { cursor: pointer; }
@@ -437,7 +448,10 @@ SCRIPT = r"""
     sections.forEach(function (s) {
       const d = decisionOf(s);
       if (!d.decision) return;
-      lines.push([s.dataset.image, d.decision, d.decision === "unsure" ? "" : d.id, d.by].map(csvField).join(","));
+      // an encounter's photos are decided together: a row for each
+      [s.dataset.image].concat(JSON.parse(s.dataset.others || "[]")).forEach(function (image) {
+        lines.push([image, d.decision, d.decision === "unsure" ? "" : d.id, d.by].map(csvField).join(","));
+      });
     });
     return lines.join("\n") + "\n";
   }
@@ -562,6 +576,7 @@ def _pair(query: str, candidate: ReviewCandidate, alt: str) -> str:
         ends.append(f"M{x1:.1f} {y1:.1f}h0M{x2:.1f} {y2:.1f}h0")
     width = 2 * PAIR_SIDE + PAIR_GAP
     # Two paths, not an element a line: a run's page draws hundreds of thousands of lines.
+    query = candidate.query or query
     return (f'<div class="pair" role="img" aria-label="{_e(alt)}">{_picture(query, f"query {query}", "")}'
             f'{_picture(candidate.photo, alt, "", "photo")}'
             f'<svg viewBox="0 0 {width} {PAIR_SIDE}" aria-hidden="true"><path class="lines" d="{"".join(lines)}"/>'
@@ -603,14 +618,18 @@ def _query_section(position: int, query: ReviewQuery, score_name: str) -> str:
                + (f" &middot; rank-1 {_e(score_name)} {_e(confidence)}" if confidence else "")
                + (' <span class="badge">auto-accepted</span>' if query.accepted else "")
                + f' &middot; <span class="status">{_e(status)}</span></h2>')
+    encounter = "".join(f'<figure class="encounter-photo">{_picture(other, f"same encounter: {other}", "")}'
+                        f'<figcaption>same encounter<br><span class="id">{_e(other)}</span></figcaption></figure>'
+                        for other in query.others)
     figures = [f'<figure class="query-photo">{_picture(query.image, f"query {query.image}", "")}'
-               f'<figcaption>query<br><span class="id">{_e(query.image)}</span></figcaption></figure>',
+               f'<figcaption>query<br><span class="id">{_e(query.image)}</span></figcaption></figure>{encounter}',
                '<div class="separator"></div>']
     figures += [_candidate(query.image, rank, candidate, score_name)
                 for rank, candidate in enumerate(query.candidates, start=1)]
     return (f'<section class="query" data-image="{_e(query.image)}" '
             f'data-new-id="{_e(new_individual_id(query.image))}" data-rank1="{_e(rank1)}" '
             f'data-confidence="{_raw(query.confidence)}" data-accepted="{accepted}" '
+            f'data-others="{_e(json.dumps(list(query.others)))}" '
             f'data-decision="{decision}" data-decided-id="{_e(decided_id)}" data-by="{by}" data-same-as="" '
             f'data-current="false">{heading}<div class="row">{"".join(figures)}</div></section>')
 
@@ -635,12 +654,15 @@ def render_review_page(queries: Sequence[ReviewQuery], *, photos: Mapping[str, s
     is stated in the header (None: no threshold); `known_ids` are the ids a person may type.
     Raises ValueError on queries the page cannot show (`_check`)."""
     _check(queries, photos, score_name)
-    used = {query.image for query in queries} | {c.photo for query in queries for c in query.candidates if c.photo}
+    used = ({image for query in queries for image in (query.image, *query.others)}
+            | {c.photo for query in queries for c in query.candidates if c.photo})
     # "</script" or "<!--" in a name would end or derail the script element: JSON may write < as \u003c
     pictures = json.dumps({name: photos[name] for name in sorted(used)}).replace("<", "\\u003c")
     images = [query.image for query in queries]
-    accepted = sum(query.accepted for query in queries)
-    statement = auto_accept_statement(auto_accept, len(queries), accepted, score_name)
+    # counted in photos: an encounter's are decided together, but each is a photo looked at
+    photos = sum(1 + len(query.others) for query in queries)
+    accepted = sum(1 + len(query.others) for query in queries if query.accepted)
+    statement = auto_accept_statement(auto_accept, photos, accepted, score_name)
     sections = [_query_section(position, query, score_name) for position, query in enumerate(queries, start=1)]
     if not sections:
         sections = ['<p class="empty">No photo to review.</p>']
@@ -651,7 +673,9 @@ def render_review_page(queries: Sequence[ReviewQuery], *, photos: Mapping[str, s
             f'<body data-run="{_e(run)}" data-method="{_e(method)}" data-score-name="{_e(score_name)}" '
             f'data-storage-key="{_e(storage_key(run, method, images))}" data-order="queue">\n'
             f"<header>\n<h1>{_e(title)}</h1>\n"
-            f'<p class="summary">{len(queries)} test photos, each beside the method\'s {N_CANDIDATES} candidates, '
+            f'<p class="summary">{photos} test photos'
+            + (f" in {len(queries)} queries (an encounter's photos are one)" if photos > len(queries) else "")
+            + f', each beside the method\'s {N_CANDIDATES} candidates, '
             f"best first, least sure photo first. {_e(statement)}</p>\n"
             f'<p class="help">{HELP}</p>\n<p class="progress" id="progress"></p>\n'
             '<div class="controls"><button type="button" id="order">Order: least sure first (o)</button>'

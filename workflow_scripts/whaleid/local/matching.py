@@ -527,7 +527,7 @@ def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Pat
              split_csv: str | Path, manifest_csv: str | Path, *, settings: MatchSettings, image_size: int,
              scoring: str, verifier=None, phash_distances: Sequence[int], thresholds: Sequence[float], n_jobs: int,
              weights: tuple[str | Path, str | Path] | None = None, reviewed: str | Path | None = None,
-             progress=None) -> LocalIdentification:
+             encounters: str | Path | None = None, progress=None) -> LocalIdentification:
     """The method's answers from the keypoints of train and test (each .npy with its index
     .csv): each search's queries matched against its catalogue (`match_queries`), each
     shortlisted individual scored (`individual_scores`) by its inliers (`scoring` ``inliers``)
@@ -536,7 +536,7 @@ def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Pat
     answered as every method is, the new_whale threshold (of `thresholds`: inliers, or that
     probability) chosen on validation. `weights`: the train and test keypoints' weights
     (`foreground`, .npy files), or None: all 1. `reviewed`: the test photos a person
-    identified, which join the test catalogue (`Queries.read`). `progress(label, done, total)`
+    identified, which join the test catalogue, and `encounters` (`Queries.read`). `progress(label, done, total)`
     is told how far each split's matching is.
 
     Verification runs on `n_jobs` threads, and so do faiss's k-means and search, whatever cores
@@ -548,7 +548,7 @@ def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Pat
     if (scoring == "verifier") != (verifier is not None):
         raise ValueError(f"scoring {scoring!r} with{'out' if verifier is None else ''} a verifier")
     faiss.omp_set_num_threads(n_jobs)
-    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed)
+    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed, encounters)
     train_keypoints, _ = read_keypoints(train_npy, train_index)
     test_keypoints, _ = read_keypoints(test_npy, test_index)
     queries.check_rows(len(train_keypoints), len(test_keypoints), train_npy, test_npy)

@@ -217,14 +217,14 @@ def read_embeddings(embeddings_npy: str | Path, index_csv: str | Path) -> tuple[
 def identify(train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
              split_csv: str | Path, manifest_csv: str | Path, *, phash_distances: Sequence[int],
              thresholds: Sequence[float], aggregate: str, top_k: int,
-             additions: tuple[str | Path, str | Path] | None = None, reviewed: str | Path | None = None
-             ) -> Identification:
+             additions: tuple[str | Path, str | Path] | None = None, reviewed: str | Path | None = None,
+             encounters: str | Path | None = None) -> Identification:
     """The method's answers from the embeddings of train and test (each .npy with its index
     .csv): each search's queries ranked against its catalogue, then answered as every method is
     (`identification.answer`). `additions`: (embeddings .npy, index .csv with image, id) of the
     photos added to the test catalogue; `reviewed`: the test photos a person identified, which
-    join it too (`Queries.read`)."""
-    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed)
+    join it too, and `encounters` (`Queries.read`)."""
+    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed, encounters)
     train_embeddings, _ = read_embeddings(train_npy, train_index)
     test_embeddings, _ = read_embeddings(test_npy, test_index)
     queries.check_rows(len(train_embeddings), len(test_embeddings), train_npy, test_npy)
