@@ -57,8 +57,8 @@ def config_of(configfiles: list[str], overrides: dict) -> dict:
 
 def decisions_of(images: list[str], truth: dict[str, str]) -> pd.DataFrame:
     """How a person who knows `truth` decides `images`."""
-    rows = [(image, "confirmed", truth[image]) if truth[image] != NEW_WHALE else (image, "new", new_individual_id(image))
-            for image in images]
+    rows = [(image, "new", new_individual_id(image)) if truth[image] == NEW_WHALE
+            else (image, "confirmed", truth[image]) for image in images]
     return pd.DataFrame(rows, columns=["Image", "decision", "Id"]).assign(by="person")
 
 
