@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Debian's chromium, for the tests that open the report's pages in a real headless browser
-# (tests/test_gallery.py). Run by `make test` before the suite, so a developer's `make test` and
+# Debian's chromium, for the tests that open pages in a real headless browser: the report's
+# (tests/test_gallery.py) and the review page, driven by Playwright on this browser, never one it
+# downloads (tests/browser.py). Run by `make test` before the suite, so a developer's `make test` and
 # CI run the same tests. Installs it where it is missing and this machine can (root, apt-get);
 # elsewhere it says why and those tests are skipped with that reason. Always exits 0: a machine
 # without a browser still runs every other test.
