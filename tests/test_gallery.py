@@ -37,8 +37,8 @@ def squares(n: int, side: int = 40) -> list[np.ndarray]:
 
 
 class Gallery(HTMLParser):
-    """The queries of a gallery page, each with its candidates and truth tile (attributes, as a
-    browser reads them), and every image."""
+    """The queries of a gallery page (or the review page), each with its candidates and truth
+    tile (attributes, as a browser reads them), and every image."""
 
     def __init__(self, text: str):
         super().__init__()

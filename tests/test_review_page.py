@@ -7,13 +7,14 @@ import base64
 import csv
 import math
 import re
-from html.parser import HTMLParser
 
 import cv2
 import numpy as np
 import pytest
 
 from browser import CHROMIUM_SKIP, SKIP_REASON, open_browser, screenshot
+# the query sections, their candidates and every image, as a browser reads a page
+from test_gallery import Gallery
 from whaleid.ingest import NEW_WHALE
 from whaleid.review_page import (DECISION_COLUMNS, AutoAccept, ReviewCandidate, ReviewQuery, auto_accept_statement,
                                  format_score, new_individual_id, render_review_page, storage_key)
@@ -73,30 +74,6 @@ def render(queries=None, **options) -> str:
     return render_review_page(queries, **arguments)
 
 
-class Page(HTMLParser):
-    """The body's attributes, each query section's (with its candidates') and every image, as a
-    browser reads them."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.body: dict = {}
-        self.sections: list[dict] = []
-        self.images: list[dict] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        attributes = dict(attrs)
-        classes = (attributes.get("class") or "").split()
-        if tag == "body":
-            self.body = attributes
-        elif tag == "section" and "query" in classes:
-            self.sections.append({**attributes, "candidates": []})
-        elif tag == "figure" and "candidate" in classes:
-            self.sections[-1]["candidates"].append(attributes)
-        elif tag == "img":
-            self.images.append(attributes)
-
-
 # --- the page as written -------------------------------------------------------------------
 
 @pytest.mark.parametrize("image, expected", [("0a1b2c.jpg", "new-0a1b2c"), ("a.b.JPG", "new-a.b"),
@@ -123,11 +100,11 @@ def test_an_unknown_kind_of_score_is_refused():
 
 def test_one_section_per_query_in_the_order_given():
     queries = synthetic_queries()
-    page = Page(render(queries))
-    assert [s["data-image"] for s in page.sections] == [q.image for q in queries]
+    page = Gallery(render(queries))
+    assert [s["data-image"] for s in page.queries] == [q.image for q in queries]
     assert page.body["data-run"] == "results" and page.body["data-method"] == "local"
     assert page.body["data-storage-key"] == storage_key("results", "local", [q.image for q in queries])
-    for section, q in zip(page.sections, queries):
+    for section, q in zip(page.queries, queries):
         assert section["data-accepted"] == ("true" if q.accepted else "false")
         assert section["data-new-id"] == new_individual_id(q.image)
         # before any script runs, an auto-accepted photo reads as confirmed by auto
@@ -161,12 +138,12 @@ def test_odd_names_are_escaped_and_read_back_whole():
     odd_id = 'w"<&>\'x'
     queries = [query(ODD, [odd_id, "w_1", NEW_WHALE, "w_2", "w_3"], 0.5)]
     text = render(queries, run='run "1" </script><b>&', known_ids=[odd_id, *KNOWN])
-    page = Page(text)
+    page = Gallery(text)
     assert page.body["data-run"] == 'run "1" </script><b>&'
-    assert page.sections[0]["data-image"] == ODD
-    assert page.sections[0]["data-new-id"] == new_individual_id(ODD)
-    assert page.sections[0]["data-rank1"] == odd_id
-    assert page.sections[0]["candidates"][0]["data-id"] == odd_id
+    assert page.queries[0]["data-image"] == ODD
+    assert page.queries[0]["data-new-id"] == new_individual_id(ODD)
+    assert page.queries[0]["data-rank1"] == odd_id
+    assert page.queries[0]["candidates"][0]["data-id"] == odd_id
     assert '"x" <&>' not in text and "<b>&" not in text
     # the script and the photos' JSON end once each: no name ends them early
     assert text.count("</script>") == 2
@@ -206,7 +183,7 @@ def test_the_page_fetches_nothing():
         assert outside not in text, outside
     assert not re.search(r"(?<![a-z])url\(", text)  # a CSS url(): createObjectURL( is the export's download
     # the pictures are handed to the images by the script, from the page's own JSON
-    assert all("src" not in image and image["data-photo-name"] for image in Page(render()).images)
+    assert all("src" not in image and image["data-photo-name"] for image in Gallery(render()).images)
 
 
 def test_two_runs_keep_separate_decisions():

@@ -622,6 +622,9 @@ def _embedding_evidence(found: GalleryQueries, files: EmbeddingFiles, *, extend:
     where `extend` (the metric-learning method answered with them)."""
     train, train_index = read_embeddings(files.train, files.train_index)
     test, test_index = read_embeddings(files.test, files.test_index)
+    # a test catalogue's reviewed photos are test photos: catalogue photos are looked up in both
+    known = np.concatenate([train, test])
+    known_index = pd.concat([train_index[["image"]], test_index[["image"]]], ignore_index=True)
     catalogues = dict(found.catalogues)
     evidence = {}
     for split, queries in found.queries.items():
@@ -629,10 +632,7 @@ def _embedding_evidence(found: GalleryQueries, files: EmbeddingFiles, *, extend:
                                             else (test, test_index, files.test_index))
         query_embeddings = source[_rows_of(queries.names, source_index, str(source_csv))]
         catalogue = catalogues[split]
-        # a test catalogue's reviewed photos are test photos
-        both = pd.concat([train_index[["image"]], test_index[["image"]]], ignore_index=True)
-        embeddings = np.concatenate([train, test])[_rows_of(catalogue.names, both,
-                                                            f"{files.train_index} or {files.test_index}")]
+        embeddings = known[_rows_of(catalogue.names, known_index, f"{files.train_index} or {files.test_index}")]
         ids = catalogue.ids
         if split == "test" and extend and files.additions:
             added_npy, added_csv, added_images = files.additions

@@ -40,6 +40,8 @@ from .tables import read_table, train_table, with_hashes
 N_CANDIDATES = N_ANSWERS - 1
 
 SPLITS = ("validation", "test")
+# The review decisions that put a test photo in the catalogue (the rest: unsure).
+IDENTIFIED = ("confirmed", "new")
 
 
 def check_known_individuals(count: int, what: str) -> None:
@@ -406,7 +408,7 @@ def read_reviewed(reviewed_csv: str | Path | None) -> pd.DataFrame:
     missing = [c for c in ("image", "id", "decision") if c not in reviewed.columns]
     if missing:
         raise ValueError(f"{reviewed_csv}: no {', '.join(missing)} column")
-    return reviewed.loc[reviewed["decision"].isin(["confirmed", "new"]), ["image", "id"]].reset_index(drop=True)
+    return reviewed.loc[reviewed["decision"].isin(IDENTIFIED), ["image", "id"]].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------- answers

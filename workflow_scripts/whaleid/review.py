@@ -33,13 +33,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .identification import IDENTIFIED
 from .ingest import NEW_WHALE
 from .review_page import AutoAccept, new_individual_id
 
 DECISIONS = ("confirmed", "new", "unsure")
 DECISION_COLUMNS = ("Image", "decision", "Id")
-# The decisions that put a photo in the catalogue.
-IDENTIFIED = ("confirmed", "new")
 REVIEWED_COLUMNS = ["image", "id", "decision", "source"]
 
 
@@ -217,7 +216,7 @@ def review_queries(found, shown, threshold: float, accept_at: float, skip: set[s
             picture(queries.names[q], queries.squares[q])
         first = members[0]
         answers = found.answers["test"][first]
-        candidates, scores = [], []
+        candidates = []
         # where each photo of the encounter answered each individual (answered alike, unless decided apart)
         ranks = {m: {individual: r for r, individual in enumerate(found.answers["test"][m])} for m in members}
         for rank, individual in enumerate(answers):
@@ -235,10 +234,9 @@ def review_queries(found, shown, threshold: float, accept_at: float, skip: set[s
                     lines = tuple(tuple(float(v) for v in line) for line in shown.matches("test", q, photo))
             candidates.append(ReviewCandidate(individual, score, name, lines,
                                               None if q == first else queries.names[q]))
-            scores.append(score)
-        first_score = scores[0]
-        best_known = np.nanmax([evidence.best_known[q] for q in members]) if np.isfinite(
-            [evidence.best_known[q] for q in members]).any() else float("nan")
+        first_score = candidates[0].score
+        # the encounter's best score of any known individual (NaN where none has one)
+        best_known = np.fmax.reduce(evidence.best_known[members])
         accepted = answers[0] != NEW_WHALE and np.isfinite(first_score) and first_score >= accept_at
         shown_queries.append(ReviewQuery(queries.names[first], candidates,
                                          first_score if answers[0] != NEW_WHALE else float("nan"), bool(accepted),

@@ -28,6 +28,7 @@ import html
 import json
 import math
 import posixpath
+from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -171,8 +172,8 @@ def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name
     """Raise ValueError on queries the page cannot show or keep decisions of."""
     if score_name not in SCORE_FORMATS:
         raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(SCORE_FORMATS)}")
-    every = [image for query in queries for image in (query.image, *query.others)]
-    twice = sorted({image for image in every if every.count(image) > 1}) if len(set(every)) < len(every) else []
+    twice = sorted(image for image, n in Counter(image for query in queries
+                                                 for image in (query.image, *query.others)).items() if n > 1)
     if twice:
         raise ValueError(f"review queries name the photo {twice[0]!r} twice: each photo is decided once")
     seen: dict[str, str] = {}
@@ -182,9 +183,8 @@ def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name
         new_id = new_individual_id(query.image)
         if new_id in seen:
             # decisions are kept by image, and two photos decided new must not become one individual
-            what = "twice" if seen[new_id] == query.image else f"as {seen[new_id]!r} and {query.image!r}"
-            raise ValueError(f"review queries name the photo {query.image!r} {what}: each photo needs its own name "
-                             f"and its own new individual id ({new_id!r})")
+            raise ValueError(f"review queries name the photo as {seen[new_id]!r} and {query.image!r}: each photo "
+                             f"needs its own new individual id ({new_id!r})")
         seen[new_id] = query.image
         if len(query.candidates) > N_CANDIDATES:
             raise ValueError(f"{query.image}: {len(query.candidates)} candidates; the page shows at most "
