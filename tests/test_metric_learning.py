@@ -150,17 +150,6 @@ class EpochWeights(keras.callbacks.Callback):
         self.by_epoch[epoch] = {variable.path: keras.ops.convert_to_numpy(variable) for variable in self.model.weights}
 
 
-class StartedEpochs(keras.callbacks.Callback):
-    """The epochs a run started, in order: where a rerun resumed."""
-
-    def __init__(self):
-        super().__init__()
-        self.started: list[int] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started.append(epoch)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A compact embedding trained briefly on grey 32x32 photos of six easy individuals."""
@@ -351,33 +340,6 @@ def test_photos_added_to_the_catalogue_are_checked_and_embedded(trained, tmp_pat
     assert rejected.loc["broken.jpg", "row"] == 5 and "broken.jpg" in rejected.loc["broken.jpg", "reason"]
     assert "new_whale" in rejected.loc["unknown.jpg", "reason"]
     assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.rglob("*")) == before  # read, never written
-
-
-def test_training_interrupted_resumes_from_its_last_finished_epoch(tmp_path):
-    paths, _ = stage_inputs(tmp_path, kind="images")
-    out = {name: tmp_path / name for name in ("model.keras", "history.csv")}
-    settings = small_settings(width=4, embedding_size=8, epochs=3, batch_size=8, augment=False,
-                              new_whale_thresholds={"start": 0.0, "stop": 0.5, "step": 0.5}, seed=0)
-    assert settings.thresholds == [0.0, 0.5]
-
-    class StopAfterFirstEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt  # as a kill would, after the epoch's backup was saved
-
-    first_run, rerun = StartedEpochs(), StartedEpochs()
-    with pytest.raises(KeyboardInterrupt):
-        model.train_embedding(paths["train.npy"], paths["train.csv"], paths["split.csv"], out["model.keras"],
-                              out["history.csv"], tmp_path / "backup", settings,
-                              callbacks=[first_run, StopAfterFirstEpoch()])
-    assert first_run.started == [0]
-    assert not out["model.keras"].exists() and (tmp_path / "backup").is_dir()
-    model.train_embedding(paths["train.npy"], paths["train.csv"], paths["split.csv"], out["model.keras"],
-                          out["history.csv"], tmp_path / "backup", settings, callbacks=[rerun])
-    # the rerun started after the finished epoch: a restart from 0 would write the same history
-    assert rerun.started == [1, 2]
-    history = pd.read_csv(out["history.csv"])
-    assert history["epoch"].tolist() == [0, 1, 2]
-    assert not (tmp_path / "backup").exists()
 
 
 # Four epochs (see conftest.PAUSING_WORKER) on the stage inputs in its folder; the settings of

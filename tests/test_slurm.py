@@ -76,11 +76,11 @@ def slurm_env():
             subprocess.run(["bash", str(SLURM_SCRIPTS / "stop_local_slurm.sh"), str(STATE_DIR)], timeout=300)
 
 
-# What goes through SLURM: every kind of job the cluster matters for (the GPU stages of the
-# autoencoder and of metric learning, the CPU stages, the local rules on the submit host) but not
-# the classifier or the report, whose jobs are more of the same and would double the test's time.
-SLURM_TARGETS = ["results/baseline/submission.csv", "results/metric_learning/submission.csv",
-                 "results/autoencoder/codes/test.npy"]
+# What goes through SLURM: every kind of job the cluster matters for (a GPU stage's training and
+# its inference, the CPU stages, the local rules on the submit host) through metric learning and
+# the baseline. Not the autoencoder, the classifier or the report: their jobs are more of the same
+# (the same resources, the same start of TensorFlow) and would double the test's time.
+SLURM_TARGETS = ["results/baseline/submission.csv", "results/metric_learning/submission.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_every_job_but_the_local_rules_ran_as_a_slurm_job(runs):
                                                           re.MULTILINE) if rule != "total"})
     local = localrules()
     expected = collections.Counter({rule: n for rule, n in planned.items() if rule not in local})
-    assert {"ingest", "autoencoder_train", "metric_learning_train", "autoencoder_encode"} <= set(expected)
+    assert {"ingest", "preprocess", "metric_learning_train", "metric_learning_embed"} <= set(expected)
     assert {"baseline_identify", "metric_learning_identify", "submission"} <= set(planned) & local
 
     job_ids = SUBMITTED.findall(output)
@@ -120,7 +120,7 @@ def test_every_job_but_the_local_rules_ran_as_a_slurm_job(runs):
                                                 "classifier_identify", "metric_learning_train",
                                                 "metric_learning_embed"}
         assert ("gres/gpu=1" in job["AllocTRES"]) == gpu_stage, job
-    log = (runs["root"] / "slurm" / "results" / "logs" / "autoencoder_train.log").read_text()
+    log = (runs["root"] / "slurm" / "results" / "logs" / "metric_learning_train.log").read_text()
     assert re.search(r"using the GPU\(s\) SLURM assigned: \['[01]'\]", log)
     assert not (runs["root"] / "leases").exists() or not any((runs["root"] / "leases").iterdir())
 
@@ -131,7 +131,7 @@ def test_results_through_slurm_equal_those_of_a_local_run(runs):
                                           for name in ("submission.csv", "predictions/validation.csv"))]
     for name in compared:
         assert (cluster / name).read_bytes() == (local / name).read_bytes(), name
-    for name in ["preprocess/train.npy", "autoencoder/codes/test.npy", "metric_learning/embeddings/train.npy"]:
+    for name in ["preprocess/train.npy", "metric_learning/embeddings/train.npy", "metric_learning/embeddings/test.npy"]:
         assert np.array_equal(np.load(cluster / name), np.load(local / name)), name
 
 

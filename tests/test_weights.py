@@ -142,7 +142,7 @@ def planned(work: Path, config: dict) -> tuple[dict[str, int], str]:
 
 def test_imagenet_weights_are_staged_once_before_training_and_only_then(tmp_path):
     staged = f"resources/keras/models/{MOBILENET_224}"
-    imagenet = merged(TINY, {"classifier": {"weights": "imagenet"}})
+    imagenet = merged(TINY, {"classifier": {"backbone": "mobilenetv2", "weights": "imagenet"}})
     jobs, inputs = planned(tmp_path, imagenet)
     assert jobs["stage_weights"] == 1 and staged in inputs.split(", ")
     assert jobs == {**planned_jobs(tmp_path, TINY), "stage_weights": 1}  # nothing else changes
@@ -152,7 +152,8 @@ def test_imagenet_weights_are_staged_once_before_training_and_only_then(tmp_path
     assert planned(tmp_path, both)[0]["stage_weights"] == 1
     output = snakemake(tmp_path, "-n", config=merged(both, {"metric_learning": {"backbone": "resnet50"}})).stdout
     stage = re.search(r"rule stage_weights:\n\s+output: (.*)", output).group(1).split(", ")
-    assert sorted(stage) == sorted([staged, "resources/keras/models/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"])
+    resnet50 = "resources/keras/models/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    assert sorted(stage) == sorted([staged, resnet50])
 
     # none, a method not run, or a file already staged: no staging job
     assert "stage_weights" not in planned_jobs(tmp_path, TINY)
@@ -173,7 +174,7 @@ def test_rule_stage_weights_copies_from_the_submit_hosts_keras_cache(tmp_path, m
     monkeypatch.delenv("KERAS_HOME", raising=False)
     work = tmp_path / "work"
     work.mkdir()
-    config = merged(TINY, {"classifier": {"weights": "imagenet"}, "keras_home": "keras"})
+    config = merged(TINY, {"classifier": {"backbone": "mobilenetv2", "weights": "imagenet"}, "keras_home": "keras"})
     snakemake(work, "--", "stage_weights", config=config)  # "--": the target is no --configfile
     staged = work / "keras" / "models" / MOBILENET_224
     assert staged.read_bytes() == cached.read_bytes()
@@ -199,7 +200,7 @@ def test_training_with_imagenet_weights_runs_offline_from_the_staged_file(tmp_pa
     work.mkdir()
     config = merged(TINY, {"data_dir": str(tmp_path / "data"), "results_dir": "results",
                            "methods": ["baseline", "classifier"],
-                           "classifier": {"weights": "imagenet", "input": "images"}})
+                           "classifier": {"backbone": "mobilenetv2", "weights": "imagenet", "input": "images"}})
     snakemake(work, "--until", "classifier_train", config=config)
     logs = work / "results" / "logs"
     assert "copied" in (logs / "stage_weights.log").read_text()
