@@ -91,16 +91,17 @@ def _start_worker(training: str, folder: Path, pause_after: int, arguments, **po
                              *map(str, arguments)], env=env, text=True, **popen)
 
 
-def kill_after_epoch_1(training: str, folder: Path, *arguments, timeout: float = 180) -> str:
-    """Run `training` (see PAUSING_WORKER) until it has finished epoch 1, SIGKILL it, and
+def kill_after_epoch(training: str, folder: Path, epoch: int, *arguments, timeout: float = 180) -> str:
+    """Run `training` (see PAUSING_WORKER) until it has finished `epoch`, SIGKILL it, and
     return what it logged."""
-    log_path = folder / "killed.log"
+    log_path, paused = folder / "killed.log", folder / "paused"
+    paused.unlink(missing_ok=True)  # an earlier kill's
     with open(log_path, "w") as stdout:
-        worker = _start_worker(training, folder, 1, arguments, stdout=stdout, stderr=subprocess.STDOUT)
+        worker = _start_worker(training, folder, epoch, arguments, stdout=stdout, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while not (folder / "paused").exists():
+        while not paused.exists():
             assert worker.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "the worker never finished epoch 1"
+            assert time.monotonic() < deadline, f"the worker never finished epoch {epoch}"
             time.sleep(0.1)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import kill_after_epoch_1, run_to_the_end, started_epochs, textured
+from conftest import kill_after_epoch, run_to_the_end, started_epochs, textured
 
 import whaleid.autoencoder as ae
 from whaleid.settings import AutoencoderSettings
@@ -172,7 +172,7 @@ train_autoencoder(arguments, folder / "ae.keras", folder / "history.csv", folder
 
 
 def test_training_killed_mid_run_resumes_from_the_last_finished_epoch(caches, tmp_path):
-    killed_log = kill_after_epoch_1(TRAINING, tmp_path, *caches, timeout=120)
+    killed_log = kill_after_epoch(TRAINING, tmp_path, 1, *caches, timeout=120)
     assert started_epochs(killed_log, "whaleid.autoencoder", 4) == [0, 1]
     assert (tmp_path / "backup").is_dir() and not (tmp_path / "ae.keras").exists()
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import kill_after_epoch_1, run_to_the_end, started_epochs
+from conftest import kill_after_epoch, run_to_the_end, started_epochs
 
 import whaleid.classifier as clf
 from whaleid.augmentation import build_augmentation
@@ -221,25 +221,25 @@ def started_by_phase(log_text, head_epochs, fine_tune_epochs):
             started_epochs(log_text, "whaleid.classifier", head_epochs + fine_tune_epochs))
 
 
-# Killed after epoch 1 (of 0..3): in the middle of the head phase, or in the middle of fine-tuning.
-@pytest.mark.parametrize("head_epochs, fine_tune_epochs, killed, resumed",
-                         [(3, 1, ([0, 1], []), ([2], [3])), (1, 3, ([0], [1]), ([], [2, 3]))],
-                         ids=["in_the_head_phase", "while_fine_tuning"])
-def test_training_killed_in_either_phase_resumes_from_the_last_finished_epoch(tmp_path, head_epochs,
-                                                                              fine_tune_epochs, killed, resumed):
+def test_training_killed_in_either_phase_resumes_from_the_last_finished_epoch(tmp_path):
+    # Two head epochs and two of fine-tuning (0..3), killed in the middle of each phase in turn.
     stage_inputs(tmp_path, side=16, kind="images")
-    killed_log = kill_after_epoch_1(TRAINING, tmp_path, head_epochs, fine_tune_epochs)
-    assert started_by_phase(killed_log, head_epochs, fine_tune_epochs) == killed
+    killed_in_the_head_phase = kill_after_epoch(TRAINING, tmp_path, 0, 2, 2)
+    assert started_by_phase(killed_in_the_head_phase, 2, 2) == ([0], [])
     assert (tmp_path / "backup").is_dir() and not (tmp_path / "model.keras").exists()
 
-    log_text = run_to_the_end(TRAINING, tmp_path, head_epochs, fine_tune_epochs)
-    # Neither the finished epochs nor a finished phase were redone, and the phase after the
-    # kill started at its own first epoch.
-    assert started_by_phase(log_text, head_epochs, fine_tune_epochs) == resumed
+    # The head phase resumed after its finished epoch, and fine-tuning started at its own first.
+    killed_while_fine_tuning = kill_after_epoch(TRAINING, tmp_path, 2, 2, 2)
+    assert started_by_phase(killed_while_fine_tuning, 2, 2) == ([1], [2])
+    assert (tmp_path / "backup").is_dir() and not (tmp_path / "model.keras").exists()
+
+    # Neither the finished epochs nor the finished head phase were redone.
+    log_text = run_to_the_end(TRAINING, tmp_path, 2, 2)
+    assert started_by_phase(log_text, 2, 2) == ([], [3])
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2, 3]
-    assert history["phase"].tolist() == ["head"] * head_epochs + ["fine_tune"] * fine_tune_epochs
-    # the best epoch is chosen over all four, those before the kill included
+    assert history["phase"].tolist() == ["head", "head", "fine_tune", "fine_tune"]
+    # the best epoch is chosen over all four, those before the kills included
     best = int(re.search(r"best epoch (\d+)", log_text).group(1))
     assert history.loc[best, "val_map5"] == history["val_map5"].max()
     assert not (tmp_path / "backup").exists()

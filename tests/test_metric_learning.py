@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import encode, kill_after_epoch_1, run_to_the_end, started_epochs, textured
+from conftest import encode, kill_after_epoch, run_to_the_end, started_epochs, textured
 from test_classifier import baseline_map5, stage_inputs
 
 from whaleid.metric_learning import additions, model
@@ -357,7 +357,7 @@ train_embedding(folder / "train.npy", folder / "train.csv", folder / "split.csv"
 
 def test_training_killed_mid_run_resumes_from_the_last_finished_epoch(tmp_path):
     stage_inputs(tmp_path, kind="images")
-    killed_log = kill_after_epoch_1(TRAINING, tmp_path)
+    killed_log = kill_after_epoch(TRAINING, tmp_path, 1)
     assert started_epochs(killed_log, "whaleid.metric_learning.model", 4) == [0, 1]
     assert (tmp_path / "backup").is_dir() and not (tmp_path / "model.keras").exists()
 
