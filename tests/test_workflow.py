@@ -23,8 +23,8 @@ TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"
         "autoencoder": {"epochs": 1, "batch_size": 8, "threads": 2}, "encode": {"chunk_size": 32},
         # The head only: fine-tuning is tested in test_classifier.py, and costs every run here 12 s.
         # VGG19, as published: on these few photos its plain stack of convolutions trains and
-        # answers in 14 s less CPU than MobileNetV2's 150 layers (the CPU preset's backbone,
-        # which test_classifier.py and test_weights.py build).
+        # answers in 14 s less CPU than MobileNetV2's 150 layers (which test_classifier.py
+        # builds and test_weights.py trains from staged ImageNet weights).
         "classifier": {"backbone": "vgg19", "weights": "none", "input_size": 32, "head_epochs": 1,
                        "fine_tune_epochs": 0, "batch_size": 8, "threads": 2},
         "metric_learning": {"backbone": "compact", "weights": "none", "width": 4, "input_size": 32,
