@@ -122,14 +122,19 @@ def test_the_summary_make_demo_prints_says_where_the_review_page_is(tmp_path):
             "precision on validation, 110 for a person)") in summarise(tmp_path)
 
 
-def review_of(r, tmp_path, method="metric_learning", precision=0.9, reviewed=None, encounters=None):
-    """write_review on the made-up run of test_gallery.py's `results` (embeddings at known angles)."""
+def embedding_files(r):
+    """The embeddings of the made-up run of test_gallery.py's `results` (at known angles)."""
     from whaleid.gallery import EmbeddingFiles
+
+    files = r / "metric_learning" / "embeddings"
+    return EmbeddingFiles(files / "train.npy", files / "train.csv", files / "test.npy", files / "test.csv")
+
+
+def review_of(r, tmp_path, method="metric_learning", precision=0.9, reviewed=None, encounters=None):
+    """write_review on the made-up run of test_gallery.py's `results`."""
     from whaleid.review import write_review
 
     files = r / "metric_learning"
-    embeddings = EmbeddingFiles(files / "embeddings/train.npy", files / "embeddings/train.csv",
-                                files / "embeddings/test.npy", files / "embeddings/test.csv")
     out = tmp_path / "review"
     accept = write_review(method=method, run="made up", precision=precision, split_csv=r / "validation/split.csv",
                           validation_predictions=files / "predictions/validation.csv",
@@ -139,7 +144,7 @@ def review_of(r, tmp_path, method="metric_learning", precision=0.9, reviewed=Non
                           test_images_index=r / "preprocess/test.csv", page_out=out / "page.html",
                           queue_out=out / "queue.csv", auto_accept_out=out / "auto_accept.csv", reviewed=reviewed,
                           encounters=encounters,
-                          **({"embeddings": embeddings} if method == "metric_learning" else {}))
+                          **({"embeddings": embedding_files(r)} if method == "metric_learning" else {}))
     return accept, pd.read_csv(out / "queue.csv"), pd.read_csv(out / "auto_accept.csv"), (out / "page.html").read_text()
 
 
@@ -179,7 +184,7 @@ def test_photos_decided_before_are_not_asked_again(results, tmp_path):
 
 
 def test_an_encounter_is_one_query_each_answer_shown_by_the_photo_that_matched_it_best(results, tmp_path):
-    from whaleid.gallery import gallery_queries, method_evidence, EmbeddingFiles
+    from whaleid.gallery import gallery_queries, method_evidence
     from whaleid.review import review_queries
 
     encounters = tmp_path / "encounters.csv"
@@ -197,9 +202,7 @@ def test_an_encounter_is_one_query_each_answer_shown_by_the_photo_that_matched_i
                             test_images_index=r / "preprocess/test.csv",
                             validation_predictions=files / "predictions/validation.csv",
                             test_predictions=files / "predictions/test.csv", every_test_photo=True)
-    shown = method_evidence("metric_learning", found, embeddings=EmbeddingFiles(
-        files / "embeddings/train.npy", files / "embeddings/train.csv", files / "embeddings/test.npy",
-        files / "embeddings/test.csv"))
+    shown = method_evidence("metric_learning", found, embeddings=embedding_files(r))
     queries, _ = review_queries(found, shown, 0.5, 0.99, set(), {"t1.jpg": "e1", "t4.jpg": "e1"})
     t1 = next(q for q in queries if q.image == "t1.jpg")
     assert t1.others == ("t4.jpg",)

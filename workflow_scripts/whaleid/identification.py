@@ -294,8 +294,8 @@ class Queries:
 
     def encounter_groups(self) -> list[np.ndarray]:
         """The test photos of each encounter of two or more, as positions in ``test``."""
-        of_photo = self.test["image"].map(self.encounters)
-        groups = of_photo[of_photo.notna()].groupby(of_photo[of_photo.notna()], sort=False).groups
+        of_photo = self.test["image"].map(self.encounters).dropna()
+        groups = of_photo.groupby(of_photo, sort=False).groups
         return [np.asarray(rows, np.int64) for rows in groups.values() if len(rows) > 1]
 
     def check_rows(self, train_rows: int, test_rows: int, train_source: str | Path, test_source: str | Path) -> None:
