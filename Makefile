@@ -24,7 +24,7 @@ $(BIN)/.installed: requirements.txt
 demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/cpu.yaml presets/demo.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile presets/cpu.yaml presets/demo.yaml --report results/report.html
-	@PYTHONPATH=workflow_scripts $(BIN)/python -m whaleid.summary results
+	@PYTHONPATH=workflow_scripts $(BIN)/python -m whaleid.evaluation.summary results
 	@echo "report: $(abspath results/report.html)"
 
 # The browser tests need Debian's chromium: installed first where this machine can (root, apt-get).

@@ -63,7 +63,7 @@ def measure(variants: list[str], cache_path: Path, batch_size: int, rounds: int)
     import keras
     import tensorflow as tf
 
-    from whaleid import autoencoder as ae
+    from whaleid.learning import autoencoder as ae
 
     keras.utils.set_random_seed(SEED)
     n, size = np.load(cache_path, mmap_mode="r").shape[:2]

@@ -7,7 +7,7 @@ as preprocessing does, at `--side`, into a preprocess cache; `local.keypoints.bu
 runs on it with 1 and with 2 jobs (`KeypointSettings` from config.yaml, `--image-size`), each run into a
 fresh output (an existing one would be resumed). It prints images/s side by side, with the ratio.
 
-(b) Queries: `local.matching.match_queries` (2 jobs, `MatchSettings` from config.yaml) against a
+(b) Queries: `local.catalogue.match_queries` (2 jobs, `MatchSettings` from config.yaml) against a
 `LocalCatalogue` of each of the two `--catalogue-sizes`. Both catalogues are made the same way,
 so that their difference is the size alone: the keypoints extracted in (a), at most
 `--features` a photo, photo i a copy of extracted photo i mod `--images` whose descriptors'
@@ -21,7 +21,7 @@ source photo's individual.
 
 `--features` (at most this many keypoints a catalogue photo) defaults to 400, about what real
 photos yield at the extractor's 500 (demo photos about 430). Building the index is mostly the
-inverted lists' k-means (`local.matching.LISTS_PER_ROOT`, `TRAIN_PER_LIST`): 66 s for 10,000
+inverted lists' k-means (`local.catalogue.LISTS_PER_ROOT`, `TRAIN_PER_LIST`): 66 s for 10,000
 such photos (3.7 million descriptors) on 2 cores.
 
 The last line is `query_ms_1k X query_ms_10k Y`: ms per query at the smaller and the larger
@@ -41,11 +41,13 @@ import numpy as np
 import pandas as pd
 from timing import best_seconds
 
-from whaleid.demo_data import generate_demo_dataset
-from whaleid.identification import N_CANDIDATES
-from whaleid.local.keypoints import DESCRIPTOR_SIZE, build_keypoint_cache, unpack
-from whaleid.local.matching import QUERY_BLOCK, LocalCatalogue, individual_scores, match_queries, root_sift
-from whaleid.preprocess import preprocess_file
+from whaleid.data.preprocess import preprocess_file
+from whaleid.demo.dataset import generate_demo_dataset
+from whaleid.identification.candidates import N_CANDIDATES
+from whaleid.methods.local.catalogue import QUERY_BLOCK, LocalCatalogue, match_queries
+from whaleid.methods.local.geometry import root_sift
+from whaleid.methods.local.keypoints import DESCRIPTOR_SIZE, build_keypoint_cache, unpack
+from whaleid.methods.local.pooling import individual_scores
 from whaleid.settings import KeypointSettings, MatchSettings
 
 # OpenCV's SIFT descriptor: a 4x4 grid of cells, 8 orientation bins each, cell-major.

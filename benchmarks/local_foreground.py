@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 from timing import best_seconds
 
-from whaleid.demo_data import generate_demo_dataset
-from whaleid.local.foreground import ForegroundModel, keypoint_features, keypoint_labels
-from whaleid.local.keypoints import photo_feature_rows
-from whaleid.local.matching import LocalCatalogue, match_queries
+from whaleid.demo.dataset import generate_demo_dataset
+from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
+from whaleid.methods.local.foreground import ForegroundModel, keypoint_features, keypoint_labels
+from whaleid.methods.local.keypoints import photo_feature_rows
 from whaleid.settings import ForegroundSettings, KeypointSettings, MatchSettings
 
 

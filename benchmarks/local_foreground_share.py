@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from whaleid.local.matching import read_keypoints, read_weights
+from whaleid.methods.local.keypoints import read_keypoints, read_weights
 
 
 def on_animal(mask: np.ndarray, xy: np.ndarray, side: int) -> np.ndarray:

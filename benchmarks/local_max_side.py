@@ -27,9 +27,9 @@ import cv2
 import numpy as np
 from timing import best_seconds
 
-from whaleid.demo_data import generate_demo_dataset
-from whaleid.local.keypoints import extract_features, extract_photo_features, photo_at_max_side
-from whaleid.preprocess import preprocess_file
+from whaleid.data.preprocess import preprocess_file
+from whaleid.demo.dataset import generate_demo_dataset
+from whaleid.methods.local.keypoints import extract_features, extract_photo_features, photo_at_max_side
 from whaleid.settings import KeypointSettings
 
 

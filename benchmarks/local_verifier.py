@@ -24,9 +24,11 @@ import numpy as np
 import pandas as pd
 from timing import best_seconds
 
-from whaleid.identification import Queries
-from whaleid.local.matching import LocalCatalogue, individual_scores, match_queries, read_keypoints
-from whaleid.local.verifier import Verifier
+from whaleid.identification.search import Queries
+from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
+from whaleid.methods.local.keypoints import read_keypoints
+from whaleid.methods.local.pooling import individual_scores
+from whaleid.methods.local.verifier import Verifier
 from whaleid.settings import KeypointSettings, MatchSettings
 
 

@@ -18,8 +18,8 @@ import argparse
 import numpy as np
 from timing import best_seconds
 
-from whaleid.identification import N_CANDIDATES
-from whaleid.metric_learning.retrieval import normalise, rank_catalogue
+from whaleid.identification.candidates import N_CANDIDATES
+from whaleid.methods.metric_learning.retrieval import normalise, rank_catalogue
 
 
 def random_catalogue(n_photos: int, n_individuals: int, n_queries: int, dimension: int, seed: int

@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import yaml
 
-from whaleid.demo_data import generate_demo_dataset
-from whaleid.images import read_header
-from whaleid.preprocess import build_cache
+from whaleid.data.images import read_header
+from whaleid.data.preprocess import build_cache
+from whaleid.demo.dataset import generate_demo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 RIGHT_WHALE = REPO.parent / "shared" / "data" / "right_whale"

@@ -34,9 +34,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from whaleid.ingest import NEW_WHALE
-from whaleid.metrics import map_at_5
-from whaleid.review_page import new_individual_id
+from whaleid.evaluation.metrics import map_at_5
+from whaleid.review.decisions import new_individual_id
+from whaleid.vocabulary import NEW_WHALE
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import yaml
 
-from whaleid.demo_data import generate_demo_dataset
+from whaleid.demo.dataset import generate_demo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from test_workflow import TINY  # noqa: E402  the sizes of the tests' tiny run
+
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 STATE = "/tmp/whaleid-slurm"
 def timed(command: list[str], **kwargs) -> tuple[float, subprocess.CompletedProcess]:

@@ -4,7 +4,7 @@
 
 rule autoencoder_train:
     input:
-        caches=expand(f"{R}/preprocess/{{split}}.npy", split=SPLITS),
+        caches=expand(f"{R}/preprocess/{{split}}.npy", split=DATA_SPLITS),
     output:
         model=f"{R}/autoencoder/model.keras",
         history=f"{R}/autoencoder/history.csv",

@@ -7,6 +7,14 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+# The modules of the package imported here: the shared vocabulary, which ImageNet weights file a
+# backbone reads, and each stage's settings. Standard library only (tests/test_weights.py
+# checks), so `snakemake -n` stays fast.
+sys.path.append(os.path.join(workflow.basedir, "workflow_scripts"))
+import whaleid.learning.pretrained as pretrained
+import whaleid.settings as settings
+from whaleid.vocabulary import BEST, DATA_SPLITS, METHODS
+
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -16,11 +24,9 @@ DEMO_DIR = "resources/demo_scenes" if config["demo"]["scene_sites"] else "resour
 DATA = os.path.normpath(config["data_dir"])
 R = os.path.normpath(config["results_dir"])
 USING_DEMO = DATA == DEMO_DIR
-SPLITS = ["train", "test"]
-# One name per method: its rules/<method>.smk, rules <method>_<step>, results/<method>/.
-METHODS = ["baseline", "classifier", "metric_learning", "local", "fused"]
+# One name per method (METHODS): its rules/<method>.smk, rules <method>_<step>, results/<method>/.
 
-if config["submit"] not in ["best", *config["methods"]]:
+if config["submit"] not in [BEST, *config["methods"]]:
     raise WorkflowError(
         f"config: submit={config['submit']!r} is neither best nor among methods={config['methods']}"
     )
@@ -40,7 +46,7 @@ if "fused" in config["methods"] and config["local"]["scoring"] != "verifier":
 
 def submission_candidates():
     """The methods submission.csv may come from: all of them when the best on validation is chosen."""
-    return config["methods"] if config["submit"] == "best" else [config["submit"]]
+    return config["methods"] if config["submit"] == BEST else [config["submit"]]
 
 # A wrong data folder should fail now, not after the first jobs have run.
 if not USING_DEMO:
@@ -105,14 +111,6 @@ def weights_input(section):
     return [] if weights.lower() in ("imagenet", "none") else [weights]
 
 
-# Which ImageNet weights file a backbone reads, and each stage's settings. whaleid.pretrained
-# and whaleid.settings are the modules of the package imported here: standard library only
-# (tests/test_weights.py checks), so `snakemake -n` stays fast.
-sys.path.append(os.path.join(workflow.basedir, "workflow_scripts"))
-import whaleid.pretrained as pretrained
-import whaleid.settings as settings
-
-
 def stage_settings(kind):
     """A rule's params for the stage whose settings are `kind` (a whaleid.settings dataclass):
     the values of exactly the config keys it reads, so that a change to any of them, and only
@@ -170,7 +168,7 @@ def staged_weights_input(section):
 def tensorflow_job(section):
     """How a TensorFlow job of `section` (its config.yaml section) computes: on its configured
     `threads`, not on the cores Snakemake hands it on this machine (a reduction split over other
-    threads sums in another order), and `reproducible` or not (whaleid.devices.start_tensorflow_job)."""
+    threads sums in another order), and `reproducible` or not (whaleid.learning.tensorflow_runtime.start_tensorflow_job)."""
     return {"threads": config[section]["threads"], "reproducible": config["reproducible"]}
 
 
@@ -219,7 +217,7 @@ def review_method():
     where `submit` names it, or the first run of those that can show most."""
     method = config["review"]["method"]
     if method is None:
-        preferred = [config["submit"]] if config["submit"] != "best" else []
+        preferred = [config["submit"]] if config["submit"] != BEST else []
         preferred += ["fused", "local", "metric_learning", "classifier", "baseline"]
         method = next(m for m in preferred if m in config["methods"])
     if method not in config["methods"]:
@@ -376,5 +374,5 @@ def get_final_output():
 
 
 wildcard_constraints:
-    split="|".join(SPLITS),
+    split="|".join(DATA_SPLITS),
     method="|".join(METHODS),

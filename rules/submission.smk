@@ -58,7 +58,7 @@ rule chosen_submission:
     input:
         submissions=expand(f"{R}/{{method}}/submission.csv", method=submission_candidates()),
         # to choose by validation MAP@5 when submit is "best"
-        scores=f"{R}/scores.csv" if config["submit"] == "best" else [],
+        scores=f"{R}/scores.csv" if config["submit"] == BEST else [],
     output:
         submission=f"{R}/submission.csv",
         method=f"{R}/submission_method.txt",

@@ -72,7 +72,7 @@ from pathlib import Path
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s %(message)s", force=True)
 import keras
 import tensorflow as tf
-from whaleid.devices import limit_cpu_threads
+from whaleid.learning.tensorflow_runtime import limit_cpu_threads
 folder, pause_after, arguments = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 limit_cpu_threads(1)
 assert tf.config.threading.get_intra_op_parallelism_threads() == 1
@@ -129,7 +129,7 @@ def tiny_run(tmp_path_factory):
     that check what a run writes. A test that changes it puts it back."""
     from test_workflow import TINY, folder_digest, merged, snakemake
 
-    from whaleid.demo_data import generate_demo_dataset
+    from whaleid.demo.dataset import generate_demo_dataset
 
     root = tmp_path_factory.mktemp("tiny")
     data = root / "data"

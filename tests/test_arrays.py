@@ -5,7 +5,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from whaleid.arrays import ResumableArray, fill_in_chunks, write_rows
+from whaleid.io.arrays import ResumableArray, fill_in_chunks, write_rows
 
 
 def test_rows_done_counts_the_rows_of_finished_chunks_the_last_one_short(tmp_path):

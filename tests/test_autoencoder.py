@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from conftest import kill_after_epoch, run_to_the_end, started_epochs, textured
 
-import whaleid.autoencoder as ae
+import whaleid.learning.autoencoder as ae
 from whaleid.settings import AutoencoderSettings
 
 SIZE = 32
@@ -163,7 +163,7 @@ def test_same_seed_gives_the_same_codes(caches, tmp_path):
 
 # Four epochs (see conftest.PAUSING_WORKER); the caches are its further arguments.
 TRAINING = """
-from whaleid.autoencoder import train_autoencoder
+from whaleid.learning.autoencoder import train_autoencoder
 from whaleid.settings import AutoencoderSettings
 train_autoencoder(arguments, folder / "ae.keras", folder / "history.csv", folder / "backup",
                   AutoencoderSettings.defaults(epochs=4, batch_size=8, validation_fraction=0.2, seed=0),
@@ -173,11 +173,11 @@ train_autoencoder(arguments, folder / "ae.keras", folder / "history.csv", folder
 
 def test_training_killed_mid_run_resumes_from_the_last_finished_epoch(caches, tmp_path):
     killed_log = kill_after_epoch(TRAINING, tmp_path, 1, *caches, timeout=120)
-    assert started_epochs(killed_log, "whaleid.autoencoder", 4) == [0, 1]
+    assert started_epochs(killed_log, "whaleid.learning.autoencoder", 4) == [0, 1]
     assert (tmp_path / "backup").is_dir() and not (tmp_path / "ae.keras").exists()
 
     log_text = run_to_the_end(TRAINING, tmp_path, *caches, timeout=120)
-    assert started_epochs(log_text, "whaleid.autoencoder", 4) == [2, 3]  # the finished epochs were not redone
+    assert started_epochs(log_text, "whaleid.learning.autoencoder", 4) == [2, 3]  # the finished epochs were not redone
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history["epoch"]) == [0, 1, 2, 3]
     assert not (tmp_path / "backup").exists()

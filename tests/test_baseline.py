@@ -1,8 +1,8 @@
 import pandas as pd
 
-from whaleid.baseline import identify, predict, rank_answers, tune_max_distance
-from whaleid.identification import Queries
-from whaleid.submission import most_frequent_ids
+from whaleid.evaluation.submission import most_frequent_ids
+from whaleid.identification.search import Queries
+from whaleid.methods.baseline import identify, predict, rank_answers, tune_max_distance
 
 
 def photo(image, whale_id, phash, content=None, split="train"):

@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 from conftest import kill_after_epoch, run_to_the_end, started_epochs
 
-import whaleid.classifier as clf
-from whaleid.augmentation import build_augmentation
-from whaleid.backbones import build_backbone, code_scale
-from whaleid.baseline import rank_answers
-from whaleid.duplicates import duplicates_first
-from whaleid.identification import final_answers, insert_new_whale, sweep_new_whale_threshold
-from whaleid.metrics import map_at_5
-from whaleid.pretrained import MissingWeightsError, imagenet_weights
+import whaleid.methods.classifier as clf
+from whaleid.data.duplicates import duplicates_first
+from whaleid.evaluation.metrics import map_at_5
+from whaleid.evaluation.submission import check_predictions, most_frequent_ids
+from whaleid.identification.answers import final_answers, insert_new_whale, sweep_new_whale_threshold
+from whaleid.learning.augmentation import build_augmentation
+from whaleid.learning.backbones import build_backbone, code_scale
+from whaleid.learning.pretrained import MissingWeightsError, imagenet_weights
+from whaleid.methods.baseline import rank_answers
 from whaleid.settings import ClassifierSettings
-from whaleid.submission import check_predictions, most_frequent_ids
 
 # Keras converts its variables with np.array(copy=False) when saving weights: its warning, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -203,7 +203,7 @@ def test_training_interrupted_in_the_head_phase_resumes_with_fine_tuning(tmp_pat
 # convolutions compiles (XLA, once per phase and process) in a fraction of the time, and its
 # random features still tell epochs apart, so the best epoch is a real choice.
 TRAINING = """
-from whaleid.classifier import train_classifier
+from whaleid.methods.classifier import train_classifier
 from whaleid.settings import ClassifierSettings
 head_epochs, fine_tune_epochs = map(int, arguments)
 settings = ClassifierSettings.defaults(backbone="vgg19", weights=None, input="images", input_size=32,
@@ -217,8 +217,8 @@ train_classifier(folder / "train.npy", folder / "train.csv", folder / "split.csv
 def started_by_phase(log_text, head_epochs, fine_tune_epochs):
     """The epochs whose start the classifier logged: the head's (counted out of `head_epochs`)
     and fine-tuning's (counted out of all the epochs)."""
-    return (started_epochs(log_text, "whaleid.classifier", head_epochs),
-            started_epochs(log_text, "whaleid.classifier", head_epochs + fine_tune_epochs))
+    return (started_epochs(log_text, "whaleid.methods.classifier", head_epochs),
+            started_epochs(log_text, "whaleid.methods.classifier", head_epochs + fine_tune_epochs))
 
 
 def test_training_killed_in_either_phase_resumes_from_the_last_finished_epoch(tmp_path):

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from test_classifier import stage_inputs
 
-import whaleid.classifier as clf
-from whaleid.backbones import build_backbone
-from whaleid.metric_learning.model import build_embedder
+import whaleid.methods.classifier as clf
+from whaleid.learning.backbones import build_backbone
+from whaleid.methods.metric_learning.model import build_embedder
 from whaleid.settings import CPU_PRESET, ClassifierSettings, MetricLearningSettings
 
 # Keras converts its variables with np.array(copy=False) when saving weights: its warning, not ours.

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from whaleid.demo_data import generate_demo_dataset, make_contact_sheet
+from whaleid.demo.dataset import generate_demo_dataset, make_contact_sheet
 
 TINY = dict(n_individuals=20, n_train_images=100, n_test_images=50, max_side=160)
 IMAGE_NAME = re.compile(r"^[0-9a-f]{8}\.jpg$")
@@ -290,9 +290,9 @@ def test_scene_photos_show_a_small_animal_the_generator_knows(scenes):
 def test_scene_backgrounds_verify_between_different_individuals(scenes):
     """The trouble the scene variant exists for: two individuals' photos at one site share
     more inliers than two photos of one individual taken at different sites."""
-    from whaleid.images import read_gray, square_image
-    from whaleid.local.keypoints import extract_features
-    from whaleid.local.matching import fit_inliers, ratio_matches, root_sift
+    from whaleid.data.images import read_gray, square_image
+    from whaleid.methods.local.geometry import fit_inliers, ratio_matches, root_sift
+    from whaleid.methods.local.keypoints import extract_features
     from whaleid.settings import KeypointSettings, MatchSettings
 
     keypoints, matching = KeypointSettings.defaults(), MatchSettings.defaults()

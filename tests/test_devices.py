@@ -6,13 +6,13 @@ import sys
 import pytest
 from conftest import REPO
 
-from whaleid.devices import available_gpus, lease_gpus, select_devices
+from whaleid.learning.gpus import available_gpus, lease_gpus, select_devices
 
 # A job in its own process: leases `count` devices, prints what it was given, holds the lease
 # until its stdin closes (or it is killed).
 HOLDER = """
 import sys
-from whaleid.devices import select_devices
+from whaleid.learning.gpus import select_devices
 lease = select_devices(int(sys.argv[1]), sys.argv[2], timeout=float(sys.argv[3]))
 import os
 print(os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
@@ -162,7 +162,7 @@ def test_a_gpu_job_on_a_machine_without_gpus_runs_on_the_cpu(tmp_path, no_slurm,
 
 @pytest.mark.parametrize("reproducible", [True, False])
 def test_a_tensorflow_job_sees_only_its_devices_and_its_threads(tmp_path, reproducible):
-    check = ("import sys; from whaleid.devices import start_tensorflow_job; "
+    check = ("import sys; from whaleid.learning.tensorflow_runtime import start_tensorflow_job; "
              "assert 'tensorflow' not in sys.modules; "
              f"lease = start_tensorflow_job(1, 3, reproducible={reproducible}); import os, tensorflow as tf; "
              "print(os.environ['CUDA_VISIBLE_DEVICES'], tf.config.threading.get_intra_op_parallelism_threads(), "

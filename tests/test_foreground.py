@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whaleid.demo_data import generate_demo_dataset
-from whaleid.images import read_gray, square_image
-from whaleid.local.foreground import ForegroundModel, keypoint_features, keypoint_labels, learn_foreground
-from whaleid.local.keypoints import feature_rows, unpack
-from whaleid.local.matching import LocalCatalogue, match_queries
+from whaleid.data.images import read_gray, square_image
+from whaleid.demo.dataset import generate_demo_dataset
+from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
+from whaleid.methods.local.foreground import ForegroundModel, keypoint_features, keypoint_labels, learn_foreground
+from whaleid.methods.local.keypoints import feature_rows, unpack
 from whaleid.settings import ForegroundSettings, KeypointSettings, MatchSettings
 
 KEYPOINTS = KeypointSettings.defaults(n_features=300, image_size=448)
@@ -111,7 +111,7 @@ def test_foreground_weights_of_unseen_scenes_lie_on_the_animal(scenes, learned):
 def test_a_background_shared_by_two_individuals_weighs_less_than_either_animal(scenes, learned):
     """Two test photos of different individuals at one site: the keypoints their match verifies
     are on the shared shore, and weigh less than each photo's keypoints on its animal."""
-    from whaleid.local.matching import fit_transform, ratio_matches, root_sift
+    from whaleid.methods.local.geometry import fit_transform, ratio_matches, root_sift
 
     model, _ = learned
     weights = model.weights(scenes.keypoints["test"])
@@ -155,7 +155,7 @@ def test_weights_multiply_votes_and_inliers_and_weights_of_one_change_nothing(sc
     zero[0] = 0
     silent = LocalCatalogue(train[known], scenes.train["Id"][known], KEYPOINTS.image_size, MATCHING, zero)
     _, descriptors = unpack(test[0])
-    from whaleid.local.matching import root_sift
+    from whaleid.methods.local.geometry import root_sift
 
     distances, neighbours = silent.index.search(root_sift(descriptors), MATCHING.neighbours + 1)
     _, photo_votes = silent.votes(distances, neighbours, model.weights(test[:1])[0][:len(descriptors)])

@@ -5,10 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whaleid.fused import (SearchScores, choose_weight, fuse, leave_one_out_scores, local_probability_matrix,
-                           middle_of_best)
-from whaleid.identification import Queries, final_answers
-from whaleid.metric_learning.retrieval import individual_scores, normalise, rank_catalogue
+from whaleid.identification.answers import final_answers
+from whaleid.identification.search import Queries
+from whaleid.methods.fused import (
+    SearchScores,
+    choose_weight,
+    fuse,
+    leave_one_out_scores,
+    local_probability_matrix,
+    middle_of_best,
+)
+from whaleid.methods.metric_learning.retrieval import individual_scores, normalise, rank_catalogue
 
 INDIVIDUALS = ["w_a", "w_b", "w_c", "w_d", "w_e"]
 

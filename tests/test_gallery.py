@@ -14,12 +14,29 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
 from test_local import MANY_INLIERS, MATCHING, SETTINGS, view
-from whaleid.gallery import (LINE_COLOUR, NOT_ANSWERED, EmbeddingFiles, KeypointFiles, Photos, best_hits, confidence,
-                             embedding_evidence, keypoint_evidence, match_answers, match_image, query_table,
-                             render_page, thumbnail_uri, truth_rank, with_truths, worst_misses, write_galleries)
-from whaleid.local.keypoints import feature_rows
+
+from whaleid.methods.local.keypoints import feature_rows
+from whaleid.review.evidence import (
+    EmbeddingFiles,
+    KeypointFiles,
+    Photos,
+    confidence,
+    embedding_evidence,
+    keypoint_evidence,
+    match_answers,
+    with_truths,
+)
+from whaleid.review.gallery import (
+    NOT_ANSWERED,
+    best_hits,
+    query_table,
+    render_page,
+    truth_rank,
+    worst_misses,
+    write_galleries,
+)
+from whaleid.review.pictures import LINE_COLOUR, match_image, thumbnail_uri
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (Debian package `chromium`): "

@@ -20,7 +20,7 @@ from conftest import REPO, textured
 from test_classifier import stage_inputs
 from test_workflow import TINY, merged, snakemake
 
-from whaleid.demo_data import generate_demo_dataset
+from whaleid.demo.dataset import generate_demo_dataset
 
 # Keras converts its variables with np.array(copy=False) when saving weights: its warning, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -66,7 +66,7 @@ def test_a_job_under_slurm_takes_the_assigned_devices_and_leases_nothing(tmp_pat
     # select_devices' SLURM rules are unit-tested in test_devices; this is the start every
     # TensorFlow rule script makes, in a process of its own as a SLURM job step would be.
     start = ("import logging; logging.basicConfig(level=logging.INFO); "
-             "from whaleid.devices import start_tensorflow_job; lease = start_tensorflow_job(2, 1, reproducible=True); "
+             "from whaleid.learning.tensorflow_runtime import start_tensorflow_job; lease = start_tensorflow_job(2, 1, reproducible=True); "
              "import os, tensorflow; print(os.environ['CUDA_VISIBLE_DEVICES'])")
     leases = tmp_path / "leases"
     # Devices 0 and 1 are free to lease: getting 2,3 shows SLURM's choice, not a lease, decided.
@@ -91,9 +91,9 @@ import tensorflow as tf
 cpu, = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from whaleid.autoencoder import train_autoencoder
-from whaleid.devices import limit_cpu_threads
-from whaleid.metric_learning.model import train_embedding
+from whaleid.learning.autoencoder import train_autoencoder
+from whaleid.learning.tensorflow_runtime import limit_cpu_threads
+from whaleid.methods.metric_learning.model import train_embedding
 from whaleid.settings import AutoencoderSettings, MetricLearningSettings
 
 limit_cpu_threads(2)

@@ -2,11 +2,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whaleid.duplicates import within
-from whaleid.identification import (Candidates, Individuals, Queries, Search, candidates_from_scores,
-                                    check_known_individuals, final_answers, identify_with, insert_new_whale,
-                                    pool_candidates, pool_duplicates, read_encounters,
-                                    sweep_duplicates_and_threshold, sweep_new_whale_threshold)
+from whaleid.data.duplicates import within
+from whaleid.identification.answers import (
+    final_answers,
+    identify_with,
+    insert_new_whale,
+    pool_duplicates,
+    sweep_duplicates_and_threshold,
+    sweep_new_whale_threshold,
+)
+from whaleid.identification.candidates import (
+    Candidates,
+    Individuals,
+    candidates_from_scores,
+    check_known_individuals,
+    pool_candidates,
+)
+from whaleid.identification.search import Queries, Search, read_encounters
 from whaleid.settings import threshold_grid
 
 # Cosine similarities, as a retrieval gives them: no new_whale score of its own.

@@ -8,10 +8,19 @@ import numpy as np
 import pytest
 from conftest import REPO, encode, textured
 
-from whaleid import images
-from whaleid.images import (BadImage, hamming_distances, hashes_to_uint64, inspect_image,
-                            jpeg_reduction, perceptual_hash, read_gray, read_header,
-                            square_image, stretch_contrast)
+from whaleid.data import images
+from whaleid.data.images import (
+    BadImage,
+    hamming_distances,
+    hashes_to_uint64,
+    inspect_image,
+    jpeg_reduction,
+    perceptual_hash,
+    read_gray,
+    read_header,
+    square_image,
+    stretch_contrast,
+)
 
 MAX = 10_000_000
 DATA = REPO / "tests" / "data"
@@ -245,7 +254,7 @@ def test_huge_one_colour_tiff_is_refused_without_its_memory(tmp_path):
     path.write_bytes(one_colour_tiff(20_000, 20_000))
     assert path.stat().st_size < 5_000_000
     printed, growth_mib = peak_memory_growth(
-        f"from whaleid.images import BadImage, inspect_image\ndata = open({str(path)!r}, 'rb').read()",
+        f"from whaleid.data.images import BadImage, inspect_image\ndata = open({str(path)!r}, 'rb').read()",
         "try:\n    inspect_image(data, 100_000_000)\nexcept BadImage as err:\n    print(err)")
     assert "too large: 20000x20000 pixels exceeds ingest.max_pixels=100000000" in printed
     assert growth_mib < 20, f"inspecting raised the peak memory by {growth_mib:.0f} MiB"

@@ -6,9 +6,9 @@ import pytest
 from conftest import encode, textured
 from test_images import one_colour_tiff, peak_memory_growth
 
-from whaleid import images
-from whaleid.images import UNKNOWN_FORMAT
-from whaleid.ingest import DataError, build_manifest, plain_file_name_problem, read_train_table
+from whaleid.data import images
+from whaleid.data.images import UNKNOWN_FORMAT
+from whaleid.data.ingest import DataError, build_manifest, plain_file_name_problem, read_train_table
 
 
 def make_dataset(root, train_rows, test_names, extra_files=None):
@@ -130,7 +130,7 @@ def test_huge_tiffs_are_rejected_from_their_header_and_the_good_images_kept(tmp_
     root = make_dataset(tmp_path / "data", rows, ["q1.jpg"],
                         extra_files={"train/huge1.tif": hostile, "train/huge2.tiff": hostile})
     printed, growth_mib = peak_memory_growth(
-        "import json\nfrom whaleid.ingest import build_manifest",
+        "import json\nfrom whaleid.data.ingest import build_manifest",
         f"manifest, rejected = build_manifest({str(root)!r}, max_pixels=100_000_000, max_rejected_fraction=0.1)\n"
         "print(json.dumps({'kept': manifest['image'].tolist(), 'rejected': rejected[['image', 'row', 'reason']]"
         ".astype(str).to_dict('records')}))")

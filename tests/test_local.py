@@ -1,5 +1,5 @@
 """The `local` method: SIFT keypoints (`local.keypoints`), LNBNN voting and RANSAC verification
-(`local.matching`), and the five answers made from its inlier counts (`identification`).
+(`local.catalogue`, `local.geometry`), and the five answers made from its inlier counts (`identification`).
 
 The photos are synthetic: a "pattern" is a grey square with a few hundred random ellipses and
 lines drawn with a fixed seed (one seed, one individual), and a photo is a `view` of it,
@@ -18,18 +18,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import whaleid.local.keypoints as local_keypoints
-from whaleid.identification import final_answers
-from whaleid.images import read_gray, square_image
-from whaleid.ingest import NEW_WHALE
-from whaleid.local.keypoints import (build_keypoint_cache, build_photo_keypoint_cache, content_mask, extract_features,
-                                     extract_photo_features, feature_dtype, feature_rows, photo_at_max_side,
-                                     photo_feature_rows, read_keypoint_cache, unpack)
-from whaleid.local.recall import shortlist_recall
-from whaleid.local.verifier import FEATURES
-from whaleid.local.matching import (LocalCatalogue, _best_per_key, fit_inliers, individual_scores, inlier_matches,
-                                    match_queries, ratio_matches, root_sift, shortlist_candidates)
+import whaleid.methods.local.keypoints as local_keypoints
+from whaleid.data.images import read_gray, square_image
+from whaleid.identification.answers import final_answers
+from whaleid.methods.local.catalogue import LocalCatalogue, _best_per_key, match_queries
+from whaleid.methods.local.geometry import fit_inliers, inlier_matches, ratio_matches, root_sift
+from whaleid.methods.local.keypoints import (
+    build_keypoint_cache,
+    build_photo_keypoint_cache,
+    content_mask,
+    extract_features,
+    extract_photo_features,
+    feature_dtype,
+    feature_rows,
+    photo_at_max_side,
+    photo_feature_rows,
+    read_keypoint_cache,
+    unpack,
+)
+from whaleid.methods.local.pooling import individual_scores, shortlist_candidates
+from whaleid.methods.local.recall import shortlist_recall
+from whaleid.methods.local.verifier import FEATURES
 from whaleid.settings import KeypointSettings, MatchSettings
+from whaleid.vocabulary import NEW_WHALE
 
 SIDE = 256
 SETTINGS = KeypointSettings.defaults(n_features=200, image_size=SIDE)

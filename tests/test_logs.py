@@ -5,7 +5,7 @@ import sys
 
 from conftest import REPO
 
-from whaleid.logs import Progress
+from whaleid.io.logs import Progress
 
 
 def messages(caplog) -> list[str]:
@@ -14,7 +14,7 @@ def messages(caplog) -> list[str]:
 
 def test_progress_shows_a_bar_the_rate_and_the_time_left(caplog, monkeypatch):
     clock = iter([0.0, 0.0, 10.0, 12.0, 30.0])
-    monkeypatch.setattr("whaleid.logs.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("whaleid.io.logs.time.monotonic", lambda: next(clock))
     progress = Progress(logging.getLogger("test"), "encoded train", every=5.0)
     with caplog.at_level(logging.INFO):
         progress(0, 100)    # the start: nothing to say yet
@@ -29,7 +29,7 @@ def test_progress_shows_a_bar_the_rate_and_the_time_left(caplog, monkeypatch):
 
 def test_a_resumed_job_counts_only_its_own_work_in_the_rate(caplog, monkeypatch):
     clock = iter([0.0, 0.0, 10.0])
-    monkeypatch.setattr("whaleid.logs.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("whaleid.io.logs.time.monotonic", lambda: next(clock))
     progress = Progress(logging.getLogger("test"), "preprocessed test", every=5.0)
     with caplog.at_level(logging.INFO):
         progress(60, 100)  # chunks finished before the kill
@@ -44,7 +44,7 @@ def test_everything_a_job_prints_to_stderr_goes_to_its_log_file_c_level_output_t
     # TensorFlow's start-up lines come from C++, straight to file descriptor 2: in a job they
     # would land on Snakemake's console among the workflow's own lines.
     log = tmp_path / "job.log"
-    script = (f"import os, sys\nfrom whaleid.logs import log_to_file\nlog = log_to_file({str(log)!r})\n"
+    script = (f"import os, sys\nfrom whaleid.io.logs import log_to_file\nlog = log_to_file({str(log)!r})\n"
               "os.write(2, b'written to fd 2, as C++ libraries do\\n')\nprint('to sys.stderr', file=sys.stderr)\n"
               "log.info('a log line')\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,

@@ -10,9 +10,9 @@ import pytest
 from conftest import encode, kill_after_epoch, run_to_the_end, started_epochs, textured
 from test_classifier import baseline_map5, stage_inputs
 
-from whaleid.metric_learning import additions, model
-from whaleid.metric_learning.retrieval import rank_catalogue
-from whaleid.pretrained import MissingWeightsError
+from whaleid.learning.pretrained import MissingWeightsError
+from whaleid.methods.metric_learning import additions, model
+from whaleid.methods.metric_learning.retrieval import rank_catalogue
 from whaleid.settings import CPU_PRESET, MetricLearningSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -345,7 +345,7 @@ def test_photos_added_to_the_catalogue_are_checked_and_embedded(trained, tmp_pat
 # Four epochs (see conftest.PAUSING_WORKER) on the stage inputs in its folder; the settings of
 # small_settings.
 TRAINING = """
-from whaleid.metric_learning.model import train_embedding
+from whaleid.methods.metric_learning.model import train_embedding
 from whaleid.settings import CPU_PRESET, MetricLearningSettings
 settings = MetricLearningSettings.defaults(CPU_PRESET, input_size=None, mixed_precision=False, margin=0.3,
                                            learning_rate=1e-3, width=4, embedding_size=8, epochs=4, batch_size=8,
@@ -358,12 +358,12 @@ train_embedding(folder / "train.npy", folder / "train.csv", folder / "split.csv"
 def test_training_killed_mid_run_resumes_from_the_last_finished_epoch(tmp_path):
     stage_inputs(tmp_path, kind="images")
     killed_log = kill_after_epoch(TRAINING, tmp_path, 1)
-    assert started_epochs(killed_log, "whaleid.metric_learning.model", 4) == [0, 1]
+    assert started_epochs(killed_log, "whaleid.methods.metric_learning.model", 4) == [0, 1]
     assert (tmp_path / "backup").is_dir() and not (tmp_path / "model.keras").exists()
 
     log_text = run_to_the_end(TRAINING, tmp_path)
     # the rerun started after the last finished epoch: a restart from 0 would write the same history
-    assert started_epochs(log_text, "whaleid.metric_learning.model", 4) == [2, 3]
+    assert started_epochs(log_text, "whaleid.methods.metric_learning.model", 4) == [2, 3]
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2, 3]
     # the best epoch is chosen over all four, those before the kill included

@@ -7,12 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-
-from whaleid.identification import final_answers, sweep_new_whale_threshold
-from whaleid.metric_learning import retrieval
-from whaleid.settings import threshold_grid
-
 from conftest import REPO
+
+from whaleid.identification.answers import final_answers, sweep_new_whale_threshold
+from whaleid.methods.metric_learning import retrieval
+from whaleid.settings import threshold_grid
 
 
 def at(*degrees):
@@ -193,6 +192,6 @@ def test_normalised_rows_have_unit_length_and_zero_rows_stay_zero():
 
 def test_retrieval_imports_without_tensorflow():
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts")}
-    check = ("import sys; import whaleid.metric_learning.retrieval, whaleid.identification, whaleid.tables; "
+    check = ("import sys; import whaleid.methods.metric_learning.retrieval, whaleid.identification.answers, whaleid.io.tables; "
              "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", check], check=True, env=env, cwd=REPO)

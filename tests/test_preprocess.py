@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import textured
 
-import whaleid.preprocess as preprocess
-from whaleid.images import read_gray, square_image
+import whaleid.data.preprocess as preprocess
+from whaleid.data.images import read_gray, square_image
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The report's figures and tables (whaleid.report_figures) on small made-up inputs, and the
+"""The report's figures and tables (whaleid.report.figures) on small made-up inputs, and the
 report rules run end to end on the tiny workflow."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from conftest import textured
 from test_workflow import TINY, merged, planned_jobs
 
-from whaleid import report_figures as rf
+from whaleid.report import figures as rf
 
 BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 

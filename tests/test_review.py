@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from test_gallery import results  # noqa: F401 (a fixture: a made-up run's files)
 
-from whaleid.review import (auto_accept, catalogue_table, identified, individuals_table, read_decisions,
-                            wilson_lower_bound)
+from whaleid.review.auto_accept import auto_accept, wilson_lower_bound
+from whaleid.review.decisions import catalogue_table, identified, individuals_table, read_decisions
 
 TEST_IMAGES = ["t1.jpg", "t2.jpg", "t3.jpg", "t4.jpg", "t5.jpg"]
 KNOWN = ["w_a", "w_b", "new_whale"]
@@ -107,7 +107,7 @@ def test_auto_accept_takes_the_largest_most_confident_set_right_often_enough():
 
 
 def test_the_summary_make_demo_prints_says_where_the_review_page_is(tmp_path):
-    from whaleid.summary import summarise
+    from whaleid.evaluation.summary import summarise
 
     pd.DataFrame({"method": ["local", "local"], "split": ["validation", "test"], "map5": [0.9, 0.8],
                   "top1": [0.85, 0.7], "n_images": [35, 150]}).to_csv(tmp_path / "scores.csv", index=False)
@@ -124,7 +124,7 @@ def test_the_summary_make_demo_prints_says_where_the_review_page_is(tmp_path):
 
 def embedding_files(r):
     """The embeddings of the made-up run of test_gallery.py's `results` (at known angles)."""
-    from whaleid.gallery import EmbeddingFiles
+    from whaleid.review.evidence import EmbeddingFiles
 
     files = r / "metric_learning" / "embeddings"
     return EmbeddingFiles(files / "train.npy", files / "train.csv", files / "test.npy", files / "test.csv")
@@ -132,7 +132,7 @@ def embedding_files(r):
 
 def review_of(r, tmp_path, method="metric_learning", precision=0.9, reviewed=None, encounters=None):
     """write_review on the made-up run of test_gallery.py's `results`."""
-    from whaleid.review import write_review
+    from whaleid.review.review_page import write_review
 
     files = r / "metric_learning"
     out = tmp_path / "review"
@@ -184,8 +184,8 @@ def test_photos_decided_before_are_not_asked_again(results, tmp_path):
 
 
 def test_an_encounter_is_one_query_each_answer_shown_by_the_photo_that_matched_it_best(results, tmp_path):
-    from whaleid.gallery import gallery_queries, method_evidence
-    from whaleid.review import review_queries
+    from whaleid.review.evidence import gallery_queries, method_evidence
+    from whaleid.review.review_page import review_queries
 
     encounters = tmp_path / "encounters.csv"
     pd.DataFrame({"Image": ["t1.jpg", "t4.jpg"], "Encounter": ["e1", "e1"]}).to_csv(encounters, index=False)

@@ -11,13 +11,23 @@ import re
 import cv2
 import numpy as np
 import pytest
-
 from browser import CHROMIUM_SKIP, SKIP_REASON, open_browser, screenshot
+
 # the query sections, their candidates and every image, as a browser reads a page
 from test_gallery import Gallery
-from whaleid.ingest import NEW_WHALE
-from whaleid.review_page import (DECISION_COLUMNS, AutoAccept, ReviewCandidate, ReviewQuery, auto_accept_statement,
-                                 format_score, new_individual_id, render_review_page, storage_key)
+
+from whaleid.review.auto_accept import AutoAccept
+from whaleid.review.decisions import new_individual_id
+from whaleid.review.review_page import (
+    EXPORTED_COLUMNS,
+    ReviewCandidate,
+    ReviewQuery,
+    auto_accept_statement,
+    format_score,
+    render_review_page,
+    storage_key,
+)
+from whaleid.vocabulary import NEW_WHALE
 
 # An image name with every character that HTML, a script or a CSV could stumble on.
 ODD = 'o,dd "x" <&>.jpg'
@@ -319,7 +329,7 @@ def test_a_person_decides_by_keyboard_and_the_decisions_survive_a_reload_and_exp
     assert text.splitlines()[3] == '"o,dd ""x"" <&>.jpg",unsure,,person'
     with open(exported, newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file))
-    assert rows == [list(DECISION_COLUMNS),
+    assert rows == [list(EXPORTED_COLUMNS),
                     ["b.jpg", "new", "new-b", "person"],
                     ["c.jpg", "new", "new-b", "person"],
                     [ODD, "unsure", "", "person"],

@@ -1,11 +1,16 @@
 import pandas as pd
 import pytest
 
-from whaleid.metrics import average_precision_at_5, map_at_5, top1_accuracy
-from whaleid.scoring import best_method, comparison_table, score_method, score_predictions
-from whaleid.submission import (SubmissionError, check_predictions, complete_submission, read_predictions,
-                                write_predictions)
-from whaleid.summary import format_comparison
+from whaleid.evaluation.metrics import average_precision_at_5, map_at_5, top1_accuracy
+from whaleid.evaluation.scoring import best_method, comparison_table, score_method, score_predictions
+from whaleid.evaluation.submission import (
+    SubmissionError,
+    check_predictions,
+    complete_submission,
+    read_predictions,
+    write_predictions,
+)
+from whaleid.evaluation.summary import format_comparison
 
 
 def test_average_precision_is_one_over_the_rank_of_the_truth():
@@ -102,7 +107,7 @@ def test_the_best_method_on_validation_is_chosen_the_first_listed_among_equals()
 
 
 def test_stage_times_sum_each_rules_jobs_longest_first():
-    from whaleid.summary import stage_times
+    from whaleid.evaluation.summary import stage_times
 
     resources = pd.DataFrame({"job": ["embed/train", "embed/test", "baseline", "train_embedding"],
                               "rule": ["embed", "embed", "baseline", "train_embedding"],

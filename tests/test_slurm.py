@@ -22,7 +22,6 @@ import yaml
 from conftest import REPO
 from test_workflow import SNAKEMAKE, snakemake
 
-
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SLURM_SCRIPTS = REPO / "tests" / "slurm"

@@ -1,6 +1,6 @@
 import json
-import re
 import logging
+import re
 
 import keras
 import numpy as np
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-import whaleid.devices as devices
-import whaleid.training as training
+import whaleid.learning.tensorflow_runtime as tensorflow_runtime
+import whaleid.learning.training as training
 
 # Keras converts its variables with np.array(copy=False) when saving weights: its warning, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -146,7 +146,7 @@ def test_a_run_in_two_phases_resumes_after_its_last_finished_epoch(tmp_path, int
         two_phases(backup, started, interrupt_at)
     assert started == list(range(interrupt_at + 1))
     started.clear()
-    with caplog.at_level(logging.INFO, logger="whaleid.training"):
+    with caplog.at_level(logging.INFO, logger="whaleid.learning.training"):
         model = two_phases(backup, started)
     assert started == resumed  # the finished epochs were not redone, in either phase
     assert f"epoch {resumed[0] + 1}/" in caplog.text  # the log counts epochs from 1
@@ -164,17 +164,17 @@ def test_models_are_saved_only_as_keras_files(tmp_path):
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="checks the CPU fallback")
 def test_on_a_cpu_training_is_float32_on_the_default_strategy():
-    assert devices.precision_policy(True) == "float32"
-    with devices.build_scope(mixed_precision=True) as strategy:
+    assert tensorflow_runtime.precision_policy(True) == "float32"
+    with tensorflow_runtime.build_scope(mixed_precision=True) as strategy:
         assert keras.mixed_precision.global_policy().name == "float32"
         assert strategy is tf.distribute.get_strategy()
-    assert devices.distribution_strategy() is devices.distribution_strategy()
+    assert tensorflow_runtime.distribution_strategy() is tensorflow_runtime.distribution_strategy()
 
 
 def test_build_scope_puts_the_global_policy_back():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        with devices.build_scope(mixed_precision=False):
+        with tensorflow_runtime.build_scope(mixed_precision=False):
             assert keras.mixed_precision.global_policy().name == "float32"
         assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
     finally:
@@ -183,7 +183,7 @@ def test_build_scope_puts_the_global_policy_back():
 
 def test_thread_count_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
-        devices.limit_cpu_threads(0)
+        tensorflow_runtime.limit_cpu_threads(0)
 
 
 def test_each_epoch_leaves_one_line_with_its_metrics_in_the_log(caplog):

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from whaleid.validation import make_validation_split
+from whaleid.data.validation_split import make_validation_split
 
 
 def train_table():

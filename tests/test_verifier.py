@@ -6,10 +6,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from whaleid.calibration import (ISOTONIC_MIN_PAIRS, Calibration, expected_calibration_error, fit_calibration,
-                                 reliability)
-from whaleid.local.matching import individual_scores
-from whaleid.local.verifier import FEATURES, Verifier, individual_calibrations, train_verifier
+from whaleid.identification.calibration import (
+    ISOTONIC_MIN_PAIRS,
+    Calibration,
+    expected_calibration_error,
+    fit_calibration,
+    reliability,
+)
+from whaleid.methods.local.pooling import individual_scores
+from whaleid.methods.local.verifier import FEATURES, Verifier, individual_calibrations, train_verifier
 from whaleid.settings import VerifierSettings
 
 SETTINGS = VerifierSettings.defaults()

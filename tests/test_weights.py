@@ -16,9 +16,9 @@ import pytest
 from conftest import REPO
 from test_workflow import TINY, merged, planned_jobs, snakemake
 
-from whaleid import autoencoder, backbones, pretrained
-from whaleid import classifier as clf
-from whaleid.demo_data import generate_demo_dataset
+from whaleid.demo.dataset import generate_demo_dataset
+from whaleid.learning import autoencoder, backbones, pretrained
+from whaleid.methods import classifier as clf
 
 MOBILENET_224 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 VGG19 = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -35,7 +35,7 @@ def save_like_keras_applications(model: keras.Model, path: Path) -> None:
 
 def test_the_modules_the_snakefile_imports_bring_no_heavy_library():
     # As rules/common.smk does: import both, and build (and so check) every stage's settings.
-    check = ("import sys; import whaleid.pretrained, whaleid.settings as s; "
+    check = ("import sys; import whaleid.learning.pretrained, whaleid.vocabulary, whaleid.settings as s; "
              "[kind.defaults() for kind in (s.AutoencoderSettings, s.ClassifierSettings, s.MetricLearningSettings, "
              "s.KeypointSettings, s.MatchSettings)]; "
              "print(sorted(m for m in ('numpy', 'pandas', 'cv2', 'keras', 'tensorflow') if m in sys.modules))")
@@ -125,7 +125,7 @@ def test_a_download_is_checked_before_it_takes_the_final_name(offline, tmp_path,
     real = pretrained.ImagenetWeights(VGG19, pretrained.imagenet_weights("vgg19", 224).url,
                                       hashlib.md5(b"the real weights").hexdigest())
     monkeypatch.setattr(pretrained, "imagenet_weights", lambda backbone, side: real)
-    with caplog.at_level(logging.WARNING, logger="whaleid.pretrained"):
+    with caplog.at_level(logging.WARNING, logger="whaleid.learning.pretrained"):
         staged = pretrained.stage_imagenet_weights("vgg19", 224, tmp_path / "staged")
     assert staged.read_bytes() == b"the real weights" and (offline / VGG19).read_bytes() == b"another file"
     assert "not copying" in caplog.text

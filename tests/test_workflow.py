@@ -16,7 +16,7 @@ import yaml
 from browser import CHROMIUM_SKIP, open_browser
 from conftest import REPO, RIGHT_WHALE
 
-from whaleid.metrics import map_at_5
+from whaleid.evaluation.metrics import map_at_5
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"threads": 2},
@@ -555,7 +555,7 @@ def test_snakefile_imports_nothing_heavy():
             assert not re.search(rf"^\s*(import|from)\s+{heavy}\b", text, re.MULTILINE), (source, heavy)
         # Of the package, only the standard-library-only modules (test_weights.py checks them).
         assert set(re.findall(r"^\s*(?:import|from)\s+(whaleid[\w.]*)", text, re.MULTILINE)) <= {
-            "whaleid.pretrained", "whaleid.settings"}, source
+            "whaleid.learning.pretrained", "whaleid.settings", "whaleid.vocabulary"}, source
 
 
 # ../shared/data/right_whale (1,249 train and 1,746 test photos of real right whales), at what a

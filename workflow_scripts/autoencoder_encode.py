@@ -1,13 +1,13 @@
 """Rule autoencoder_encode: the autoencoder's codes of every image of one split, cached for the classifier."""
 
-from whaleid.devices import start_tensorflow_job
-from whaleid.files import write_bytes
-from whaleid.logs import Progress, log_to_file
+from whaleid.io.files import write_bytes
+from whaleid.io.logs import Progress, log_to_file
+from whaleid.learning.tensorflow_runtime import start_tensorflow_job
 
 log = log_to_file(snakemake.log[0])
 lease = start_tensorflow_job(snakemake.resources.gpu, **snakemake.params.job)
 
-from whaleid.autoencoder import encode_cache, encoder_from, load_autoencoder  # noqa: E402
+from whaleid.learning.autoencoder import encode_cache, encoder_from, load_autoencoder  # noqa: E402
 
 encode_cache(encoder_from(load_autoencoder(snakemake.input.model)), snakemake.input.cache, snakemake.output.codes,
              batch_size=snakemake.params.batch_size, chunk_size=snakemake.params.chunk_size,

@@ -2,14 +2,14 @@
 
 import numpy as np
 
-from whaleid.devices import start_tensorflow_job
-from whaleid.logs import log_to_file
+from whaleid.io.logs import log_to_file
+from whaleid.learning.tensorflow_runtime import start_tensorflow_job
 from whaleid.settings import AutoencoderSettings
 
 log = log_to_file(snakemake.log[0])
 lease = start_tensorflow_job(snakemake.resources.gpu, **snakemake.params.job)
 
-from whaleid.autoencoder import save_reconstruction_png, train_autoencoder  # noqa: E402
+from whaleid.learning.autoencoder import save_reconstruction_png, train_autoencoder  # noqa: E402
 
 o = snakemake.output
 model = train_autoencoder(snakemake.input.caches, o.model, o.history, snakemake.params.backup_dir,

@@ -1,9 +1,9 @@
 """Rule baseline_identify: duplicate matching, then new_whale and the commonest ids."""
 
-from whaleid.baseline import identify
-from whaleid.identification import Queries
-from whaleid.logs import log_to_file
-from whaleid.tables import read_table
+from whaleid.identification.search import Queries
+from whaleid.io.logs import log_to_file
+from whaleid.io.tables import read_table
+from whaleid.methods.baseline import identify
 
 log = log_to_file(snakemake.log[0])
 i, p = snakemake.input, snakemake.params

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from whaleid.files import write_bytes, write_text
-from whaleid.logs import log_to_file
-from whaleid.scoring import best_method
+from whaleid.evaluation.scoring import best_method
+from whaleid.io.files import write_bytes, write_text
+from whaleid.io.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
 methods = snakemake.params.methods

@@ -1,12 +1,12 @@
 """Rule classifier_identify: top-5 ids per image, new_whale threshold chosen on validation."""
 
-from whaleid.devices import start_tensorflow_job
-from whaleid.logs import log_to_file
+from whaleid.io.logs import log_to_file
+from whaleid.learning.tensorflow_runtime import start_tensorflow_job
 
 log = log_to_file(snakemake.log[0])
 lease = start_tensorflow_job(snakemake.resources.gpu, **snakemake.params.job)
 
-from whaleid.classifier import identify  # noqa: E402
+from whaleid.methods.classifier import identify  # noqa: E402
 
 i, p, o = snakemake.input, snakemake.params, snakemake.output
 answers = identify(i.model, i.labels, i.train_array, i.train_index, i.test_array, i.test_index, i.split, i.manifest,

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from whaleid.files import write_csv
-from whaleid.logs import log_to_file
-from whaleid.scoring import comparison_table
+from whaleid.evaluation.scoring import comparison_table
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
 scores = pd.concat([pd.read_csv(path) for path in snakemake.input], ignore_index=True)

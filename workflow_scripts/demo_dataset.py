@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from whaleid.demo_data import generate_demo_dataset
-from whaleid.logs import log_to_file
+from whaleid.demo.dataset import generate_demo_dataset
+from whaleid.io.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
 out_dir = Path(snakemake.output.train_csv).parent

@@ -1,9 +1,9 @@
 """Rule fused_identify: local-feature and embedding probabilities combined, the weight and new_whale
 threshold chosen on validation."""
 
-from whaleid.files import write_csv
-from whaleid.fused import identify
-from whaleid.logs import log_to_file
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
+from whaleid.methods.fused import identify
 
 log = log_to_file(snakemake.log[0])
 i, p, o = snakemake.input, snakemake.params, snakemake.output

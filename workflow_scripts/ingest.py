@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from whaleid.files import write_csv
-from whaleid.ingest import build_manifest
-from whaleid.logs import log_to_file
+from whaleid.data.ingest import build_manifest
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
 manifest, rejected = build_manifest(

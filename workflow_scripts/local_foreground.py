@@ -1,9 +1,9 @@
 """Rule local_foreground: which keypoints lie on the animal, learned from how the fit photos verify, and every
 keypoint of train and test weighed by it."""
 
-from whaleid.files import write_csv
-from whaleid.local.foreground import learn_foreground, write_weights
-from whaleid.logs import log_to_file
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
+from whaleid.methods.local.foreground import learn_foreground, write_weights
 from whaleid.settings import ForegroundSettings, MatchSettings
 
 log = log_to_file(snakemake.log[0])

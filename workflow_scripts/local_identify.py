@@ -1,10 +1,10 @@
 """Rule local_identify: each photo's shortlist verified geometrically and scored (the verifier's pooled
 probability, or inliers), new_whale threshold chosen on validation."""
 
-from whaleid.files import write_csv
-from whaleid.local.matching import identify
-from whaleid.local.verifier import Verifier
-from whaleid.logs import Progress, log_to_file
+from whaleid.io.files import write_csv
+from whaleid.io.logs import Progress, log_to_file
+from whaleid.methods.local.identify import identify
+from whaleid.methods.local.verifier import Verifier
 from whaleid.settings import MatchSettings
 
 log = log_to_file(snakemake.log[0])

@@ -3,12 +3,12 @@ or, where local.max_side is set, from the original photo."""
 
 from pathlib import Path
 
-from whaleid.files import write_bytes, write_csv
-from whaleid.local.keypoints import build_keypoint_cache, build_photo_keypoint_cache
-from whaleid.logs import Progress, log_to_file
-from whaleid.preprocess import cache_index
+from whaleid.data.preprocess import cache_index
+from whaleid.io.files import write_bytes, write_csv
+from whaleid.io.logs import Progress, log_to_file
+from whaleid.io.tables import read_table
+from whaleid.methods.local.keypoints import build_keypoint_cache, build_photo_keypoint_cache
 from whaleid.settings import KeypointSettings
-from whaleid.tables import read_table
 
 log = log_to_file(snakemake.log[0])
 i, p = snakemake.input, snakemake.params

@@ -1,8 +1,8 @@
 """Rule local_shortlist_recall: how often the shortlist holds the right individual, by its catalogue photos."""
 
-from whaleid.files import write_csv
-from whaleid.local.recall import splits_recall
-from whaleid.logs import log_to_file
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
+from whaleid.methods.local.recall import splits_recall
 
 log = log_to_file(snakemake.log[0])
 i = snakemake.input

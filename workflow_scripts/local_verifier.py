@@ -1,9 +1,9 @@
 """Rule local_verifier: the fit photos matched fold by fold, and the verifier trained and calibrated on their pairs."""
 
-from whaleid.calibration import expected_calibration_error, reliability
-from whaleid.files import write_csv
-from whaleid.local.verifier import learn_verifier
-from whaleid.logs import Progress, log_to_file
+from whaleid.identification.calibration import expected_calibration_error, reliability
+from whaleid.io.files import write_csv
+from whaleid.io.logs import Progress, log_to_file
+from whaleid.methods.local.verifier import learn_verifier
 from whaleid.settings import MatchSettings, VerifierSettings
 
 log = log_to_file(snakemake.log[0])

@@ -1,12 +1,12 @@
 """Rule metric_learning_additions: embed new labelled photos for the test catalogue, no retraining."""
 
-from whaleid.devices import start_tensorflow_job
-from whaleid.logs import log_to_file
+from whaleid.io.logs import log_to_file
+from whaleid.learning.tensorflow_runtime import start_tensorflow_job
 
 log = log_to_file(snakemake.log[0])
 lease = start_tensorflow_job(snakemake.resources.gpu, **snakemake.params.job)
 
-from whaleid.metric_learning.additions import embed_additions  # noqa: E402
+from whaleid.methods.metric_learning.additions import embed_additions  # noqa: E402
 
 i, p, o = snakemake.input, snakemake.params, snakemake.output
 embed_additions(i.labels[0], i.images[0], i.model, images_out=o.squares, embeddings_out=o.embeddings,

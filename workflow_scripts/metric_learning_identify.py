@@ -1,7 +1,7 @@
 """Rule metric_learning_identify: each photo's nearest individuals, new_whale threshold chosen on validation."""
 
-from whaleid.logs import log_to_file
-from whaleid.metric_learning.retrieval import identify
+from whaleid.io.logs import log_to_file
+from whaleid.methods.metric_learning.retrieval import identify
 from whaleid.settings import threshold_grid
 
 log = log_to_file(snakemake.log[0])

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from whaleid.files import write_csv
-from whaleid.logs import Progress, log_to_file
-from whaleid.preprocess import build_cache, cache_index
+from whaleid.data.preprocess import build_cache, cache_index
+from whaleid.io.files import write_csv
+from whaleid.io.logs import Progress, log_to_file
 
 log = log_to_file(snakemake.log[0])
 split = snakemake.wildcards.split

@@ -3,12 +3,12 @@ and recall against the threshold, on validation."""
 
 import pandas as pd
 
-from whaleid.calibration import first_ranked
-from whaleid.files import write_csv
-from whaleid.gallery import chosen_threshold
-from whaleid.logs import log_to_file
-from whaleid.report_figures import calibration_figure
-from whaleid.tables import read_table
+from whaleid.identification.calibration import first_ranked
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
+from whaleid.io.tables import read_table
+from whaleid.report.figures import calibration_figure
+from whaleid.review.evidence import chosen_threshold
 
 log = log_to_file(snakemake.log[0])
 i, o = snakemake.input, snakemake.output

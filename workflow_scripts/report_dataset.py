@@ -1,9 +1,9 @@
 """Rule report_dataset: the report's figure and table of what the data holds."""
 
-from whaleid.files import write_csv
-from whaleid.logs import log_to_file
-from whaleid.report_figures import dataset_figure, dataset_table
-from whaleid.tables import read_table
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
+from whaleid.io.tables import read_table
+from whaleid.report.figures import dataset_figure, dataset_table
 
 log = log_to_file(snakemake.log[0])
 manifest = read_table(snakemake.input.manifest)

@@ -1,7 +1,8 @@
 """Rule report_gallery: pages of query photos beside a method's five ranked answers, for the report."""
 
-from whaleid.gallery import evidence_files, write_galleries
-from whaleid.logs import log_to_file
+from whaleid.io.logs import log_to_file
+from whaleid.review.evidence import evidence_files
+from whaleid.review.gallery import write_galleries
 
 log = log_to_file(snakemake.log[0])
 i, p = snakemake.input, snakemake.params

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from whaleid.logs import log_to_file
-from whaleid.report_figures import preprocessing_figure
-from whaleid.tables import read_table
+from whaleid.io.logs import log_to_file
+from whaleid.io.tables import read_table
+from whaleid.report.figures import preprocessing_figure
 
 log = log_to_file(snakemake.log[0])
 preprocessing_figure(

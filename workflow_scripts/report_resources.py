@@ -3,9 +3,9 @@
 Its inputs are only there to make it run last; it reads the benchmark folder itself.
 """
 
-from whaleid.files import write_csv
-from whaleid.logs import log_to_file
-from whaleid.report_figures import read_benchmarks, resources_figure
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
+from whaleid.report.figures import read_benchmarks, resources_figure
 
 log = log_to_file(snakemake.log[0])
 table = read_benchmarks(snakemake.params.benchmarks, exclude=[snakemake.params.own_benchmark])

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from whaleid.logs import log_to_file
-from whaleid.report_figures import threshold_figure
+from whaleid.io.logs import log_to_file
+from whaleid.report.figures import threshold_figure
 
 log = log_to_file(snakemake.log[0])
 threshold_figure(pd.read_csv(snakemake.input.curve), snakemake.wildcards.method, snakemake.output.figure)

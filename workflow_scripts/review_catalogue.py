@@ -1,9 +1,9 @@
 """Rule review_catalogue: the decided test photos checked, and the catalogue they grow."""
 
-from whaleid.files import write_csv
-from whaleid.logs import log_to_file
-from whaleid.review import catalogue_table, individuals_table, read_decisions
-from whaleid.tables import read_table
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
+from whaleid.io.tables import read_table
+from whaleid.review.decisions import catalogue_table, individuals_table, read_decisions
 
 log = log_to_file(snakemake.log[0])
 i, o = snakemake.input, snakemake.output

@@ -1,8 +1,8 @@
 """Rule review_page: the test photos beside one method's candidates, on a page a person reviews by keyboard."""
 
-from whaleid.gallery import evidence_files
-from whaleid.logs import log_to_file
-from whaleid.review import write_review
+from whaleid.io.logs import log_to_file
+from whaleid.review.evidence import evidence_files
+from whaleid.review.review_page import write_review
 
 log = log_to_file(snakemake.log[0])
 i, p, o = snakemake.input, snakemake.params, snakemake.output

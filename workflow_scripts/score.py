@@ -1,9 +1,9 @@
 """Rule score: MAP@5 and top-1 of one method on validation, and on test where truth exists."""
 
-from whaleid.files import write_csv
-from whaleid.logs import log_to_file
-from whaleid.scoring import score_method
-from whaleid.tables import read_table
+from whaleid.evaluation.scoring import score_method
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
+from whaleid.io.tables import read_table
 
 log = log_to_file(snakemake.log[0])
 i = snakemake.input

@@ -3,8 +3,8 @@ copied from this machine's Keras cache or downloaded (here, on the submit host).
 
 import os
 
-from whaleid.logs import log_to_file
-from whaleid.pretrained import stage_imagenet_weights
+from whaleid.io.logs import log_to_file
+from whaleid.learning.pretrained import stage_imagenet_weights
 
 log = log_to_file(snakemake.log[0])
 p = snakemake.params

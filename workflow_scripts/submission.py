@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from whaleid.logs import log_to_file
-from whaleid.submission import complete_submission, read_predictions, write_predictions
+from whaleid.evaluation.submission import complete_submission, read_predictions, write_predictions
+from whaleid.io.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
 read = dict(dtype={"id": str, "row": "Int64"}, keep_default_na=False)

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from whaleid.files import write_csv
-from whaleid.logs import log_to_file
-from whaleid.validation import make_validation_split
+from whaleid.data.validation_split import make_validation_split
+from whaleid.io.files import write_csv
+from whaleid.io.logs import log_to_file
 
 log = log_to_file(snakemake.log[0])
 manifest = pd.read_csv(snakemake.input.manifest, dtype={"id": str}, keep_default_na=False)

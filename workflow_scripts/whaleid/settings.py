@@ -18,26 +18,25 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
-from .pretrained import IMAGENET_BACKBONES, check_choice
+from whaleid.vocabulary import (
+    AGGREGATES,
+    CALIBRATIONS,
+    CLASS_WEIGHTS,
+    EMBEDDING_BACKBONES,
+    IMAGENET_BACKBONES,
+    INPUT_KINDS,
+    NEW_WHALE_MODES,
+    OPTIMIZERS,
+    SHORTLIST_BY,
+    TRANSFORMS,
+    check_choice,
+)
 
 CONFIG_YAML = Path(__file__).resolve().parents[2] / "config.yaml"
 # The settings for a machine without a GPU or internet, merged over config.yaml's.
 CPU_PRESET = CONFIG_YAML.parent / "presets" / "cpu.yaml"
 # Digits kept of a grid's thresholds: 0.1 * 3 is 0.30000000000000004, which reads badly in a curve.
 THRESHOLD_DIGITS = 6
-
-# The choices of the settings below (the schema, schemas/config.schema.yaml, lists them too).
-OPTIMIZERS = ("adam", "published")
-INPUT_KINDS = ("codes", "images")
-CLASS_WEIGHTS = ("none", "inverse", "effective")
-NEW_WHALE_MODES = ("exclude", "class")
-EMBEDDING_BACKBONES = ("compact", *IMAGENET_BACKBONES)
-AGGREGATES = ("max", "mean_top_k")
-TRANSFORMS = ("similarity", "affine", "homography")
-SHORTLIST_BY = ("photo", "individual")
-LOCAL_SCORINGS = ("verifier", "inliers")
-CALIBRATIONS = ("auto", "isotonic", "sigmoid")
-
 
 def threshold_grid(start: float, stop: float, step: float) -> list[float]:
     """`start`, `start` + `step`, ... up to `stop` included (when the steps reach it), each

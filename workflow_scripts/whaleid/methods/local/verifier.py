@@ -1,0 +1,221 @@
+"""The local method's verifier: P(same individual) of a verified photo pair, learned from its match statistics.
+
+An inlier count alone is a poor judge: a repeated texture (barnacles, callosities, stripes)
+gives a wrong photo many inliers bunched in one spot with ambiguous descriptors, while a right
+one may have fewer, spread over the whole pattern, with distinctive ones. As in HotSpotter's
+successor (Crall 2017, ch. 4; Wildbook's `wbia/algo/verif`), a gradient-boosted tree ensemble
+(scikit-learn's `HistGradientBoostingClassifier`, which takes missing values as they come) reads
+every statistic `catalogue.LocalCatalogue.verify` records of a pair (`FEATURES`) and says how
+likely the two photos are of one individual; a `calibration.Calibration` then makes that a
+probability.
+
+It learns from fit photos only, which are asked as validation and test photos are: the fit
+photos are dealt into `folds`, and each fold's photos are matched against the other folds'
+(`fold_pairs`): a pair is positive where both photos are of one individual. The calibration
+is fitted on out-of-fold scores (trees trained on the other queries' pairs), so it sees
+scores of pairs the trees did not learn from, as they will be at identification.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from whaleid.identification.calibration import Calibration, fit_calibration
+from whaleid.io.files import atomic_output
+from whaleid.io.tables import train_table
+from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
+from whaleid.methods.local.keypoints import read_keypoints, read_weights
+from whaleid.methods.local.pooling import POOLINGS, individual_scores
+from whaleid.settings import MatchSettings, VerifierSettings
+from whaleid.vocabulary import NEW_WHALE
+
+log = logging.getLogger(__name__)
+# What the trees read of a pair (`pairs.VERIFIED_COLUMNS` and `pairs.with_query_context`).
+# Raw votes are left out: they grow with the catalogue, which is smaller in training (fit less
+# a fold) than at test (all of train); their shares of the query's most do not.
+FEATURES = ["inliers", "foreground_inliers", "foreground_share", "matches", "inlier_share", "inlier_gap",
+            "ratio_q10", "ratio_q50", "ratio_q90", "query_cover", "photo_cover", "log_scale", "abs_rotation", "query_keypoints", "photo_keypoints",
+            "individual_vote_share", "photo_vote_share", "shortlist_rank"]
+# Queries held out at a time for the out-of-fold scores the calibration is fitted on.
+CALIBRATION_FOLDS = 3
+
+
+def feature_matrix(pairs: pd.DataFrame) -> np.ndarray:
+    """The `FEATURES` of each pair (a `catalogue.match_queries` table), (pairs, features) float."""
+    return pairs.assign(abs_rotation=pairs["rotation"].abs())[FEATURES].to_numpy(np.float64)
+
+
+def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str], *, image_size: int,
+               settings: MatchSettings, folds: int, max_queries: int | None, seed: int, n_jobs: int,
+               weights: np.ndarray | None = None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The verified pairs of fit photos matched fold by fold: the photos (their keypoint rows
+    `keypoints`, individuals `ids`, names `images`) dealt at random into `folds`, each fold's
+    asked against a catalogue of the others' (as `catalogue.match_queries`); at most
+    `max_queries` photos are asked (drawn at random; None: all), each against all of the other
+    folds' photos. Adds ``image`` (the query photo), ``fold`` and ``same`` (the catalogue photo
+    is of the query's individual; never for a new_whale query); `weights`: the keypoints'
+    (`foreground`), or None: all 1. ``photo`` is the catalogue
+    photo's name, ``query`` numbers the photos in the order given. Also returns every photo
+    asked (query, image, id, fold, and ``catalogue_individuals``: how many individuals its
+    fold's catalogue holds; ``known``: whether its own is among them)."""
+    ids, images = np.asarray(ids, dtype=str), np.asarray(images, dtype=str)
+    if not len(ids) == len(images) == len(keypoints):
+        raise ValueError(f"{len(keypoints)} keypoint rows for {len(ids)} ids and {len(images)} images")
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    rng = np.random.default_rng(seed)
+    fold_of = rng.permutation(len(ids)) % folds
+    chosen = np.zeros(len(ids), bool)
+    chosen[rng.permutation(len(ids))[:len(ids) if max_queries is None else max_queries]] = True
+    found, asked_photos = [], []
+    for fold in range(folds):
+        asked, catalogue_rows = np.flatnonzero((fold_of == fold) & chosen), np.flatnonzero(fold_of != fold)
+        catalogue = LocalCatalogue(keypoints[catalogue_rows], ids[catalogue_rows], image_size, settings,
+                                   None if weights is None else weights[catalogue_rows])
+        pairs = match_queries(catalogue, keypoints[asked], None if weights is None else weights[asked], n_jobs=n_jobs,
+                              progress=(lambda done, total: progress(fold, done, total)) if progress else None)
+        query = asked[pairs["query"].to_numpy()]
+        photo = catalogue_rows[catalogue.photos[pairs["photo"].to_numpy()]]
+        found.append(pairs.assign(query=query, image=images[query], photo=images[photo], fold=fold,
+                                  same=(pairs["id"].to_numpy() == ids[query]) & (ids[query] != NEW_WHALE)))
+        asked_photos.append(pd.DataFrame({"query": asked, "image": images[asked], "id": ids[asked], "fold": fold,
+                                          "catalogue_individuals": len(catalogue.individuals),
+                                          "known": np.isin(ids[asked], catalogue.individuals)}))
+    return pd.concat(found, ignore_index=True), pd.concat(asked_photos, ignore_index=True)
+
+
+def _trees(seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    # A fixed number of rounds, no early stopping: early stopping holds out a random share of
+    # the pairs, which would split one query's pairs between learning and stopping.
+    return HistGradientBoostingClassifier(learning_rate=0.05, max_iter=200, max_leaf_nodes=15, min_samples_leaf=20,
+                                          l2_regularization=1.0, early_stopping=False, random_state=seed)
+
+
+@dataclass
+class Verifier:
+    """The trees and their calibration: `probability` of a pair being of one individual. And
+    ``individuals``, by pooling, the calibration of an individual's pooled score
+    (`pooling.individual_scores`) to P(it is the query's individual), which the local method
+    answers with; ``absent``, that probability for an individual voting did not shortlist, which
+    the fused method gives them."""
+
+    trees: object
+    calibration: Calibration
+    individuals: dict[str, Calibration]
+    absent: float
+
+    def score(self, pairs: pd.DataFrame) -> np.ndarray:
+        """The trees' log-odds of each pair, uncalibrated."""
+        if not len(pairs):
+            return np.zeros(0)
+        return self.trees.decision_function(feature_matrix(pairs))
+
+    def probability(self, pairs: pd.DataFrame) -> np.ndarray:
+        """P(same individual) of each of `pairs` (a `catalogue.match_queries` table)."""
+        return self.calibration(self.score(pairs))
+
+    def save(self, path: str | Path) -> None:
+        import joblib
+
+        with atomic_output(path) as partial:
+            joblib.dump({"features": FEATURES, "trees": self.trees, "calibration": self.calibration.to_dict(),
+                         "individuals": {name: c.to_dict() for name, c in self.individuals.items()},
+                         "absent": self.absent}, partial)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Verifier:
+        import joblib
+
+        saved = joblib.load(path)
+        if saved.get("features") != FEATURES:
+            raise ValueError(f"{path}: a verifier trained on features {saved.get('features')}, but this whaleid "
+                             f"reads {FEATURES}: train it again (delete the file and rerun)")
+        return cls(saved["trees"], Calibration.from_dict(saved["calibration"]),
+                   {name: Calibration.from_dict(c) for name, c in saved["individuals"].items()}, float(saved["absent"]))
+
+
+def train_verifier(pairs: pd.DataFrame, asked: pd.DataFrame, settings: VerifierSettings, n_jobs: int
+                   ) -> tuple[Verifier, np.ndarray]:
+    """The verifier of the labelled `pairs` and the photos `asked` (`fold_pairs`), and each
+    pair's held-out probability: scored by trees that did not learn from its query's pairs,
+    through a calibration that was not fitted on them either, so that how well it holds can be
+    checked honestly (`calibration.reliability`)."""
+    from sklearn.model_selection import GroupKFold
+    from threadpoolctl import threadpool_limits
+
+    same = pairs["same"].to_numpy(bool)
+    if same.sum() < CALIBRATION_FOLDS or (~same).sum() < CALIBRATION_FOLDS:
+        raise ValueError(f"the fit photos gave {int(same.sum())} verified pairs of one individual and "
+                         f"{int((~same).sum())} of two: too few to train a verifier on. Use local.scoring: inliers, "
+                         "or a dataset with more individuals photographed more than once")
+    features, queries = feature_matrix(pairs), pairs["query"].to_numpy()
+    held_out = np.zeros(len(pairs))
+    folds = list(GroupKFold(CALIBRATION_FOLDS).split(features, same, queries))
+    with threadpool_limits(n_jobs):
+        for learn, score in folds:
+            trees = _trees(settings.seed).fit(features[learn], same[learn])
+            held_out[score] = trees.decision_function(features[score])
+        calibration = fit_calibration(held_out, same, settings.calibration)
+        trees = _trees(settings.seed).fit(features, same)
+    checked = np.zeros(len(pairs))
+    for learn, score in folds:
+        checked[score] = fit_calibration(held_out[learn], same[learn], settings.calibration)(held_out[score])
+    individuals, absent = individual_calibrations(pairs.assign(probability=calibration(held_out)), asked,
+                                                  settings.calibration)
+    log.info("verifier: %d pairs (%d of one individual) from %d fit photos; %s calibration; an individual not "
+             "shortlisted is the query's with probability %.2g", len(pairs), int(same.sum()), len(np.unique(queries)),
+             calibration.method, absent)
+    return Verifier(trees, calibration, individuals, absent), checked
+
+
+def individual_calibrations(pairs: pd.DataFrame, asked: pd.DataFrame, method: str
+                            ) -> tuple[dict[str, Calibration], float]:
+    """For each pooling, the calibration of the pooled score of an individual (from the
+    `pairs`' out-of-fold ``probability``) to P(it is the query's individual); and that
+    probability for the individuals of a fold's catalogue that were not shortlisted: the share
+    of them that were the asked photo's individual (`asked`, as `fold_pairs` returns it)."""
+    truth = asked.set_index("query")["id"]
+    calibrations = {}
+    for pooling in POOLINGS:
+        table = individual_scores(pairs, "verifier", pooling)
+        calibrations[pooling] = fit_calibration(table["score"], table["id"].to_numpy() == table["query"].map(truth),
+                                                method)
+    shortlisted = pairs.groupby("query")["id"].agg(set)
+    listed = asked["query"].map(shortlisted).apply(lambda ids: ids if isinstance(ids, set) else set())
+    missed = asked["known"] & ~np.array([own in ids for own, ids in zip(asked["id"], listed)], bool)
+    not_listed = (asked["catalogue_individuals"] - listed.apply(len)).sum()
+    return calibrations, float(missed.sum() / max(not_listed, 1))
+
+
+def learn_verifier(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
+                   settings: MatchSettings, verifier_settings: VerifierSettings, image_size: int, n_jobs: int,
+                   weights_npy: str | Path | None = None, progress=None) -> tuple[Verifier, pd.DataFrame]:
+    """The verifier of a dataset's fit photos (their keypoints in the train .npy with its index
+    .csv, their subset in `split_csv`; their keypoints' weights in `weights_npy`, or None: all
+    1): `fold_pairs`, then `train_verifier`. Returns it and the
+    pairs it learned from (image, photo, id, the statistics, same, fold, and the held-out
+    ``probability``). Validation and test photos are never read."""
+    import faiss  # only the matching jobs need it
+
+    faiss.omp_set_num_threads(n_jobs)
+    keypoints, _ = read_keypoints(train_npy, train_index)
+    train = train_table(train_index, split_csv, len(keypoints))
+    fit_rows = np.flatnonzero((train["subset"] == "fit").to_numpy())
+    fit = train.iloc[fit_rows]
+    weights = None if weights_npy is None else read_weights(weights_npy, keypoints)[fit_rows]
+    pairs, asked = fold_pairs(keypoints[fit_rows], fit["id"].to_numpy(), fit["image"].to_numpy(),
+                              image_size=image_size, settings=settings, folds=verifier_settings.folds,
+                              max_queries=verifier_settings.max_queries, seed=verifier_settings.seed, n_jobs=n_jobs,
+                              weights=weights, progress=progress)
+    verifier, held_out = train_verifier(pairs, asked, verifier_settings, n_jobs)
+    pairs = pairs.assign(probability=held_out).drop(columns=["query", "individual"])
+    return verifier, pairs[["image", "photo", "id", "same", "fold", *pairs.columns.drop(["image", "photo", "id", "same",
+                                                                                          "fold"])]]
