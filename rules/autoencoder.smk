@@ -18,6 +18,7 @@ rule autoencoder_train:
     benchmark:
         f"{R}/benchmarks/autoencoder_train.tsv"
     params:
+        code=package_code("autoencoder_train.py"),
         job=tensorflow_job("autoencoder"),
         # Not an output: Snakemake deletes a failed job's outputs, and the backup must survive
         # a killed job for the rerun to resume from its last finished epoch.
@@ -45,6 +46,7 @@ rule autoencoder_encode:
     benchmark:
         f"{R}/benchmarks/autoencoder_encode/{{split}}.tsv"
     params:
+        code=package_code("autoencoder_encode.py"),
         job=tensorflow_job("autoencoder"),
         batch_size=config["encode"]["batch_size"],
         chunk_size=config["encode"]["chunk_size"],

@@ -14,6 +14,7 @@ rule baseline_identify:
     benchmark:
         f"{R}/benchmarks/baseline_identify.tsv"
     params:
+        code=package_code("baseline_identify.py"),
         max_distance=config["baseline"]["phash_max_distance"],
         candidates=config["baseline"]["phash_max_distance_candidates"],
     conda:

@@ -19,6 +19,7 @@ rule classifier_train:
     benchmark:
         f"{R}/benchmarks/classifier_train.tsv"
     params:
+        code=package_code("classifier_train.py"),
         job=tensorflow_job("classifier"),
         # Outside the outputs, which Snakemake deletes when a job fails: a rerun resumes from it.
         backup_dir=f"{R}/classifier/backup",
@@ -52,6 +53,7 @@ rule classifier_identify:
     benchmark:
         f"{R}/benchmarks/classifier_identify.tsv"
     params:
+        code=package_code("classifier_identify.py"),
         job=tensorflow_job("classifier"),
         # duplicates take first place, up to a pHash distance chosen with the threshold
         phash_distances=duplicate_distances(),

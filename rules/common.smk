@@ -8,12 +8,20 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The modules of the package imported here: the shared vocabulary, which ImageNet weights file a
-# backbone reads, and each stage's settings. Standard library only (tests/test_weights.py
-# checks), so `snakemake -n` stays fast.
+# backbone reads, each stage's settings, and the digest of the code each rule runs. Standard
+# library only (tests/test_weights.py checks), so `snakemake -n` stays fast.
 sys.path.append(os.path.join(workflow.basedir, "workflow_scripts"))
 import whaleid.learning.pretrained as pretrained
 import whaleid.settings as settings
+from whaleid.code_digest import code_digest
 from whaleid.vocabulary import BEST, DATA_SPLITS, METHODS
+
+
+def package_code(script):
+    """Every rule's params `code`: the digest of the package's files that its `script` (in
+    workflow_scripts/) runs, so that a change to whaleid's code reruns exactly the stages that
+    run it, as a change to a setting does (whaleid.code_digest)."""
+    return code_digest(os.path.join(workflow.basedir, "workflow_scripts", script))
 
 
 validate(config, schema="../schemas/config.schema.yaml")

@@ -13,6 +13,7 @@ rule demo_dataset:
     benchmark:
         f"{R}/benchmarks/demo_dataset.tsv"
     params:
+        code=package_code("demo_dataset.py"),
         settings=config["demo"],
     conda:
         "../envs/whaleid.yaml"

@@ -28,6 +28,7 @@ rule fused_identify:
     benchmark:
         f"{R}/benchmarks/fused_identify.tsv"
     params:
+        code=package_code("fused_identify.py"),
         weights=config["fused"]["weights"],
         calibration=config["fused"]["calibration"],
         thresholds=settings.threshold_grid(**config["fused"]["new_whale_probabilities"]),

@@ -15,6 +15,7 @@ rule ingest:
     benchmark:
         f"{R}/benchmarks/ingest.tsv"
     params:
+        code=package_code("ingest.py"),
         max_pixels=config["ingest"]["max_pixels"],
         max_rejected_fraction=config["ingest"]["max_rejected_fraction"],
     threads: config["ingest"]["threads"]

@@ -16,6 +16,7 @@ rule local_keypoints:
     benchmark:
         f"{R}/benchmarks/local_keypoints/{{split}}.tsv"
     params:
+        code=package_code("local_keypoints.py"),
         settings=stage_settings(settings.KeypointSettings),
         # images per parallel task and resume checkpoint, as for preprocessing
         chunk_size=config["preprocess"]["chunk_size"],
@@ -44,6 +45,7 @@ rule local_foreground:
     benchmark:
         f"{R}/benchmarks/local_foreground.tsv"
     params:
+        code=package_code("local_foreground.py"),
         image_size=keypoint_side(),
         settings=stage_settings(settings.MatchSettings),
         foreground=stage_settings(settings.ForegroundSettings),
@@ -71,6 +73,7 @@ rule local_verifier:
     benchmark:
         f"{R}/benchmarks/local_verifier.tsv"
     params:
+        code=package_code("local_verifier.py"),
         image_size=keypoint_side(),
         settings=stage_settings(settings.MatchSettings),
         verifier=stage_settings(settings.VerifierSettings),
@@ -108,6 +111,7 @@ rule local_identify:
     benchmark:
         f"{R}/benchmarks/local_identify.tsv"
     params:
+        code=package_code("local_identify.py"),
         image_size=keypoint_side(),
         settings=stage_settings(settings.MatchSettings),
         scoring=config["local"]["scoring"],
@@ -136,6 +140,8 @@ rule local_shortlist_recall:
         f"{R}/logs/local_shortlist_recall.log",
     benchmark:
         f"{R}/benchmarks/local_shortlist_recall.tsv"
+    params:
+        code=package_code("local_shortlist_recall.py"),
     conda:
         "../envs/whaleid.yaml"
     script:

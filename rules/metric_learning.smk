@@ -18,6 +18,7 @@ rule metric_learning_train:
     benchmark:
         f"{R}/benchmarks/metric_learning_train.tsv"
     params:
+        code=package_code("metric_learning_train.py"),
         job=tensorflow_job("metric_learning"),
         # Outside the outputs, which Snakemake deletes when a job fails: a rerun resumes from it.
         backup_dir=f"{R}/metric_learning/backup",
@@ -45,6 +46,7 @@ rule metric_learning_embed:
     benchmark:
         f"{R}/benchmarks/metric_learning_embed/{{split}}.tsv"
     params:
+        code=package_code("metric_learning_embed.py"),
         job=tensorflow_job("metric_learning"),
         batch_size=config["metric_learning"]["embed_batch_size"],
         views=config["metric_learning"]["tta_views"],
@@ -74,6 +76,7 @@ rule metric_learning_additions:
     benchmark:
         f"{R}/benchmarks/metric_learning_additions.tsv"
     params:
+        code=package_code("metric_learning_additions.py"),
         job=tensorflow_job("metric_learning"),
         input_kind=config["metric_learning"]["input"],
         size=config["preprocess"]["size"],
@@ -109,6 +112,7 @@ rule metric_learning_identify:
     benchmark:
         f"{R}/benchmarks/metric_learning_identify.tsv"
     params:
+        code=package_code("metric_learning_identify.py"),
         # duplicates take first place, up to a pHash distance chosen with the threshold
         phash_distances=duplicate_distances(),
         threshold_grid=config["metric_learning"]["new_whale_thresholds"],

@@ -13,6 +13,7 @@ rule preprocess:
     benchmark:
         f"{R}/benchmarks/preprocess/{{split}}.tsv"
     params:
+        code=package_code("preprocess.py"),
         size=config["preprocess"]["size"],
         chunk_size=config["preprocess"]["chunk_size"],
     threads: config["preprocess"]["threads"]

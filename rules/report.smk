@@ -41,6 +41,8 @@ rule report_dataset:
         f"{R}/logs/report_dataset.log",
     benchmark:
         f"{R}/benchmarks/report_dataset.tsv"
+    params:
+        code=package_code("report_dataset.py"),
     conda:
         "../envs/whaleid.yaml"
     script:
@@ -64,6 +66,8 @@ rule report_preprocessing:
         f"{R}/logs/report_preprocessing.log",
     benchmark:
         f"{R}/benchmarks/report_preprocessing.tsv"
+    params:
+        code=package_code("report_preprocessing.py"),
     conda:
         "../envs/whaleid.yaml"
     script:
@@ -86,6 +90,8 @@ rule report_training:
         f"{R}/benchmarks/report_training/{{model}}.tsv"
     wildcard_constraints:
         model="autoencoder|classifier|metric_learning",
+    params:
+        code=package_code("report_training.py"),
     conda:
         "../envs/whaleid.yaml"
     script:
@@ -108,6 +114,8 @@ rule report_thresholds:
         f"{R}/benchmarks/report_thresholds/{{method}}.tsv"
     wildcard_constraints:
         method="|".join(THRESHOLD_CURVES),
+    params:
+        code=package_code("report_thresholds.py"),
     conda:
         "../envs/whaleid.yaml"
     script:
@@ -135,6 +143,8 @@ rule report_calibration:
         f"{R}/benchmarks/report_calibration/{{method}}.tsv"
     wildcard_constraints:
         method="local|fused",
+    params:
+        code=package_code("report_calibration.py"),
     conda:
         "../envs/whaleid.yaml"
     script:
@@ -174,6 +184,7 @@ rule report_gallery:
     wildcard_constraints:
         method="|".join(GALLERY_METHODS),
     params:
+        code=package_code("report_gallery.py"),
         gallery_size=config["report"]["gallery_size"],
         matching=gallery_params,
     conda:
@@ -207,6 +218,7 @@ rule report_resources:
     benchmark:
         f"{R}/benchmarks/report_resources.tsv"
     params:
+        code=package_code("report_resources.py"),
         benchmarks=f"{R}/benchmarks",
         # its own, from an earlier run: left out rather than reported stale
         own_benchmark=f"{R}/benchmarks/report_resources.tsv",

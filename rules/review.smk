@@ -19,6 +19,8 @@ rule review_catalogue:
         f"{R}/logs/review_catalogue.log",
     benchmark:
         f"{R}/benchmarks/review_catalogue.tsv"
+    params:
+        code=package_code("review_catalogue.py"),
     conda:
         "../envs/whaleid.yaml"
     script:
@@ -44,6 +46,7 @@ rule review_page:
     benchmark:
         f"{R}/benchmarks/review_page.tsv"
     params:
+        code=package_code("review_page.py"),
         method=review_method(),
         precision=config["review"]["auto_accept_precision"],
         matching=evidence_params(review_method()),

@@ -13,6 +13,8 @@ rule submission:
         f"{R}/logs/submission/{{method}}.log",
     benchmark:
         f"{R}/benchmarks/submission/{{method}}.tsv"
+    params:
+        code=package_code("submission.py"),
     conda:
         "../envs/whaleid.yaml"
     script:
@@ -32,6 +34,8 @@ rule score:
         f"{R}/logs/score/{{method}}.log",
     benchmark:
         f"{R}/benchmarks/score/{{method}}.tsv"
+    params:
+        code=package_code("score.py"),
     conda:
         "../envs/whaleid.yaml"
     script:
@@ -48,6 +52,8 @@ rule collect_scores:
         f"{R}/logs/collect_scores.log",
     benchmark:
         f"{R}/benchmarks/collect_scores.tsv"
+    params:
+        code=package_code("collect_scores.py"),
     conda:
         "../envs/whaleid.yaml"
     script:
@@ -67,6 +73,7 @@ rule chosen_submission:
     benchmark:
         f"{R}/benchmarks/chosen_submission.tsv"
     params:
+        code=package_code("chosen_submission.py"),
         methods=submission_candidates(),
     conda:
         "../envs/whaleid.yaml"

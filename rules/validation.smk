@@ -11,6 +11,7 @@ rule validation_split:
     benchmark:
         f"{R}/benchmarks/validation_split.tsv"
     params:
+        code=package_code("validation_split.py"),
         single_image_fraction=config["validation"]["single_image_fraction"],
         new_whale_fraction=config["validation"]["new_whale_fraction"],
         seed=config["validation"]["seed"],

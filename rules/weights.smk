@@ -11,6 +11,7 @@ rule stage_weights:
     benchmark:
         f"{R}/benchmarks/stage_weights.tsv"
     params:
+        code=package_code("stage_weights.py"),
         # one {backbone, side} per output file, in the same order
         weights=list(staged_weights().values()),
     conda:

@@ -35,13 +35,13 @@ METHODS = ("baseline", "classifier", "metric_learning", "local", "fused")
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True,
-              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the workflow of this checkout with `workdir` as its working directory, in `env`
-    (default: this process's environment)."""
+              env: dict[str, str] | None = None, snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
+    """Run the workflow of this checkout (or of `snakefile`) with `workdir` as its working
+    directory, in `env` (default: this process's environment)."""
     # Only the settings that differ: Snakemake merges them over the checkout's config.yaml.
     configfile = workdir / "test_config.yaml"
     configfile.write_text(yaml.safe_dump(config or TINY))
-    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+    command = [SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir),
                "--cores", "2", "--configfile", str(configfile), *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     if check and result.returncode != 0:
@@ -49,9 +49,9 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool
     return result
 
 
-def planned_jobs(workdir: Path, config: dict, *extra: str) -> dict[str, int]:
+def planned_jobs(workdir: Path, config: dict, *extra: str, snakefile: Path = REPO / "Snakefile") -> dict[str, int]:
     """The rules `snakemake -n` would run, with their job counts, from its 'Job stats' table."""
-    output = snakemake(workdir, "-n", *extra, config=config).stdout
+    output = snakemake(workdir, "-n", *extra, config=config, snakefile=snakefile).stdout
     if "Nothing to be done" in output:
         return {}
     table = output.split("Job stats:", 1)[1]
@@ -326,6 +326,39 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
         "local_foreground": 1, "local_verifier": 1, "report_training": 3, "review_catalogue": 1}
 
 
+@pytest.mark.slow
+def test_editing_the_package_reruns_exactly_the_stages_that_run_the_edited_file(tiny_run, tmp_path):
+    """Every rule's params carry the digest of the package's files its script runs
+    (whaleid.code_digest): an upgrade of whaleid reruns the stages whose code changed, and only
+    those. Checked on a copy of the checkout, edited file by file, against a copy of the run."""
+    work, config = copy_of_run(tiny_run, tmp_path), tiny_run["config"]
+    checkout = tmp_path / "checkout"
+    # copied with the files' times, so that the rule scripts are no newer than the run's outputs
+    shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "results", "resources", ".snakemake", "__pycache__", ".pytest_cache", "tests", "docs"))
+    package = checkout / "workflow_scripts" / "whaleid"
+
+    def planned_after_editing(relative: str) -> dict[str, int]:
+        path = package / relative
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        try:
+            return planned_jobs(work, config, snakefile=checkout / "Snakefile")
+        finally:
+            path.write_bytes(original)
+
+    assert planned_jobs(work, config, snakefile=checkout / "Snakefile") == {}  # the copy alone reruns nothing
+    # the verifier's module runs where the verifier learns and where it scores: as a verifier setting
+    assert planned_after_editing("methods/local/verifier.py") == {
+        "local_verifier": 1, "local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2,
+        "fused_identify": 1, "report_gallery": 2, "report_thresholds": 2, "submission": 2, "score": 2,
+        "review_page": 1, "collect_scores": 1, "chosen_submission": 1, "report_resources": 1, "all": 1}
+    # the gallery page's module: the galleries, and the table of what jobs cost that follows any job
+    assert planned_after_editing("review/gallery.py") == {"report_gallery": 3, "report_resources": 1, "all": 1}
+    # the demo generator: no stage of a run on given data runs it
+    assert planned_after_editing("demo/scenes.py") == {}
+
+
 def copy_of_run(tiny_run, tmp_path: Path) -> Path:
     """The tiny run's working folder copied, Snakemake's records and the files' times with it: a
     test that changes the run changes its copy, and leaves nothing to put back."""
@@ -555,7 +588,7 @@ def test_snakefile_imports_nothing_heavy():
             assert not re.search(rf"^\s*(import|from)\s+{heavy}\b", text, re.MULTILINE), (source, heavy)
         # Of the package, only the standard-library-only modules (test_weights.py checks them).
         assert set(re.findall(r"^\s*(?:import|from)\s+(whaleid[\w.]*)", text, re.MULTILINE)) <= {
-            "whaleid.learning.pretrained", "whaleid.settings", "whaleid.vocabulary"}, source
+            "whaleid.learning.pretrained", "whaleid.settings", "whaleid.vocabulary", "whaleid.code_digest"}, source
 
 
 # ../shared/data/right_whale (1,249 train and 1,746 test photos of real right whales), at what a
