@@ -27,14 +27,23 @@ demo: $(BIN)/.installed
 	@PYTHONPATH=workflow_scripts $(BIN)/python -m whaleid.evaluation.summary results
 	@echo "report: $(abspath results/report.html)"
 
-# The browser tests need Debian's chromium: installed first where this machine can (root, apt-get).
-# The slowest tests are listed at the end: `make test` must stay under 20 minutes on 2 cores.
-test: $(BIN)/.installed
+# The linters first, then the suite. The browser tests need Debian's chromium: installed first
+# where this machine can (root, apt-get). The slowest tests are listed at the end: `make test`
+# must stay under 20 minutes on 2 cores.
+test: lint
 	tests/install_chromium.sh
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15
 
+# ruff for the Python, snakefmt and Snakemake's own lint for the workflow (settings in
+# pyproject.toml), node's syntax check for the pages' scripts where node is installed.
+PAGE_SCRIPTS := $(wildcard workflow_scripts/whaleid/review/templates/*.js)
+
 lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/snakemake --lint
+	@if command -v node >/dev/null; then for script in $(PAGE_SCRIPTS); do node --check $$script || exit 1; done; \
+	else echo "node not found: the pages' scripts are not syntax-checked"; fi
 
 benchmark: $(BIN)/.installed
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/preprocess.py

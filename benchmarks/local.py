@@ -1,6 +1,7 @@
 """Local-feature speed: keypoint extraction with 1 and 2 jobs, and verified queries against catalogues.
 
-    PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/local.py [--images 96] [--catalogue-sizes 1000 10000] [--queries 50]
+    PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/local.py [--images 96] \
+        [--catalogue-sizes 1000 10000] [--queries 50]
 
 (a) Extraction: `--images` demo fluke photos (rendered into a temporary folder) are squared
 as preprocessing does, at `--side`, into a preprocess cache; `local.keypoints.build_keypoint_cache`

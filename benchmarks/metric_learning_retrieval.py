@@ -1,6 +1,7 @@
 """Retrieval speed: `metric_learning.retrieval.rank_catalogue` on random embeddings, and against a naive reference.
 
-    PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/metric_learning_retrieval.py [--catalogue 100000] [--queries 2000]
+    PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/metric_learning_retrieval.py \
+        [--catalogue 100000] [--queries 2000]
 
 Random unit embeddings stand in for a model's (the speed does not depend on what they mean);
 each catalogue photo belongs to one of `--individuals` ids drawn uniformly, so individuals have
@@ -72,8 +73,8 @@ def main() -> None:
           f"{args.queries} queries, block {args.block_size}")
     print(f"  {'aggregate':<18} {'seconds':>8} {'queries/s':>10}")
     for aggregate, k in aggregates.items():
-        seconds, _ = best_seconds(lambda: rank_catalogue(queries, catalogue, ids, aggregate=aggregate, top_k=k,
-                                                         block_size=args.block_size), args.repeats)
+        seconds, _ = best_seconds(lambda aggregate=aggregate, k=k: rank_catalogue(
+            queries, catalogue, ids, aggregate=aggregate, top_k=k, block_size=args.block_size), args.repeats)
         label = aggregate if aggregate == "max" else f"{aggregate} (k={k})"
         print(f"  {label:<18} {seconds:8.2f} {args.queries / seconds:10.0f}")
 
@@ -84,9 +85,10 @@ def main() -> None:
     print(f"  {'aggregate':<18} {'rank_catalogue s':>16} {'naive s':>8} {'speedup':>8}")
     speedups = {}
     for aggregate, k in aggregates.items():
-        fast, candidates = best_seconds(lambda: rank_catalogue(queries, catalogue, ids, aggregate=aggregate, top_k=k,
-                                                               block_size=args.block_size), args.repeats)
-        slow, reference = best_seconds(lambda: naive_rank(queries, catalogue, ids, aggregate, k), 1)
+        fast, candidates = best_seconds(lambda aggregate=aggregate, k=k: rank_catalogue(
+            queries, catalogue, ids, aggregate=aggregate, top_k=k, block_size=args.block_size), args.repeats)
+        slow, reference = best_seconds(
+            lambda aggregate=aggregate, k=k: naive_rank(queries, catalogue, ids, aggregate, k), 1)
         if candidates.ids != reference:
             raise AssertionError(f"rank_catalogue and the naive reference disagree for {aggregate}")
         speedups[aggregate] = slow / fast

@@ -4,7 +4,7 @@ this folder on the import path)."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def best_seconds(run: Callable[[], object], repeats: int) -> tuple[float, object]:

@@ -35,9 +35,7 @@ USING_DEMO = DATA == DEMO_DIR
 # One name per method (METHODS): its rules/<method>.smk, rules <method>_<step>, results/<method>/.
 
 if config["submit"] not in [BEST, *config["methods"]]:
-    raise WorkflowError(
-        f"config: submit={config['submit']!r} is neither best nor among methods={config['methods']}"
-    )
+    raise WorkflowError(f"config: submit={config['submit']!r} is neither best nor among methods={config['methods']}")
 
 
 if "fused" in config["methods"] and not {"local", "metric_learning"} <= set(config["methods"]):
@@ -56,6 +54,7 @@ def submission_candidates():
     """The methods submission.csv may come from: all of them when the best on validation is chosen."""
     return config["methods"] if config["submit"] == BEST else [config["submit"]]
 
+
 # A wrong data folder should fail now, not after the first jobs have run.
 if not USING_DEMO:
     if not os.path.isdir(DATA):
@@ -67,9 +66,7 @@ if not USING_DEMO:
                 "layout (train.csv with Image,Id, train/, test/)"
             )
 if os.path.commonpath([os.path.abspath(R), os.path.abspath(DATA)]) == os.path.abspath(DATA):
-    raise WorkflowError(
-        f"results_dir {R!r} is inside data_dir {DATA!r}; the data folder is never written to"
-    )
+    raise WorkflowError(f"results_dir {R!r} is inside data_dir {DATA!r}; the data folder is never written to")
 
 
 def has_test_truth():
@@ -109,8 +106,11 @@ def identification_output(method):
     curve of validation MAP@5 that its setting (the new_whale threshold; the baseline's pHash
     distance) was chosen on."""
     curve = "phash_threshold.csv" if method == "baseline" else "new_whale_threshold.csv"
-    return {"validation": predictions(method, "validation"), "test": predictions(method, "test"),
-            "threshold_curve": f"{R}/{method}/{curve}"}
+    return {
+        "validation": predictions(method, "validation"),
+        "test": predictions(method, "test"),
+        "threshold_curve": f"{R}/{method}/{curve}",
+    }
 
 
 def weights_input(section):
@@ -130,11 +130,10 @@ def stage_settings(kind):
         raise WorkflowError(f"config: {kind.SECTION}: {error}")
     return values
 
+
 KERAS_HOME = os.path.normpath(config["keras_home"])
 if os.path.commonpath([os.path.abspath(KERAS_HOME), os.path.abspath(DATA)]) == os.path.abspath(DATA):
-    raise WorkflowError(
-        f"keras_home {KERAS_HOME!r} is inside data_dir {DATA!r}; the data folder is never written to"
-    )
+    raise WorkflowError(f"keras_home {KERAS_HOME!r} is inside data_dir {DATA!r}; the data folder is never written to")
 
 
 def imagenet_backbone(section):
@@ -176,7 +175,8 @@ def staged_weights_input(section):
 def tensorflow_job(section):
     """How a TensorFlow job of `section` (its config.yaml section) computes: on its configured
     `threads`, not on the cores Snakemake hands it on this machine (a reduction split over other
-    threads sums in another order), and `reproducible` or not (whaleid.learning.tensorflow_runtime.start_tensorflow_job)."""
+    threads sums in another order), and `reproducible` or not
+    (whaleid.learning.tensorflow_runtime.start_tensorflow_job)."""
     return {"threads": config[section]["threads"], "reproducible": config["reproducible"]}
 
 
@@ -203,7 +203,11 @@ def catalogue_additions_input(name):
 
 def catalogue_additions_output():
     """The embeddings and index of the photos added to the catalogue (none when there are none)."""
-    return [f"{R}/metric_learning/additions/embeddings.npy", f"{R}/metric_learning/additions/index.csv"] if ADDITIONS else []
+    return (
+        [f"{R}/metric_learning/additions/embeddings.npy", f"{R}/metric_learning/additions/index.csv"]
+        if ADDITIONS
+        else []
+    )
 
 
 # The researcher's loop (review.smk): decision files exported from the review page, fed back.
@@ -293,8 +297,11 @@ def report_figures():
     figures += expand(f"{R}/report/training/{{model}}.png", model=trained_models())
     figures += expand(f"{R}/report/thresholds/{{method}}.png", method=config["methods"])
     figures += expand(f"{R}/report/calibration/{{method}}.png", method=calibrated_methods())
-    figures += expand(f"{R}/report/gallery/{{method}}_{{page}}.html",
-                      method=[m for m in GALLERY_METHODS if m in config["methods"]], page=("best_hits", "worst_misses"))
+    figures += expand(
+        f"{R}/report/gallery/{{method}}_{{page}}.html",
+        method=[m for m in GALLERY_METHODS if m in config["methods"]],
+        page=("best_hits", "worst_misses"),
+    )
     return figures
 
 
@@ -312,17 +319,29 @@ def evidence_input(method):
     for photos no keypoint verified); the local method's keypoints and verified pairs (local,
     fused), and the individuals' scores (local's shortlists, fused's candidates); the photos a
     person identified, which are in the test catalogue."""
-    inputs = {"validation": predictions(method, "validation"), "test_predictions": predictions(method, "test"),
-              "threshold_curve": identification_output(method)["threshold_curve"], "reviewed": reviewed_input(),
-              "encounters": encounters_input()}
+    inputs = {
+        "validation": predictions(method, "validation"),
+        "test_predictions": predictions(method, "test"),
+        "threshold_curve": identification_output(method)["threshold_curve"],
+        "reviewed": reviewed_input(),
+        "encounters": encounters_input(),
+    }
     if method in ("metric_learning", "fused"):
-        inputs.update({f"embeddings_{name}": f"{R}/metric_learning/embeddings/{name}"
-                       for name in ("train.npy", "train.csv", "test.npy", "test.csv")})
+        inputs.update(
+            {
+                f"embeddings_{name}": f"{R}/metric_learning/embeddings/{name}"
+                for name in ("train.npy", "train.csv", "test.npy", "test.csv")
+            }
+        )
     if method == "metric_learning" and ADDITIONS:
         inputs["additions"] = catalogue_additions_output() + [f"{R}/metric_learning/additions/squares.npy"]
     if method in ("local", "fused"):
-        inputs.update({f"keypoints_{name}": f"{R}/local/keypoints/{name}"
-                       for name in ("train.npy", "train.csv", "test.npy", "test.csv")})
+        inputs.update(
+            {
+                f"keypoints_{name}": f"{R}/local/keypoints/{name}"
+                for name in ("train.npy", "train.csv", "test.npy", "test.csv")
+            }
+        )
         scores = "local/shortlists" if method == "local" else "fused/candidates"
         for split in ("validation", "test"):
             inputs[f"pairs_{split}"] = f"{R}/local/pairs/{split}.csv"

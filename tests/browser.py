@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pytest
 
@@ -31,7 +31,7 @@ CHROMIUM_SKIP = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON o
 
 
 @contextlib.contextmanager
-def open_browser() -> Iterator["Browser"]:
+def open_browser() -> Iterator[Browser]:
     """A headless Playwright Browser on Debian's chromium, closed after the block."""
     if SKIP_REASON is not None:
         raise RuntimeError(SKIP_REASON)
@@ -45,7 +45,7 @@ def open_browser() -> Iterator["Browser"]:
 
 
 def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1280, height: int = 900,
-               keys: Sequence[str] = (), browser: "Browser | None" = None) -> Path:
+               keys: Sequence[str] = (), browser: Browser | None = None) -> Path:
     """Save a PNG screenshot (`width` x `height`, the top of the page as a person first sees it)
     of the page `html_path`, after pressing `keys` (Playwright key names, e.g. "1", "n") in a
     fresh browser profile; return `png_path`. `browser`: one already open (Playwright's sync API

@@ -46,8 +46,9 @@ def interrupted_after_first_chunk(out, source, **settings):
 def test_chunks_are_filled_in_order_or_by_worker_processes_and_the_array_takes_its_name_when_done(tmp_path, source,
                                                                                                    n_jobs):
     out, reports = tmp_path / "out.npy", []
-    fill_in_chunks(out, (10, 2), np.int64, 4, inputs=[source], settings={}, fill_chunk=partial(double_rows, str(source)),
-                   n_jobs=n_jobs, progress=lambda done, total: reports.append((done, total)))
+    fill_in_chunks(out, (10, 2), np.int64, 4, inputs=[source], settings={},
+                   fill_chunk=partial(double_rows, str(source)), n_jobs=n_jobs,
+                   progress=lambda done, total: reports.append((done, total)))
     assert np.array_equal(np.load(out), 2 * np.load(source))
     assert reports[0] == (0, 10) and reports[-1] == (10, 10) and len(reports) == 4
     assert not list(tmp_path.glob("*.partial.*"))

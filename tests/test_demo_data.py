@@ -58,7 +58,8 @@ def test_layout_headers_and_images(tiny):
     # Exactly the listed files, nothing half-written left behind.
     assert sorted(p.name for p in (out / "train").iterdir()) == sorted(train_names)
     assert sorted(p.name for p in (out / "test").iterdir()) == sorted(test_names)
-    assert sorted(p.name for p in out.iterdir()) == ["sample_submission.csv", "test", "test_truth.csv", "train", "train.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sample_submission.csv", "test", "test_truth.csv", "train", "train.csv"]
 
     for split, names in [("train", train_names), ("test", test_names)]:
         for name in names:

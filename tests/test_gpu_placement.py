@@ -66,7 +66,8 @@ def test_a_job_under_slurm_takes_the_assigned_devices_and_leases_nothing(tmp_pat
     # select_devices' SLURM rules are unit-tested in test_devices; this is the start every
     # TensorFlow rule script makes, in a process of its own as a SLURM job step would be.
     start = ("import logging; logging.basicConfig(level=logging.INFO); "
-             "from whaleid.learning.tensorflow_runtime import start_tensorflow_job; lease = start_tensorflow_job(2, 1, reproducible=True); "
+             "from whaleid.learning.tensorflow_runtime import start_tensorflow_job; "
+             "lease = start_tensorflow_job(2, 1, reproducible=True); "
              "import os, tensorflow; print(os.environ['CUDA_VISIBLE_DEVICES'])")
     leases = tmp_path / "leases"
     # Devices 0 and 1 are free to lease: getting 2,3 shows SLURM's choice, not a lease, decided.

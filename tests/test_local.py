@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -53,7 +53,7 @@ MANY_INLIERS = 40
 FEW_INLIERS = 10
 
 
-@lru_cache(maxsize=None)
+@cache
 def pattern(seed: int, side: int = 512) -> np.ndarray:
     """One individual's markings: random ellipses and lines on grey, slightly blurred."""
     rng = np.random.default_rng(seed)

@@ -134,7 +134,8 @@ def test_compact_backbone_refuses_pretrained_weights():
 
 
 def test_missing_imagenet_weights_offline_say_which_file_goes_where(offline):
-    with pytest.raises(MissingWeightsError, match=r"place it, named mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"):
+    with pytest.raises(MissingWeightsError,
+                       match=r"place it, named mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"):
         model.build_embedder((32, 32, 1), **{**EMBEDDER, "backbone": "mobilenetv2", "weights": "imagenet"})
 
 

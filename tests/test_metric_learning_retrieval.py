@@ -192,6 +192,7 @@ def test_normalised_rows_have_unit_length_and_zero_rows_stay_zero():
 
 def test_retrieval_imports_without_tensorflow():
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow_scripts")}
-    check = ("import sys; import whaleid.methods.metric_learning.retrieval, whaleid.identification.answers, whaleid.io.tables; "
+    check = ("import sys; import whaleid.methods.metric_learning.retrieval, whaleid.identification.answers, "
+             "whaleid.io.tables; "
              "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", check], check=True, env=env, cwd=REPO)

@@ -143,8 +143,8 @@ def test_a_job_cancelled_with_scancel_fails_the_run_and_the_rerun_completes_it(r
                "--configfile", str(work / "test_config.yaml")]
     assert yaml.safe_load((work / "test_config.yaml").read_text()) == runs["config"]
 
-    run = subprocess.Popen([*command, "--forcerun", "metric_learning_embed"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, env=runs["env"])
+    run = subprocess.Popen([*command, "--forcerun", "metric_learning_embed"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, env=runs["env"])
     try:
         job_id = None
         deadline = time.monotonic() + 300

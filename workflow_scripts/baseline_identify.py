@@ -13,5 +13,6 @@ queries = Queries.from_manifest(read_table(i.manifest), read_table(i.split), i.s
                                 # the data folder's encounters.csv, where it has one
                                 encounters_csv=i.encounters[0] if i.encounters else None)
 answers = identify(queries, p.max_distance, p.candidates)
-log.info("pHash max distance %d; validation MAP@5 by distance:\n%s", answers.chosen, answers.curve.to_string(index=False))
+log.info("pHash max distance %d; validation MAP@5 by distance:\n%s", answers.chosen,
+         answers.curve.to_string(index=False))
 answers.write(snakemake.output.validation, snakemake.output.test, snakemake.output.threshold_curve)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from whaleid.vocabulary import (
     AGGREGATES,
@@ -225,7 +226,7 @@ class MetricLearningSettings(ModelSettings):
         check_choice("aggregate", self.aggregate, AGGREGATES)
         _at_least(self, 1, "epochs", "width", "sub_centers", "top_k")
         _at_least(self, 2, "embedding_size")
-        self.thresholds  # a wrong grid fails now, before any work
+        threshold_grid(**self.new_whale_thresholds)  # a wrong grid fails now, before any work
 
     @property
     def thresholds(self) -> list[float]:

@@ -9,7 +9,7 @@ Standard library only, and imports nothing of whaleid: every module may use it, 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 # The answer for a photo of no known individual, and the label of train photos of nobody named.
 NEW_WHALE = "new_whale"

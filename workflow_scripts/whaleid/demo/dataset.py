@@ -226,7 +226,7 @@ class _Scenes:
     site_of: dict[str, int]
 
     @classmethod
-    def make(cls, seed: int, n_sites: int, max_side: int, px_per_unit: float) -> "_Scenes":
+    def make(cls, seed: int, n_sites: int, max_side: int, px_per_unit: float) -> _Scenes:
         side = int(math.ceil(SITE_MARGIN * max_side))
         sites, decoys = [], []
         for k in range(n_sites):
@@ -235,7 +235,7 @@ class _Scenes:
             decoys.append((draw_fluke(decoy, px_per_unit), decoy.shape))
         return cls(sites, decoys, {})
 
-    def photo(self, out: Path, photo: "_Photo", site_rng: np.random.Generator, sprite: FlukeSprite,
+    def photo(self, out: Path, photo: _Photo, site_rng: np.random.Generator, sprite: FlukeSprite,
               settings: PhotoSettings, rng: np.random.Generator, shape: FlukeShape) -> np.ndarray:
         """Render `photo` at a site drawn by `site_rng` and write its mask; the photo."""
         site = int(site_rng.integers(len(self.sites)))

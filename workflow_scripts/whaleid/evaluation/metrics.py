@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def average_precision_at_5(predicted: Sequence[str], truth: str) -> float:

@@ -7,8 +7,8 @@ top-1 accuracy (`metrics`). `submission.csv` is the submission of the method bes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 

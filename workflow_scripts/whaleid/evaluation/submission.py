@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -36,7 +36,8 @@ def check_predictions(images: Sequence[str], predictions: Sequence[Sequence[str]
         if len(ids) != N_ANSWERS or len(set(ids)) != N_ANSWERS:
             raise SubmissionError(f"{source} row {row} ({image}): needs {N_ANSWERS} distinct ids, got {list(ids)}")
         if any(not i or any(c.isspace() or c == "," for c in i) for i in ids):
-            raise SubmissionError(f"{source} row {row} ({image}): an id is empty or contains a space or comma: {list(ids)}")
+            raise SubmissionError(
+                f"{source} row {row} ({image}): an id is empty or contains a space or comma: {list(ids)}")
     if expected_images is not None:
         missing = sorted(set(expected_images) - seen)
         extra = sorted(seen - set(expected_images))

@@ -13,9 +13,9 @@ The photos of one encounter (`read_encounters`) are answered together. numpy and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -21,8 +21,8 @@ TensorFlow, which fixes the visible devices when it first initialises CUDA.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import keras

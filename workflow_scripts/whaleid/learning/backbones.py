@@ -19,8 +19,8 @@ TensorFlow, which fixes the visible devices when it first initialises CUDA.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import numpy as np

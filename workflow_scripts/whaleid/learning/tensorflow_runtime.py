@@ -11,8 +11,8 @@ import contextlib
 import functools
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from whaleid.learning.gpus import GpuLease, select_devices
 

@@ -8,7 +8,7 @@ answers (`search.Queries`), from the manifest's hashes alone: no image is read.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 

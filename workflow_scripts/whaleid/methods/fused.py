@@ -29,9 +29,9 @@ of it can be fitted on fit photos. numpy and pandas only, but for the calibratio
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

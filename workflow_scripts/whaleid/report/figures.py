@@ -9,8 +9,8 @@ the report's jobs take seconds. Every figure is written atomically at a fixed si
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -363,7 +363,7 @@ def read_benchmarks(folder: str | Path, exclude: Iterable[str | Path] = ()) -> p
                              f"columns: {', '.join(map(str, table.columns))}")
         job = path.relative_to(folder).with_suffix("").as_posix()
 
-        def column(name: str, how: str) -> float:
+        def column(name: str, how: str, table: pd.DataFrame = table) -> float:
             if name not in table.columns:
                 return float("nan")
             values = pd.to_numeric(table[name], errors="coerce")

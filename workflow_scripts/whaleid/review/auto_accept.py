@@ -6,8 +6,8 @@ measured on so few answers (`wilson_lower_bound`). numpy only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import csv
 import posixpath
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 

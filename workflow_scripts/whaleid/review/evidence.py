@@ -20,9 +20,9 @@ score. numpy and pandas only: no TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,11 +54,11 @@ class Photos:
             raise ValueError(f"{len(self.names)} names, {len(self.ids)} ids and {len(self.squares)} squares: "
                              "expected one of each per photo")
 
-    def subset(self, rows: np.ndarray) -> "Photos":
+    def subset(self, rows: np.ndarray) -> Photos:
         rows = np.asarray(rows, dtype=np.int64)
         return Photos([self.names[r] for r in rows], [self.ids[r] for r in rows], [self.squares[r] for r in rows])
 
-    def extended(self, names: Sequence[str], ids: Sequence[str], squares: Sequence[np.ndarray]) -> "Photos":
+    def extended(self, names: Sequence[str], ids: Sequence[str], squares: Sequence[np.ndarray]) -> Photos:
         return Photos([*self.names, *names], [*self.ids, *ids], [*self.squares, *squares])
 
 

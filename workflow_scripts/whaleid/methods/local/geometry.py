@@ -14,7 +14,7 @@ plain SIFT's. numpy and OpenCV.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

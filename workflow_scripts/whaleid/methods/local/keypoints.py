@@ -29,10 +29,10 @@ index names it. Built in chunks in parallel, and a killed job resumes (`arrays.f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -7,7 +7,7 @@ reads off the pairs' statistics, pooled (`POOLINGS`). numpy and pandas.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -10,8 +10,8 @@ how often the right individual is ranked first, are counted per number of catalo
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -19,9 +19,9 @@ scores of pairs the trees did not learn from, as they will be at identification.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 # Raw votes are left out: they grow with the catalogue, which is smaller in training (fit less
 # a fold) than at test (all of train); their shares of the query's most do not.
 FEATURES = ["inliers", "foreground_inliers", "foreground_share", "matches", "inlier_share", "inlier_gap",
-            "ratio_q10", "ratio_q50", "ratio_q90", "query_cover", "photo_cover", "log_scale", "abs_rotation", "query_keypoints", "photo_keypoints",
+            "ratio_q10", "ratio_q50", "ratio_q90", "query_cover", "photo_cover", "log_scale", "abs_rotation",
+            "query_keypoints", "photo_keypoints",
             "individual_vote_share", "photo_vote_share", "shortlist_rank"]
 # Queries held out at a time for the out-of-fold scores the calibration is fitted on.
 CALIBRATION_FOLDS = 3
@@ -78,8 +79,9 @@ def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str],
         asked, catalogue_rows = np.flatnonzero((fold_of == fold) & chosen), np.flatnonzero(fold_of != fold)
         catalogue = LocalCatalogue(keypoints[catalogue_rows], ids[catalogue_rows], image_size, settings,
                                    None if weights is None else weights[catalogue_rows])
+        by_fold = (lambda done, total, fold=fold: progress(fold, done, total)) if progress else None
         pairs = match_queries(catalogue, keypoints[asked], None if weights is None else weights[asked], n_jobs=n_jobs,
-                              progress=(lambda done, total: progress(fold, done, total)) if progress else None)
+                              progress=by_fold)
         query = asked[pairs["query"].to_numpy()]
         photo = catalogue_rows[catalogue.photos[pairs["photo"].to_numpy()]]
         found.append(pairs.assign(query=query, image=images[query], photo=images[photo], fold=fold,

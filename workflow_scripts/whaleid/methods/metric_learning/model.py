@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -333,7 +333,8 @@ def embed_rows(embedder: keras.Model, values: np.ndarray, *, batch_size: int, vi
     x = model_input(tf.convert_to_tensor(np.asarray(values)))
     total = None
     for transform in view_transforms(x.shape[1], views):
-        view = x if transform is None else warp(x, tf.repeat(tf.constant([transform], tf.float32), tf.shape(x)[0], axis=0))
+        view = x if transform is None else warp(
+            x, tf.repeat(tf.constant([transform], tf.float32), tf.shape(x)[0], axis=0))
         embedding = embedder.predict(view, batch_size=batch_size, verbose=0).astype(np.float32)
         total = embedding if total is None else total + embedding
     norms = np.linalg.norm(total, axis=1, keepdims=True)
