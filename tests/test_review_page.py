@@ -18,12 +18,12 @@ from test_gallery import Gallery
 
 from whaleid.review.auto_accept import AutoAccept
 from whaleid.review.decisions import new_individual_id
+from whaleid.review.html import format_score
 from whaleid.review.review_page import (
     EXPORTED_COLUMNS,
     ReviewCandidate,
     ReviewQuery,
     auto_accept_statement,
-    format_score,
     render_review_page,
     storage_key,
 )

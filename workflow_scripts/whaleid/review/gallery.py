@@ -13,11 +13,12 @@ score minus the threshold, or for a new_whale answer the threshold minus the bes
 known individual.
 
 Each page is one self-contained HTML file: inline CSS, thumbnails as PNG data URIs, no script.
+Its markup is the template `templates/gallery.html.j2` (`html.render`): here are the values it
+shows.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,9 @@ from whaleid.review.evidence import (
     gallery_queries,
     method_evidence,
 )
+from whaleid.review.html import render
 from whaleid.review.pictures import THUMBNAIL_SIDE, match_image, png_uri, thumbnail_uri
-from whaleid.vocabulary import N_ANSWERS, NEW_WHALE
+from whaleid.vocabulary import N_ANSWERS
 
 log = logging.getLogger(__name__)
 # The rank given to a truth that is not among the five answers.
@@ -50,8 +52,9 @@ PAGES = {
                                      "answers first, then those with the truth ranked lowest; the most "
                                      "confident wrong rank 1 first among equals."),
 }
-# What each kind of score is called on a page, and how it is written.
-SCORES = {"similarity": "{:.3f}", "probability": "{:.3f}", "inliers": "{:.0f}", "score": "{:.3g}"}
+# The scores of the methods a gallery is made for (`evidence.method_evidence`): its introduction
+# says how each shows the answers.
+GALLERY_SCORES = ("similarity", "probability", "inliers")
 
 
 def truth_rank(answers: Sequence[str], truth: str) -> int:
@@ -102,55 +105,11 @@ def worst_misses(table: pd.DataFrame, n: int) -> pd.DataFrame:
                               na_position="last", kind="stable").head(n)
 
 
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value: float | None, kind: str = "similarity") -> str:
-    if value is None or not np.isfinite(value):
-        return ""
-    # a calibrated probability of 0.99995 is not a certainty, nor 2e-6 an impossibility
-    if kind == "probability" and not 0.001 <= value <= 0.999:
-        return "&lt; 0.001" if value < 0.001 else "&gt; 0.999"
-    return SCORES[kind].format(value)
-
-
-def _raw(value: float | None) -> str:
-    """A number as a page's data attributes hold it, for scripts and tests."""
-    return "" if value is None or not np.isfinite(value) else f"{value:.6g}"
-
-
 def _thumbnail(photos: Photos, row: int, side: int, cache: dict) -> str:
     key = (id(photos), row)
     if key not in cache:
         cache[key] = thumbnail_uri(photos.squares[row], side)
     return cache[key]
-
-
-STYLE = """
-body { font-family: sans-serif; margin: 16px; color: #222; background: #fff; }
-h1 { font-size: 20px; margin: 0 0 6px; }
-p.intro { max-width: 1100px; margin: 0 0 14px; font-size: 13px; line-height: 1.4; }
-section.query { border-top: 1px solid #ccc; padding: 8px 0 10px; }
-section.query h2 { font-size: 13px; font-weight: normal; margin: 0 0 6px; }
-section.query h2 b { font-family: monospace; font-size: 13px; }
-.row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
-figure { margin: 0; width: 136px; font-size: 12px; text-align: center; }
-figure.matched { width: 270px; }
-figure img, figure .placeholder { display: block; width: 128px; height: 128px; object-fit: contain;
-  border: 4px solid transparent; background: #eee; }
-figure.matched img { width: 262px; }
-figure .placeholder { display: flex; flex-direction: column; justify-content: center; align-items: center;
-  box-sizing: content-box; border-style: dashed; border-color: #999; color: #555; font-size: 12px; }
-figure.query img { border-color: #2b6cb0; }
-figure.candidate[data-correct="true"] img, figure.candidate[data-correct="true"] .placeholder {
-  border: 4px solid #2f9e44; }
-figure.truth img { border-color: #e8590c; border-style: dotted; }
-figcaption { margin-top: 3px; overflow-wrap: anywhere; }
-figcaption .id { font-family: monospace; }
-.mark { color: #2f9e44; font-weight: bold; }
-.separator { width: 2px; align-self: stretch; background: #ccc; }
-"""
 
 
 @dataclass(frozen=True)
@@ -159,56 +118,65 @@ class _Page:
 
     queries: dict[str, Photos]
     catalogues: dict[str, Photos]
-    threshold: float
-    score_name: str
     matches: Matches | None
-    unverified: str
     side: int
     cache: dict
 
 
-def _photo_figure(page: _Page, split: str, query: int, photo: int, individual: str, verified: bool | None,
-                  attributes: str) -> tuple[str, str, str]:
-    """The picture of a catalogue photo (beside the query with its inlier matches, where they
-    can be drawn), the figure's attributes and a caption line on the matches."""
+@dataclass(frozen=True)
+class _Photo:
+    """A catalogue photo as a figure shows it: its ``name``, its picture (``src``: a data URI),
+    and either the ``inliers`` drawn between it and the query beside it (None: the photo alone)
+    or whether it was ``unverified`` (a method that verifies photos found no keypoint match)."""
+
+    name: str
+    src: str
+    inliers: int | None = None
+    unverified: bool = False
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An individual as a figure shows it: its ``id``, ``score`` (NaN: none) and the catalogue
+    ``photo`` that speaks for it (None: a placeholder); for one of the answers, its ``rank`` and
+    whether it is ``correct`` (the query's truth)."""
+
+    id: str
+    score: float
+    photo: _Photo | None
+    rank: int | None = None
+    correct: bool = False
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A query as its section shows it: a row of a `query_table`, what its rank 1 came to
+    (``status``), its photo (``src``), its ``answers``, and its truth where it is not among them
+    and has a photo (``truth_figure``, None otherwise)."""
+
+    image: str
+    split: str
+    truth: str
+    truth_rank: int
+    status: str
+    confidence: float
+    src: str
+    answers: list[_Answer]
+    truth_figure: _Answer | None
+
+
+def _photo(page: _Page, split: str, query: int, photo: int, verified: bool | None) -> _Photo:
+    """A catalogue photo, beside the query with its inlier matches where they can be drawn."""
     catalogue = page.catalogues[split]
     name = catalogue.names[photo]
-    attributes += f' data-photo="{_e(name)}"'
-    alt = f"{_e(individual)}, catalogue photo {_e(name)}"
     if verified and page.matches is not None:
         lines = page.matches(split, query, photo)
         image = match_image(page.queries[split].squares[query], catalogue.squares[photo], lines, page.side)
-        attributes = attributes.replace('class="', 'class="matched ', 1) + f' data-inliers="{len(lines)}"'
-        picture = f'<img src="{png_uri(image)}" alt="query beside {alt}, {len(lines)} inlier matches" title="{_e(name)}">'
-        return picture, attributes, f"<br>{len(lines)} inlier matches"
-    picture = f'<img src="{_thumbnail(catalogue, photo, page.side, page.cache)}" alt="{alt}" title="{_e(name)}">'
-    note = f"<br>{_e(page.unverified)}" if verified is False else ""
-    return picture, attributes, note
+        return _Photo(name, png_uri(image), inliers=len(lines))
+    return _Photo(name, _thumbnail(catalogue, photo, page.side, page.cache), unverified=verified is False)
 
 
-def _candidate(page: _Page, split: str, query: int, rank: int, individual: str, photo: int, score: float,
-               verified: bool | None, truth: str) -> str:
-    correct = individual == truth
-    attributes = (f'class="candidate" data-id="{_e(individual)}" data-rank="{rank}" '
-                  f'data-score="{_raw(score)}" data-correct="{"true" if correct else "false"}"')
-    mark = ' <span class="mark">&#10003; truth</span>' if correct else ""
-    score_line = f"<br>{page.score_name} {_number(score, page.score_name)}" if np.isfinite(score) else ""
-    if photo >= 0:
-        picture, attributes, note = _photo_figure(page, split, query, photo, individual, verified, attributes)
-        caption = f'{rank}. <span class="id">{_e(individual)}</span>{mark}{score_line}{note}'
-    elif individual == NEW_WHALE:
-        attributes += f' data-threshold="{_raw(page.threshold)}"'
-        picture = ('<div class="placeholder" role="img" aria-label="new_whale">new_whale<br>'
-                   '<small>a new individual</small></div>')
-        caption = (f'{rank}. <span class="id">new_whale</span>{mark}<br>threshold '
-                   f'{_number(page.threshold, page.score_name)}')
-    else:
-        picture = '<div class="placeholder" role="img" aria-label="no catalogue photo">no catalogue photo</div>'
-        caption = f'{rank}. <span class="id">{_e(individual)}</span>{mark}{score_line}'
-    return f'<figure {attributes}>{picture}<figcaption>{caption}</figcaption></figure>'
-
-
-def _query_section(row, page: _Page) -> str:
+def _section(row, page: _Page) -> _Section:
     split, truth = row.split, row.truth
     if row.truth_rank == 1:
         status = "right at rank 1"
@@ -216,26 +184,16 @@ def _query_section(row, page: _Page) -> str:
         status = "truth not among the five answers"
     else:
         status = f"truth at rank {row.truth_rank}"
-    heading = (f'<h2><b>{_e(row.image)}</b> ({_e(split)}) &middot; truth <b>{_e(truth)}</b> &middot; '
-               f'{_e(status)} &middot; confidence {_number(row.confidence, page.score_name)}</h2>')
-    figures = [f'<figure class="query"><img src="{_thumbnail(page.queries[split], row.query, page.side, page.cache)}" '
-               f'alt="query {_e(row.image)}" title="{_e(row.image)}"><figcaption>query<br>'
-               f'<span class="id">{_e(row.image)}</span></figcaption></figure>', '<div class="separator"></div>']
-    for rank, (individual, photo, score, verified) in enumerate(zip(row.answers, row.photo, row.score, row.verified),
-                                                                start=1):
-        figures.append(_candidate(page, split, row.query, rank, individual, photo, score, verified, truth))
+    answers = [_Answer(individual, score, _photo(page, split, row.query, photo, verified) if photo >= 0 else None,
+                       rank, individual == truth)
+               for rank, (individual, photo, score, verified) in enumerate(zip(row.answers, row.photo, row.score,
+                                                                                row.verified), start=1)]
+    truth_figure = None
     if row.truth_rank == NOT_ANSWERED and row.truth_photo >= 0:
-        attributes = (f'class="truth" data-id="{_e(truth)}" '
-                      f'data-score="{_raw(row.truth_score)}"')
-        picture, attributes, note = _photo_figure(page, split, row.query, row.truth_photo, truth, row.truth_verified,
-                                                  attributes)
-        score_line = (f"<br>{page.score_name} {_number(row.truth_score, page.score_name)}"
-                      if np.isfinite(row.truth_score) else "")
-        figures += ['<div class="separator"></div>',
-                    f'<figure {attributes}>{picture}<figcaption>truth, not answered: <span class="id">{_e(truth)}'
-                    f'</span>{score_line}{note}</figcaption></figure>']
-    return (f'<section class="query" data-image="{_e(row.image)}" data-truth="{_e(truth)}" data-split="{_e(split)}" '
-            f'data-truth-rank="{row.truth_rank}">{heading}<div class="row">{"".join(figures)}</div></section>')
+        truth_figure = _Answer(truth, row.truth_score,
+                               _photo(page, split, row.query, row.truth_photo, row.truth_verified))
+    return _Section(row.image, split, truth, row.truth_rank, status, row.confidence,
+                    _thumbnail(page.queries[split], row.query, page.side, page.cache), answers, truth_figure)
 
 
 def render_page(page: str, selected: pd.DataFrame, queries: dict[str, Photos], catalogues: dict[str, Photos],
@@ -244,37 +202,18 @@ def render_page(page: str, selected: pd.DataFrame, queries: dict[str, Photos], c
                 counts: dict[str, int] | None = None, side: int = THUMBNAIL_SIDE) -> str:
     """The HTML of one gallery page (`page`: a key of PAGES) showing the `selected` rows of
     `query_table`s, whose ``query`` and ``photo`` are rows of `queries[split]` and
-    `catalogues[split]`; scores are a `score_name` (a key of SCORES). Where `matches` is given,
-    each verified photo is drawn beside the query with the lines it returns, and a photo not
-    verified is captioned `unverified`. `counts`: queries looked at per split, for the
+    `catalogues[split]`; scores are a `score_name` (one of GALLERY_SCORES). Where `matches` is
+    given, each verified photo is drawn beside the query with the lines it returns, and a photo
+    not verified is captioned `unverified`. `counts`: queries looked at per split, for the
     introduction."""
-    if score_name not in SCORES:
-        raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(SCORES)}")
+    if score_name not in GALLERY_SCORES:
+        raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(GALLERY_SCORES)}")
     title, what = PAGES[page]
-    looked_at = ", ".join(f"{n} {split}" for split, n in (counts or {}).items())
-    shown_by = {"similarity": "the catalogue photo of that individual most similar to the query, with its cosine "
-                              "similarity",
-                "probability": "the catalogue photo that speaks for it (a verified photo beside the query, its "
-                               "inlier matches drawn as lines), with the calibrated probability that it is the "
-                               "query's individual",
-                "inliers": "its verified catalogue photo with most inliers, beside the query with its inlier "
-                           "matches drawn as lines, and that inlier count"}[score_name]
-    intro = (f"{what} Each query photo (blue border) is followed by the method's five answers, best first, each "
-             f"shown by {shown_by}; the answer equal to the query's truth has a green border and is marked "
-             f"&#10003;. new_whale is answered where the {score_name} falls below the threshold chosen on "
-             f"validation ({_number(threshold, score_name)}). Confidence: how far rank 1 lies past that threshold. "
-             "Validation queries are answered from the fit photos of train, test queries from all of train."
-             + (f" Queries looked at: {_e(looked_at)}." if looked_at else ""))
-    shared = _Page(queries, catalogues, threshold, score_name, matches, unverified, side, {})
-    sections = [_query_section(row, shared) for row in selected.itertuples()]
-    if not sections:
-        sections = ['<p class="empty">No query to show here.</p>']
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{_e(method)}: {_e(title.lower())}</title>\n<style>{STYLE}</style>\n</head>\n"
-            f'<body data-page="{_e(page)}" data-method="{_e(method)}" data-score="{_e(score_name)}" '
-            f'data-threshold="{_raw(threshold)}">\n'
-            f"<h1>{_e(method)}: {_e(title.lower())} ({len(selected)})</h1>\n<p class=\"intro\">{intro}</p>\n"
-            + "\n".join(sections) + "\n</body>\n</html>\n")
+    shared = _Page(queries, catalogues, matches, side, {})
+    return render("gallery.html.j2", page=page, method=method, title=title, what=what, score_name=score_name,
+                  threshold=threshold, unverified=unverified,
+                  looked_at=", ".join(f"{n} {split}" for split, n in (counts or {}).items()),
+                  sections=[_section(row, shared) for row in selected.itertuples()])
 
 
 def write_galleries(*, method: str, split_csv: str | Path, validation_predictions: str | Path,

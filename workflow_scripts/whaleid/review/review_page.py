@@ -18,7 +18,8 @@ server and nothing fetched. Each photo's picture is in it once (a photo that spe
 queries is not repeated), in a JSON block the script hands to the images as they come near the
 view; a candidate's inlier matches are lines of an SVG drawn over the query and the catalogue
 photo side by side. So a run of 1,746 test photos makes a page of tens of megabytes, not
-hundreds.
+hundreds. Its markup, style and script are `templates/review_page.*` (`html.render`): here are
+the values they show.
 
 `write_review` makes the page of a run: its queue of test photos (`review_queries`), their
 photos and evidence drawn as the candidate gallery draws them (`evidence`, `pictures`).
@@ -27,7 +28,6 @@ photos and evidence drawn as the candidate gallery draws them (`evidence`, `pict
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import math
 from collections import Counter
@@ -43,13 +43,12 @@ from whaleid.io.files import write_csv, write_text
 from whaleid.review.auto_accept import AutoAccept, auto_accept
 from whaleid.review.decisions import new_individual_id
 from whaleid.review.evidence import chosen_threshold, confidence, gallery_queries, method_evidence
+from whaleid.review.html import check_score_name, render
 from whaleid.review.pictures import jpeg_uri
 from whaleid.vocabulary import N_ANSWERS, NEW_WHALE
 
 # What decisions.csv holds, as the page exports it.
 EXPORTED_COLUMNS = ("Image", "decision", "Id", "by")
-# How each kind of score is written.
-SCORE_FORMATS = {"probability": "{:.3f}", "similarity": "{:.3f}", "inliers": "{:.0f}", "score": "{:.3g}"}
 STORAGE_PREFIX = "whaleid-review"
 
 
@@ -86,19 +85,6 @@ class ReviewQuery:
     confidence: float
     accepted: bool
     others: tuple[str, ...] = ()
-
-
-def format_score(value: float | None, score_name: str) -> str:
-    """`value` as the page writes a `score_name` (a key of SCORE_FORMATS): plain text, empty
-    where there is none."""
-    if score_name not in SCORE_FORMATS:
-        raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(SCORE_FORMATS)}")
-    if value is None or not math.isfinite(value):
-        return ""
-    # a calibrated probability of 0.99995 is not a certainty, nor 2e-6 an impossibility
-    if score_name == "probability" and not 0.001 <= value <= 0.999:
-        return "< 0.001" if value < 0.001 else "> 0.999"
-    return SCORE_FORMATS[score_name].format(value)
 
 
 def _threshold_text(value: float, score_name: str) -> str:
@@ -145,19 +131,9 @@ def auto_accept_statement(auto_accept: AutoAccept | None, photos: int, accepted:
             f"were {reached} \N{EM DASH} asked for {asked}. A person still has to look at {to_look_at}.")
 
 
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _raw(value: float | None) -> str:
-    """A number as a page's data attributes hold it, for scripts and tests."""
-    return "" if value is None or not math.isfinite(value) else f"{value:.6g}"
-
-
 def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name: str) -> None:
     """Raise ValueError on queries the page cannot show or keep decisions of."""
-    if score_name not in SCORE_FORMATS:
-        raise ValueError(f"unknown score {score_name!r}: expected one of {', '.join(SCORE_FORMATS)}")
+    check_score_name(score_name)
     twice = sorted(image for image, n in Counter(image for query in queries
                                                  for image in (query.image, *query.others)).items() if n > 1)
     if twice:
@@ -188,444 +164,89 @@ def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name
             raise ValueError(f"the picture of {name!r} is not an image data URI ({picture[:40]!r}...)")
 
 
-STYLE = """
-body { font-family: sans-serif; margin: 0; color: #222; background: #fff; }
-header { position: sticky; top: 0; z-index: 1; background: #f6f6f6; border-bottom: 1px solid #ccc;
-  padding: 10px 16px 8px; }
-h1 { font-size: 19px; margin: 0 0 4px; }
-header p { margin: 3px 0; font-size: 13px; line-height: 1.4; max-width: 1200px; }
-p.help kbd, figcaption kbd { font-family: monospace; font-size: 12px; border: 1px solid #999; border-radius: 3px;
-  padding: 0 4px; background: #fff; }
-p.progress { font-weight: bold; }
-.controls { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; font-size: 13px; margin-top: 4px; }
-.controls input { font-family: monospace; width: 16em; }
-#message { color: #1c4f8a; font-weight: bold; }
-#message[data-kind="error"] { color: #b42318; }
-#message:empty { display: none; }
-main { padding: 0 16px 60vh; }
-section.query { border: 2px solid transparent; border-top: 1px solid #ccc; padding: 8px 6px 10px;
-  border-left: 6px solid #ddd; content-visibility: auto; contain-intrinsic-size: auto 330px; }
-section.query.current { border: 2px solid #2b6cb0; border-left: 6px solid #2b6cb0; background: #eef4fb; }
-section.query[data-decision="confirmed"] { border-left-color: #2f9e44; }
-section.query[data-decision="new"] { border-left-color: #7048e8; }
-section.query[data-decision="unsure"] { border-left-color: #e8590c; }
-section.query h2 { font-size: 13px; font-weight: normal; margin: 0 0 6px; }
-section.query h2 b { font-family: monospace; font-size: 13px; overflow-wrap: anywhere; }
-.badge { display: inline-block; font-size: 11px; padding: 1px 6px; border-radius: 8px; background: #d3f9d8;
-  color: #1b5e20; border: 1px solid #2f9e44; }
-.status { font-weight: bold; }
-.row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
-figure { margin: 0; min-width: 136px; font-size: 12px; text-align: center; }
-figure img, figure .placeholder, figure .pair { display: block; height: 128px; width: 128px; margin: 0 auto;
-  object-fit: contain; border: 4px solid transparent; background: #eee; }
-figure .pair { position: relative; width: 204px; height: 100px; }
-figure .pair img { position: absolute; top: 0; width: 100px; height: 100px; border: 0; }
-figure .pair img.photo { left: 104px; }
-figure .pair svg { position: absolute; left: 0; top: 0; width: 204px; height: 100px; }
-figure .pair path { fill: none; stroke: #3cdc3c; }
-figure .pair path.lines { stroke-width: 0.6; }
-figure .pair path.ends { stroke-width: 3; stroke-linecap: round; }
-figure.query-photo img { height: 160px; width: 160px; border-color: #2b6cb0; }
-figure.encounter-photo { min-width: 0; }
-figure.encounter-photo img { height: 100px; width: 100px; border-color: #9ec5ee; }
-figure .placeholder { width: 128px; display: flex; flex-direction: column; justify-content: center;
-  align-items: center; border-style: dashed; border-color: #999; color: #555; }
-figure.candidate { cursor: pointer; }
-figure.candidate:hover > img, figure.candidate:hover > .placeholder, figure.candidate:hover > .pair {
-  border-color: #a5c8ee; }
-figure.candidate[data-chosen="true"] > img, figure.candidate[data-chosen="true"] > .placeholder,
-figure.candidate[data-chosen="true"] > .pair { border: 4px solid #2f9e44; }
-figcaption { margin-top: 3px; overflow-wrap: anywhere; }
-figcaption .id { font-family: monospace; }
-.separator { width: 2px; align-self: stretch; background: #ccc; }
-"""
-# The page's behaviour. It reads everything from the sections' data attributes (so nothing is
-# interpolated into the script) and keeps them up to date for scripts and tests.
-SCRIPT = r"""
-(function () {
-  "use strict";
-  const body = document.body;
-  const queue = document.getElementById("queue");
-  const sections = Array.from(queue.querySelectorAll("section.query"));  // the original order
-  const byImage = new Map(sections.map(function (s) { return [s.dataset.image, s]; }));
-  const imageOfNewId = new Map();
-  sections.forEach(function (s) {
-    if (!imageOfNewId.has(s.dataset.newId)) imageOfNewId.set(s.dataset.newId, s.dataset.image);
-  });
-  const knownIds = new Set(Array.from(document.querySelectorAll("#known-ids option"),
-                                      function (o) { return o.value; }));
-  const progress = document.getElementById("progress");
-  const message = document.getElementById("message");
-  const typed = document.getElementById("typed-id");
-  const orderButton = document.getElementById("order");
-  const NEW_WHALE = "new_whale";
-  // A person's decisions by image: {decision, id, sameAs, seq}; seq orders the markings in time.
-  let decisions = {};
-  let seq = 0;
-  let current = null;
-  let storable = true;
-
-  // kind "error": what a person asked for was not done
-  function say(text, kind) { message.textContent = text; message.dataset.kind = kind || ""; }
-
-  function decisionOf(section) {
-    const own = decisions[section.dataset.image];
-    if (own) return {decision: own.decision, id: own.id, sameAs: own.sameAs || "", by: "person"};
-    if (section.dataset.accepted === "true") {
-      return {decision: "confirmed", id: section.dataset.rank1, sameAs: "", by: "auto"};
-    }
-    return {decision: "", id: "", sameAs: "", by: ""};
-  }
-
-  function statusText(d) {
-    if (d.decision === "confirmed") return (d.by === "auto" ? "auto-accepted: " : "confirmed: ") + d.id;
-    if (d.decision === "new") return "new individual " + d.id + (d.sameAs ? " (same as " + d.sameAs + ")" : "");
-    if (d.decision === "unsure") return "not sure";
-    return "to decide";
-  }
-
-  function paint(section) {
-    const d = decisionOf(section);
-    section.dataset.decision = d.decision;
-    section.dataset.decidedId = d.id;
-    section.dataset.by = d.by;
-    section.dataset.sameAs = d.sameAs;
-    section.querySelector(".status").textContent = statusText(d);
-    section.querySelectorAll("figure.candidate").forEach(function (c) {
-      const chosen = (d.decision === "confirmed" && c.dataset.id === d.id) ||
-                     (d.decision === "new" && !d.sameAs && c.dataset.id === NEW_WHALE);
-      c.dataset.chosen = chosen ? "true" : "false";
-    });
-  }
-
-  function paintProgress() {
-    let toLookAt = 0, decided = 0, unsure = 0, accepted = 0, overruled = 0;
-    sections.forEach(function (s) {
-      const own = decisions[s.dataset.image];
-      if (s.dataset.accepted === "true") {
-        accepted += 1;
-        if (own) overruled += 1;
-      } else {
-        toLookAt += 1;
-        if (own) decided += 1;
-        if (own && own.decision === "unsure") unsure += 1;
-      }
-    });
-    progress.textContent = "Decided " + decided + " of " + toLookAt + " to look at" +
-      (unsure ? " (" + unsure + " not sure)" : "") +
-      (accepted ? "; " + accepted + " auto-accepted" : "") +
-      (overruled ? ", " + overruled + " of them decided by a person" : "") + ".";
-  }
-
-  function save() {
-    if (!storable) return;
-    try {
-      localStorage.setItem(body.dataset.storageKey, JSON.stringify(
-        {decisions: decisions, seq: seq, current: current ? current.dataset.image : null}));
-    } catch (error) {
-      storable = false;
-      say("This browser does not keep the decisions (" + error.name + "): export them before closing the page.",
-          "error");
-    }
-  }
-
-  function load() {
-    let kept = null;
-    try {
-      kept = JSON.parse(localStorage.getItem(body.dataset.storageKey) || "null");
-    } catch (error) {
-      say("The decisions kept in this browser could not be read (" + error.name + "): starting afresh.", "error");
-    }
-    if (!kept || typeof kept !== "object") return null;
-    const valid = {confirmed: true, new: true, unsure: true};
-    Object.keys(kept.decisions || {}).forEach(function (image) {
-      const d = kept.decisions[image];
-      if (byImage.has(image) && d && valid[d.decision] === true && typeof d.id === "string") {
-        decisions[image] = {decision: d.decision, id: d.id, sameAs: d.sameAs || "", seq: Number(d.seq) || 0};
-        seq = Math.max(seq, decisions[image].seq);
-      }
-    });
-    seq = Math.max(seq, Number(kept.seq) || 0);
-    return byImage.get(kept.current) || null;
-  }
-
-  function shown() { return Array.from(queue.querySelectorAll("section.query")); }
-
-  function select(section) {
-    if (!section) return;
-    if (current) { current.classList.remove("current"); current.dataset.current = "false"; }
-    current = section;
-    current.classList.add("current");
-    current.dataset.current = "true";
-    current.scrollIntoView({block: "center"});
-  }
-
-  function move(step) {
-    const order = shown();
-    const at = order.indexOf(current) + step;
-    if (at >= 0 && at < order.length) { select(order[at]); save(); }
-  }
-
-  function decide(section, decision, id, sameAs) {
-    seq += 1;
-    decisions[section.dataset.image] = {decision: decision, id: id, sameAs: sameAs || "", seq: seq};
-    paint(section);
-    paintProgress();
-    save();
-  }
-
-  function decideAndMove(section, decision, id) {
-    decide(section, decision, id, "");
-    select(section);
-    move(1);
-    save();
-  }
-
-  function confirmCandidate(section, candidate) {
-    if (candidate.dataset.id === NEW_WHALE) decideAndMove(section, "new", section.dataset.newId);
-    else decideAndMove(section, "confirmed", candidate.dataset.id);
-  }
-
-  function confirmRank(rank) {
-    const candidate = current.querySelector('figure.candidate[data-rank="' + rank + '"]');
-    if (!candidate) { say("This photo has no candidate " + rank + ".", "error"); return; }
-    confirmCandidate(current, candidate);
-  }
-
-  // The new ids other photos were decided with, the most recently marked first.
-  function newIdsOfOthers(section) {
-    const latest = new Map();
-    Object.keys(decisions).forEach(function (image) {
-      const d = decisions[image];
-      if (image === section.dataset.image || d.decision !== "new" || d.id === section.dataset.newId) return;
-      if (!latest.has(d.id) || latest.get(d.id) < d.seq) latest.set(d.id, d.seq);
-    });
-    return Array.from(latest.keys()).sort(function (a, b) { return latest.get(b) - latest.get(a); });
-  }
-
-  // The first press takes the most recent new individual; a further press on the same photo an earlier one.
-  // It stays on the photo so that a person sees which one it is and can press again.
-  function sameAs() {
-    const ids = newIdsOfOthers(current);
-    if (!ids.length) { say("No other photo is decided new yet: nothing to be the same as.", "error"); return; }
-    const own = decisions[current.dataset.image];
-    const at = own && own.decision === "new" && own.sameAs ? ids.indexOf(own.id) : -1;
-    const id = ids[(at + 1) % ids.length];
-    decide(current, "new", id, imageOfNewId.get(id) || id);
-    say("Same as " + (imageOfNewId.get(id) || id) + (ids.length > 1 ? ": press s again for an earlier one, " : ": ") +
-        "j for the next photo.");
-  }
-
-  function clear(section) {
-    if (!decisions[section.dataset.image]) return;
-    delete decisions[section.dataset.image];
-    paint(section);
-    paintProgress();
-    save();
-  }
-
-  function csvField(value) {
-    return /[",\r\n]/.test(value) ? '"' + value.replace(/"/g, '""') + '"' : value;
-  }
-
-  function decisionsCsv() {
-    const lines = ["Image,decision,Id,by"];
-    sections.forEach(function (s) {
-      const d = decisionOf(s);
-      if (!d.decision) return;
-      // an encounter's photos are decided together: a row for each
-      [s.dataset.image].concat(JSON.parse(s.dataset.others || "[]")).forEach(function (image) {
-        lines.push([image, d.decision, d.decision === "unsure" ? "" : d.id, d.by].map(csvField).join(","));
-      });
-    });
-    return lines.join("\n") + "\n";
-  }
-
-  function exportCsv() {
-    const text = decisionsCsv();
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(new Blob([text], {type: "text/csv;charset=utf-8"}));
-    link.download = "decisions.csv";
-    body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
-    say("Exported " + (text.split("\n").length - 2) + " decided photos to decisions.csv.");
-  }
-
-  function toggleOrder() {
-    const byIndividual = body.dataset.order !== "individual";
-    const order = sections.slice();
-    if (byIndividual) {
-      order.sort(function (a, b) {
-        const ka = [a.dataset.rank1, a.dataset.image], kb = [b.dataset.rank1, b.dataset.image];
-        return ka[0] < kb[0] ? -1 : ka[0] > kb[0] ? 1 : ka[1] < kb[1] ? -1 : ka[1] > kb[1] ? 1 : 0;
-      });
-    }
-    order.forEach(function (s) { queue.appendChild(s); });
-    body.dataset.order = byIndividual ? "individual" : "queue";
-    orderButton.textContent = byIndividual ? "Order: by individual (o)" : "Order: least sure first (o)";
-    select(current);
-  }
-
-  function confirmTyped() {
-    const id = typed.value.trim();
-    if (!id) { typed.blur(); return; }
-    if (!knownIds.has(id)) {
-      say(id + " is not a known individual: type one of the catalogue's ids.", "error");
-      return;
-    }
-    typed.value = "";
-    typed.blur();
-    say("");
-    decideAndMove(current, "confirmed", id);
-  }
-
-  const actions = {
-    "1": function () { confirmRank(1); }, "2": function () { confirmRank(2); }, "3": function () { confirmRank(3); },
-    "4": function () { confirmRank(4); }, "5": function () { confirmRank(5); },
-    n: function () { decideAndMove(current, "new", current.dataset.newId); },
-    s: sameAs,
-    u: function () { decideAndMove(current, "unsure", ""); },
-    Backspace: function () { clear(current); }, Delete: function () { clear(current); },
-    j: function () { move(1); }, ArrowRight: function () { move(1); }, ArrowDown: function () { move(1); },
-    k: function () { move(-1); }, ArrowLeft: function () { move(-1); }, ArrowUp: function () { move(-1); },
-    e: exportCsv,
-    o: toggleOrder,
-    i: function () { typed.focus(); }
-  };
-
-  document.addEventListener("keydown", function (event) {
-    const target = event.target;
-    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
-    if (!current || event.ctrlKey || event.metaKey || event.altKey) return;
-    if (!Object.prototype.hasOwnProperty.call(actions, event.key)) return;
-    event.preventDefault();
-    say("");
-    actions[event.key]();
-  });
-
-  typed.addEventListener("keydown", function (event) {
-    if (event.key === "Enter") { event.preventDefault(); confirmTyped(); }
-    else if (event.key === "Escape") { typed.value = ""; typed.blur(); }
-  });
-
-  queue.addEventListener("click", function (event) {
-    const section = event.target.closest("section.query");
-    if (!section) return;
-    const candidate = event.target.closest("figure.candidate");
-    select(section);
-    if (candidate) confirmCandidate(section, candidate);
-    else save();
-  });
-
-  document.getElementById("export").addEventListener("click", function (event) { exportCsv(); event.target.blur(); });
-  orderButton.addEventListener("click", function (event) { toggleOrder(); event.target.blur(); });
-
-  // Each photo's picture is in the page once: every image showing it is handed it here, and
-  // loading="lazy" leaves the decoding of those far from the view for later.
-  const pictures = JSON.parse(document.getElementById("photos").textContent);
-  document.querySelectorAll("img[data-photo-name]").forEach(function (img) {
-    img.src = pictures[img.dataset.photoName];
-  });
-
-  if (!sections.length) return;
-  const kept = load();
-  sections.forEach(paint);
-  paintProgress();
-  select(kept || sections.find(function (s) { return !decisionOf(s).decision; }) || sections[0]);
-})();
-"""
-
-
-def _picture(name: str | None, alt: str, placeholder: str, kind: str = "") -> str:
-    """A photo's image, its picture handed over by the script from the page's photos (`name`), or a placeholder."""
-    if name is None:
-        return f'<div class="placeholder" role="img" aria-label="{_e(alt)}">{placeholder}</div>'
-    kind = f' class="{kind}"' if kind else ""
-    return f'<img{kind} data-photo-name="{_e(name)}" alt="{_e(alt)}" title="{_e(name)}" loading="lazy">'
-
-
 # The SVG's units: each photo a PAIR_SIDE square, the catalogue photo PAIR_GAP to the right of the
 # query, as the style's .pair places them (in pixels), so that a row of five candidates fits 1280.
 PAIR_SIDE, PAIR_GAP = 100, 4
 
 
-def _pair(query: str, candidate: ReviewCandidate, alt: str) -> str:
-    """The query and a catalogue photo side by side, the inlier matches drawn between them."""
+@dataclass(frozen=True)
+class _Pair:
+    """The query photo (``query``: its name) and a catalogue photo side by side, as an SVG of
+    ``width`` by ``height`` units draws the inlier matches between them: the path data of the
+    ``lines`` and of their ``ends``."""
+
+    query: str
+    lines: str
+    ends: str
+    width: int = 2 * PAIR_SIDE + PAIR_GAP
+    height: int = PAIR_SIDE
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A candidate as its figure shows it: its ``rank`` (its key), what its picture shows in
+    words (``alt``), and where the method verified its photo, the ``pair`` it is drawn in (None:
+    the photo alone, or a placeholder)."""
+
+    rank: int
+    candidate: ReviewCandidate
+    alt: str
+    pair: _Pair | None
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A query as its section shows it, at ``position`` in the queue: the id it is given if
+    decided new (``new_id``), its rank-1 answer, its encounter's ``others`` (a JSON list, for the
+    script), how it stands before a person decides (``decision``, ``decided_id``, ``by``,
+    ``status``), and its ``candidates``."""
+
+    position: int
+    query: ReviewQuery
+    new_id: str
+    rank1: str
+    others: str
+    decision: str
+    decided_id: str
+    by: str
+    status: str
+    candidates: list[_Candidate]
+
+
+def _pair(query: str, candidate: ReviewCandidate) -> _Pair:
+    """The query and a verified catalogue photo side by side, the inlier matches between them."""
     lines, ends = [], []
     for qx, qy, px, py in candidate.lines or ():
         x1, y1 = qx * PAIR_SIDE, qy * PAIR_SIDE
         x2, y2 = PAIR_SIDE + PAIR_GAP + px * PAIR_SIDE, py * PAIR_SIDE
         lines.append(f"M{x1:.1f} {y1:.1f}L{x2:.1f} {y2:.1f}")
         ends.append(f"M{x1:.1f} {y1:.1f}h0M{x2:.1f} {y2:.1f}h0")
-    width = 2 * PAIR_SIDE + PAIR_GAP
-    # Two paths, not an element a line: a run's page draws hundreds of thousands of lines.
-    query = candidate.query or query
-    return (f'<div class="pair" role="img" aria-label="{_e(alt)}">{_picture(query, f"query {query}", "")}'
-            f'{_picture(candidate.photo, alt, "", "photo")}'
-            f'<svg viewBox="0 0 {width} {PAIR_SIDE}" aria-hidden="true"><path class="lines" d="{"".join(lines)}"/>'
-            f'<path class="ends" d="{"".join(ends)}"/></svg></div>')
+    return _Pair(candidate.query or query, "".join(lines), "".join(ends))
 
 
-def _candidate(query: str, rank: int, candidate: ReviewCandidate, score_name: str) -> str:
-    attributes = (f'class="candidate" data-id="{_e(candidate.id)}" data-rank="{rank}" '
-                  f'data-score="{_raw(candidate.score)}"')
-    if candidate.photo is not None:
-        attributes += f' data-photo="{_e(candidate.photo)}"'
-    if candidate.inliers is not None:
-        attributes += f' data-inliers="{int(candidate.inliers)}"'
+def _candidate(query: str, rank: int, candidate: ReviewCandidate) -> _Candidate:
     if candidate.id == NEW_WHALE:
-        placeholder, alt = "new_whale<br><small>a new individual</small>", "new_whale: a new individual"
+        alt = "new_whale: a new individual"
+    elif candidate.photo is None:
+        alt = f"{candidate.id}: no photo"
+    elif candidate.inliers is None:
+        alt = f"{candidate.id}, catalogue photo {candidate.photo}"
     else:
-        placeholder, alt = "no photo", f"{candidate.id}: no photo"
-        if candidate.photo is not None:
-            alt = (f"{candidate.id}, catalogue photo {candidate.photo}" if candidate.inliers is None else
-                   f"the query beside {candidate.id}'s catalogue photo {candidate.photo}, "
-                   f"{candidate.inliers} inlier matches")
-    score = format_score(candidate.score, score_name)
-    caption = (f'<kbd>{rank}</kbd> <span class="id">{_e(candidate.id)}</span>'
-               + (f"<br>{_e(score_name)} {_e(score)}" if score else "")
-               + (f"<br>{int(candidate.inliers)} inlier matches" if candidate.inliers is not None else ""))
-    picture = (_pair(query, candidate, alt) if candidate.lines is not None and candidate.photo is not None
-               else _picture(candidate.photo, alt, placeholder))
-    return f"<figure {attributes}>{picture}<figcaption>{caption}</figcaption></figure>"
+        alt = (f"the query beside {candidate.id}'s catalogue photo {candidate.photo}, "
+               f"{candidate.inliers} inlier matches")
+    pair = _pair(query, candidate) if candidate.lines is not None and candidate.photo is not None else None
+    return _Candidate(rank, candidate, alt, pair)
 
 
-def _query_section(position: int, query: ReviewQuery, score_name: str) -> str:
+def _section(position: int, query: ReviewQuery) -> _Section:
     rank1 = query.candidates[0].id if query.candidates else ""
-    accepted = "true" if query.accepted else "false"
     # the page as written, before its script runs: an auto-accepted photo is confirmed
     decision, decided_id, by, status = (("confirmed", rank1, "auto", f"auto-accepted: {rank1}") if query.accepted
                                         else ("", "", "", "to decide"))
-    confidence = format_score(query.confidence, score_name)
-    heading = (f'<h2>{position}. <b>{_e(query.image)}</b>'
-               + (f" &middot; rank-1 {_e(score_name)} {_e(confidence)}" if confidence else "")
-               + (' <span class="badge">auto-accepted</span>' if query.accepted else "")
-               + f' &middot; <span class="status">{_e(status)}</span></h2>')
-    encounter = "".join(f'<figure class="encounter-photo">{_picture(other, f"same encounter: {other}", "")}'
-                        f'<figcaption>same encounter<br><span class="id">{_e(other)}</span></figcaption></figure>'
-                        for other in query.others)
-    figures = [f'<figure class="query-photo">{_picture(query.image, f"query {query.image}", "")}'
-               f'<figcaption>query<br><span class="id">{_e(query.image)}</span></figcaption></figure>{encounter}',
-               '<div class="separator"></div>']
-    figures += [_candidate(query.image, rank, candidate, score_name)
-                for rank, candidate in enumerate(query.candidates, start=1)]
-    return (f'<section class="query" data-image="{_e(query.image)}" '
-            f'data-new-id="{_e(new_individual_id(query.image))}" data-rank1="{_e(rank1)}" '
-            f'data-confidence="{_raw(query.confidence)}" data-accepted="{accepted}" '
-            f'data-others="{_e(json.dumps(list(query.others)))}" '
-            f'data-decision="{decision}" data-decided-id="{_e(decided_id)}" data-by="{by}" data-same-as="" '
-            f'data-current="false">{heading}<div class="row">{"".join(figures)}</div></section>')
-
-
-HELP = ("Keys: <kbd>1</kbd>&ndash;<kbd>5</kbd> confirm that candidate (new_whale: a new individual) &middot; "
-        "<kbd>n</kbd> new individual &middot; <kbd>s</kbd> same as another photo decided new (again: an earlier one) "
-        "&middot; <kbd>u</kbd> not sure &middot; <kbd>Backspace</kbd> clear &middot; <kbd>j</kbd> <kbd>&rarr;</kbd> "
-        "<kbd>&darr;</kbd> next &middot; <kbd>k</kbd> <kbd>&larr;</kbd> <kbd>&uarr;</kbd> previous &middot; "
-        "<kbd>i</kbd> type a known id, <kbd>Enter</kbd> &middot; <kbd>o</kbd> order least sure first / by "
-        "individual &middot; <kbd>e</kbd> export decisions.csv. A click on a candidate confirms it. Decisions are "
-        "kept in this browser and come back on reload.")
+    return _Section(position, query, new_individual_id(query.image), rank1, json.dumps(list(query.others)),
+                    decision, decided_id, by, status,
+                    [_candidate(query.image, rank, candidate) for rank, candidate in enumerate(query.candidates,
+                                                                                              start=1)])
 
 
 def render_review_page(queries: Sequence[ReviewQuery], *, photos: Mapping[str, str], run: str, method: str,
@@ -634,43 +255,24 @@ def render_review_page(queries: Sequence[ReviewQuery], *, photos: Mapping[str, s
 
     One section a query, in the order given (least sure first), each photo shown by its picture
     in `photos` (name: a data URI; every query and candidate photo named); `score_name` (a key of
-    SCORE_FORMATS) is how the scores are labelled and written; `run` and `method` title the page
+    `html.SCORE_FORMATS`) is how the scores are labelled and written; `run` and `method` title the page
     and, with the queries' images, key its decisions in the browser (`storage_key`); `auto_accept`
     is stated in the header (None: no threshold); `known_ids` are the ids a person may type.
     Raises ValueError on queries the page cannot show (`_check`)."""
     _check(queries, photos, score_name)
     used = ({image for query in queries for image in (query.image, *query.others)}
             | {c.photo for query in queries for c in query.candidates if c.photo})
-    # "</script" or "<!--" in a name would end or derail the script element: JSON may write < as \u003c
-    pictures = json.dumps({name: photos[name] for name in sorted(used)}).replace("<", "\\u003c")
     images = [query.image for query in queries]
     # counted in photos: an encounter's are decided together, but each is a photo looked at
-    photos = sum(1 + len(query.others) for query in queries)
+    n_photos = sum(1 + len(query.others) for query in queries)
     accepted = sum(1 + len(query.others) for query in queries if query.accepted)
-    statement = auto_accept_statement(auto_accept, photos, accepted, score_name)
-    sections = [_query_section(position, query, score_name) for position, query in enumerate(queries, start=1)]
-    if not sections:
-        sections = ['<p class="empty">No photo to review.</p>']
-    options = "".join(f'<option value="{_e(individual)}">' for individual in sorted(set(known_ids) - {NEW_WHALE}))
-    title = f"Review: {run} \N{MIDDLE DOT} {method}"
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
-            f'<body data-run="{_e(run)}" data-method="{_e(method)}" data-score-name="{_e(score_name)}" '
-            f'data-storage-key="{_e(storage_key(run, method, images))}" data-order="queue">\n'
-            f"<header>\n<h1>{_e(title)}</h1>\n"
-            f'<p class="summary">{photos} test photos'
-            + (f" in {len(queries)} queries (an encounter's photos are one)" if photos > len(queries) else "")
-            + f', each beside the method\'s {N_ANSWERS} candidates, '
-            f"best first, least sure photo first. {_e(statement)}</p>\n"
-            f'<p class="help">{HELP}</p>\n<p class="progress" id="progress"></p>\n'
-            '<div class="controls"><button type="button" id="order">Order: least sure first (o)</button>'
-            '<button type="button" id="export">Export decisions.csv (e)</button>'
-            '<label>Known id (i): <input id="typed-id" list="known-ids" autocomplete="off" spellcheck="false" '
-            'placeholder="type an id, Enter"></label><span id="message" role="status"></span></div>\n'
-            f'<datalist id="known-ids">{options}</datalist>\n</header>\n'
-            '<main id="queue">\n' + "\n".join(sections) + "\n</main>\n"
-            f'<script type="application/json" id="photos">{pictures}</script>\n'
-            f"<script>{SCRIPT}</script>\n</body>\n</html>\n")
+    return render("review_page.html.j2", run=run, method=method, score_name=score_name,
+                  title=f"Review: {run} \N{MIDDLE DOT} {method}", storage_key=storage_key(run, method, images),
+                  n_photos=n_photos, n_answers=N_ANSWERS,
+                  statement=auto_accept_statement(auto_accept, n_photos, accepted, score_name),
+                  known_ids=sorted(set(known_ids) - {NEW_WHALE}),
+                  sections=[_section(position, query) for position, query in enumerate(queries, start=1)],
+                  pictures={name: photos[name] for name in sorted(used)})
 
 
 # Pixels on the long side of a photo's picture on the review page: a reviewer needs the pattern's
