@@ -14,13 +14,15 @@ PACKAGE = SCRIPTS / "whaleid"
 
 
 def made_up_package(root: Path) -> tuple[Path, Path]:
-    """A package `whaleid` beside a rule script: modules imported in each way there is, a page's
+    """A package `whaleid` beside a rule script: modules imported in each way the package writes
+    them (absolute names, a module named in parentheses over lines, inside a function), a page's
     template and the style it inlines, and modules and files the script never reaches."""
     files = {
         "script.py": "import json\nfrom whaleid.maths.add import add\nimport whaleid.page as page\n",
         "whaleid/__init__.py": "",
         "whaleid/maths/__init__.py": '"""Arithmetic."""\n',
-        "whaleid/maths/add.py": "from . import numbers\nfrom .numbers import ONE\n\ndef add(a):\n    return a + ONE\n",
+        "whaleid/maths/add.py": ("from whaleid.maths import (\n    numbers,\n)\n"
+                                 "from whaleid.maths.numbers import ONE as one\n\n\ndef add(a):\n    return a + one\n"),
         "whaleid/maths/numbers.py": "ONE = 1\n",
         "whaleid/page.py": 'def render():\n    from whaleid.late import text\n    return text("page.html.j2")\n',
         "whaleid/late.py": "def text(name):\n    return name\n",
@@ -63,3 +65,15 @@ def test_a_rule_script_runs_its_stage_s_modules_and_not_the_others():
     assert not any(name.startswith(("learning/", "review/", "demo/", "report/")) for name in files), files
     # the fused method imports the verifier inside the function that reads it
     assert PACKAGE / "methods/local/verifier.py" in package_files(SCRIPTS / "fused_identify.py")
+
+
+def test_a_page_s_rule_runs_its_own_template_style_and_script_and_not_the_other_page_s():
+    review = set(package_files(SCRIPTS / "review_page.py"))
+    gallery = set(package_files(SCRIPTS / "report_gallery.py"))
+    templates = PACKAGE / "review" / "templates"
+    shared = {templates / "page.html.j2", templates / "macros.html.j2"}
+    assert shared | {templates / "review_page.html.j2", templates / "review_page.css",
+                     templates / "review_page.js"} <= review
+    assert shared | {templates / "gallery.html.j2", templates / "gallery.css"} <= gallery
+    assert not {templates / "gallery.css", templates / "gallery.html.j2"} & review
+    assert not {templates / "review_page.js", templates / "review_page.css"} & gallery

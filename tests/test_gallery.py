@@ -225,6 +225,10 @@ ADDED = [("e1.jpg", "E", 355)]
 
 @pytest.fixture
 def results(tmp_path):
+    return made_up_run(tmp_path)
+
+
+def made_up_run(tmp_path: Path) -> Path:
     """The files rule report_gallery reads, where the workflow writes them, made up: embeddings
     at known angles."""
     r = tmp_path / "results"
@@ -404,7 +408,8 @@ def make_keypoint_galleries(r: Path, method: str) -> tuple[Gallery, Gallery, str
     keypoints = r / "local" / "keypoints"
     counts = write_galleries(
         method=method, split_csv=r / "validation/split.csv",
-        validation_predictions=r / "local/predictions/validation.csv", test_predictions=r / "local/predictions/test.csv",
+        validation_predictions=r / "local/predictions/validation.csv",
+        test_predictions=r / "local/predictions/test.csv",
         threshold_curve=r / "local/new_whale_threshold.csv", train_images=r / "preprocess/train.npy",
         train_images_index=r / "preprocess/train.csv", test_images=r / "preprocess/test.npy",
         test_images_index=r / "preprocess/test.csv", test_truth=r.parent / "test_truth.csv",

@@ -1,10 +1,17 @@
 import numpy as np
 import pandas as pd
 import pytest
-from test_gallery import results  # noqa: F401 (a fixture: a made-up run's files)
+from test_gallery import made_up_run
 
 from whaleid.review.auto_accept import auto_accept, wilson_lower_bound
 from whaleid.review.decisions import catalogue_table, identified, individuals_table, read_decisions
+
+
+@pytest.fixture
+def results(tmp_path):
+    """test_gallery.py's made-up run: the files the review page reads."""
+    return made_up_run(tmp_path)
+
 
 TEST_IMAGES = ["t1.jpg", "t2.jpg", "t3.jpg", "t4.jpg", "t5.jpg"]
 KNOWN = ["w_a", "w_b", "new_whale"]

@@ -356,6 +356,9 @@ def test_editing_the_package_reruns_exactly_the_stages_that_run_the_edited_file(
         "review_page": 1, "collect_scores": 1, "chosen_submission": 1, "report_resources": 1, "all": 1}
     # the gallery page's module: the galleries, and the table of what jobs cost that follows any job
     assert planned_after_editing("review/gallery.py") == {"report_gallery": 3, "report_resources": 1, "all": 1}
+    # the review page's script, which its template inlines: that page alone
+    assert planned_after_editing("review/templates/review_page.js") == {"review_page": 1, "report_resources": 1,
+                                                                        "all": 1}
     # the demo generator: no stage of a run on given data runs it
     assert planned_after_editing("demo/scenes.py") == {}
 

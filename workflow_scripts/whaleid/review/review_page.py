@@ -31,9 +31,9 @@ import hashlib
 import json
 import math
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -309,7 +309,7 @@ def review_queries(found, shown, threshold: float, accept_at: float, skip: set[s
         candidates = []
         # where each photo of the encounter answered each individual (answered alike, unless decided apart)
         ranks = {m: {individual: r for r, individual in enumerate(found.answers["test"][m])} for m in members}
-        for rank, individual in enumerate(answers):
+        for individual in answers:
             # the encounter's photo that speaks best for this answer: the highest score, else one with a photo
             speaking = [(m, ranks[m][individual]) for m in members if individual in ranks[m]]
             q, at = max(speaking, key=lambda pair: (np.nan_to_num(evidence.score[pair], nan=-np.inf),
