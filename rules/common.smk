@@ -32,7 +32,6 @@ DEMO_DIR = "resources/demo_scenes" if config["demo"]["scene_sites"] else "resour
 DATA = os.path.normpath(config["data_dir"])
 R = os.path.normpath(config["results_dir"])
 USING_DEMO = DATA == DEMO_DIR
-# One name per method (METHODS): its rules/<method>.smk, rules <method>_<step>, results/<method>/.
 
 if config["submit"] not in [BEST, *config["methods"]]:
     raise WorkflowError(f"config: submit={config['submit']!r} is neither best nor among methods={config['methods']}")

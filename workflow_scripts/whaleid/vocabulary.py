@@ -21,7 +21,8 @@ DATA_SPLITS = ("train", "test")
 # What every method answers and is scored on: held-out train photos, then the test photos.
 SCORED_SPLITS = ("validation", "test")
 
-# The identification methods, in the order they are compared; each is a rules/<method>.smk.
+# The identification methods, in the order they are compared. One name per method: its
+# rules/<method>.smk, rules <method>_<step>, results/<method>/.
 METHODS = ("baseline", "classifier", "metric_learning", "local", "fused")
 # What `submit` may name: a method, or the one best on validation.
 BEST = "best"
