@@ -496,6 +496,33 @@ def test_demo_dataset_is_generated_when_data_dir_is_the_demo(tmp_path):
         (method, split) for method in methods for split in ("test", "validation"))
 
 
+@pytest.mark.slow
+def test_a_catalogue_of_mostly_one_photo_per_individual_runs_every_method_and_says_what_it_could_not_learn(tmp_path):
+    """1.2 photos per named individual (a new photo-ID project; Kaggle's skew is 2.1): once the
+    validation split holds photos out, no individual has two fit photos, and nothing learned
+    from pairs of one individual can be learned. Every method still answers."""
+    from whaleid.demo.dataset import generate_demo_dataset
+
+    data = tmp_path / "data"
+    generate_demo_dataset(data, n_individuals=40, n_train_images=52, n_test_images=30, max_side=160, seed=7)
+    counts = pd.read_csv(data / "train.csv").query("Id != 'new_whale'")["Id"].value_counts()
+    assert 1.1 <= counts.mean() <= 1.3
+    work = tmp_path / "work"
+    work.mkdir()
+    snakemake(work, config=merged(TINY, {"data_dir": str(data), "results_dir": "results"}))
+    results = work / "results"
+    comparison = pd.read_csv(results / "comparison.csv").set_index("method")
+    assert sorted(comparison.index) == sorted(METHODS)
+    submission = pd.read_csv(results / "submission.csv")
+    assert len(submission) == 30 and submission["Id"].str.split().map(len).eq(5).all()
+    for log, says in (("local_foreground.log", "foreground NOT LEARNED"),
+                      ("local_verifier.log", "verifier NOT LEARNED"),
+                      ("fused_identify.log", "embedding calibration NOT FITTED")):
+        assert says in (results / "logs" / log).read_text(), log
+    # inliers alone, uncalibrated, still find most of the known individuals
+    assert comparison.loc["local", "test_map5"] > comparison.loc["baseline", "test_map5"] + 0.2
+
+
 def test_config_errors_fail_before_any_job_and_name_the_key(tmp_path):
     bad_key = snakemake(tmp_path, "-n", config=merged(TINY, {"preprocess": {"sise": 64}}), check=False)
     assert bad_key.returncode != 0

@@ -26,6 +26,10 @@ from whaleid.vocabulary import CALIBRATIONS
 ISOTONIC_MIN_PAIRS = 200
 # The share of a probability taken from a strictly increasing sigmoid of the score.
 STRICT_SHARE = 1e-3
+# Without a pair of one individual to calibrate on (a catalogue of one photo per individual), a
+# score is taken to be as likely of one individual as not this many standard deviations above the
+# mean of the pairs seen, all of two individuals: far out, where wrong pairs seldom reach.
+PRIOR_SPREADS = 3.0
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -97,6 +101,18 @@ def fit_calibration(scores, same, method: str = "auto") -> Calibration:
         isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(scores, same.astype(float))
         x, y = np.asarray(isotonic.X_thresholds_, np.float64), np.asarray(isotonic.y_thresholds_, np.float64)
     return Calibration(method, x, y, slope, intercept, centre, spread)
+
+
+def prior_calibration(scores) -> Calibration:
+    """The sigmoid of `scores` that no pair of one individual was among (their mean and spread):
+    1/2 at `PRIOR_SPREADS` standard deviations above their mean, 0.05 at their mean. A prior, not
+    a fit: it keeps the score's ranking and makes a probability of it that wrong pairs seldom
+    reach, until the catalogue has photos to calibrate on."""
+    scores = np.asarray(scores, np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError("scores to calibrate must be finite")
+    centre, spread = (float(scores.mean()), float(scores.std()) or 1.0) if len(scores) else (0.0, 1.0)
+    return Calibration("sigmoid", np.zeros(0), np.zeros(0), 1.0, -PRIOR_SPREADS, centre, spread)
 
 
 def reliability(probabilities, same, bins: int = 10) -> pd.DataFrame:

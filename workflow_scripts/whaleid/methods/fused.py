@@ -37,7 +37,12 @@ import numpy as np
 import pandas as pd
 
 from whaleid.identification.answers import Identification, answer, choose_on_validation
-from whaleid.identification.calibration import Calibration, expected_calibration_error, fit_calibration
+from whaleid.identification.calibration import (
+    Calibration,
+    expected_calibration_error,
+    fit_calibration,
+    prior_calibration,
+)
 from whaleid.identification.candidates import Candidates, Individuals, candidates_from_scores
 from whaleid.identification.search import Queries, Search
 from whaleid.io.tables import read_table
@@ -109,10 +114,16 @@ def embedding_calibration(embeddings: np.ndarray, ids: Sequence[str], *, aggrega
                           method: str) -> tuple[Calibration, pd.DataFrame]:
     """The calibration of the embedding's individual scores to P(the individual is the
     query's), fitted on every photo of `embeddings` (the fit photos) asked against the other
-    photos' individuals (`leave_one_out_scores`); and the pairs it was fitted on (score, same)."""
+    photos' individuals (`leave_one_out_scores`); and the pairs it was fitted on (score, same).
+    Where no individual has two fit photos, there is no pair of one individual to fit on: a
+    prior (`calibration.prior_calibration`), with a warning."""
     individuals, scores, present = leave_one_out_scores(embeddings, ids, aggregate=aggregate, top_k=top_k)
     same = np.asarray(ids, dtype=str)[:, None] == individuals[None, :]
     pairs = pd.DataFrame({"score": scores[present], "same": same[present]})
+    if not pairs["same"].any():
+        log.warning("embedding calibration NOT FITTED: no individual has two fit photos, as in a catalogue of one "
+                    "photo per individual; its scores are made probabilities by a prior, not on data")
+        return prior_calibration(pairs["score"]), pairs
     return fit_calibration(pairs["score"], pairs["same"], method), pairs
 
 

@@ -25,6 +25,11 @@ P(on the animal) for every keypoint of every photo, labelled or not, learned fro
 keypoints of each class. Its weights (`foreground_weights`) then multiply each descriptor's votes and each
 inlier's count (`catalogue`), and so reach the verifier's features. Validation and test photos
 are never learned from: they are only weighed.
+
+**Sparse catalogues.** Labels on the animal come from pairs of one individual: a catalogue of
+mostly one photo per individual may give too few (`MIN_LABELS`). Then nothing is learned, the
+log says so, and every keypoint weighs 1 (`ForegroundModel.unlearned`), as with
+`local.foreground: none`: the method goes on.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ from whaleid.vocabulary import NEW_WHALE
 log = logging.getLogger(__name__)
 # What the trees read of a keypoint: its RootSIFT descriptor, then where it lies.
 POSITION_FEATURES = ["x", "y", "radius"]
+# Labelled keypoints of each class (on an individual, on a background) the model needs; a
+# catalogue that gives fewer (mostly one photo per individual) is weighed 1 throughout.
+MIN_LABELS = 2
 
 
 def keypoint_features(xy: np.ndarray, descriptors: np.ndarray, side: int) -> np.ndarray:
@@ -167,20 +175,37 @@ def _trees(seed: int):
                                           l2_regularization=1.0, early_stopping=False, random_state=seed)
 
 
+def enough_labels(labels: np.ndarray) -> bool:
+    """Whether keypoints labelled on an individual (True) and on a background (False) are enough
+    to learn a foreground from: `MIN_LABELS` of each."""
+    labels = np.asarray(labels, bool)
+    return labels.sum() >= MIN_LABELS and (~labels).sum() >= MIN_LABELS
+
+
 @dataclass
 class ForegroundModel:
     """P(on the animal) of a keypoint from its descriptor and place (`keypoint_features`), in
-    keypoint positions of a `side` square."""
+    keypoint positions of a `side` square. Without ``trees`` (`unlearned`), every keypoint's is 1,
+    as with `local.foreground: none`."""
 
-    trees: object
+    trees: object | None
     side: int
+
+    @classmethod
+    def unlearned(cls, side: int) -> ForegroundModel:
+        """The model of a catalogue too sparse to learn from: every keypoint weighs 1."""
+        return cls(None, side)
+
+    @property
+    def learned(self) -> bool:
+        return self.trees is not None
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, side: int, seed: int) -> ForegroundModel:
         """Trees fitted on labelled keypoints' `features`, as many of each class: all of the
         rarer class's, and as many of the other's drawn at random (`seed`)."""
         labels = np.asarray(labels, bool)
-        if labels.sum() < 2 or (~labels).sum() < 2:
+        if not enough_labels(labels):
             raise ValueError(f"the fit photos gave {int(labels.sum())} keypoints on an individual and "
                              f"{int((~labels).sum())} on a background: too few to learn a foreground from. Use "
                              "local.foreground: none, or a dataset with more individuals photographed more than once")
@@ -196,6 +221,8 @@ class ForegroundModel:
         """P(on the animal) of each keypoint (positions `xy` in the `side` square, SIFT `descriptors`)."""
         if not len(xy):
             return np.zeros(0, np.float32)
+        if not self.learned:
+            return np.ones(len(xy), np.float32)
         return self.trees.predict_proba(keypoint_features(xy, descriptors, self.side))[:, 1].astype(np.float32)
 
     def weights(self, keypoints: np.ndarray) -> np.ndarray:
@@ -253,9 +280,17 @@ def learn_foreground(train_npy: str | Path, train_index: str | Path, split_csv: 
                              settings=settings, foreground=foreground, n_jobs=n_jobs)
     label = labels.labels()
     photo, slot = np.nonzero(label >= 0)
+    log.info("foreground: %d keypoints of %d fit photos labelled, %d on an individual, %d on a background",
+             len(photo), len(fit_rows), int((label == 1).sum()), int((label == 0).sum()))
+    if not enough_labels(label[photo, slot] == 1):
+        # A sparse catalogue (a new project, Kaggle's skew) is normal, not an error: the method
+        # goes on unweighed, as with local.foreground: none, and says so.
+        log.warning("foreground NOT LEARNED: the fit photos gave too few keypoints verified on one individual "
+                    "(%d) or on a background (%d), fewer than %d, as in a catalogue of mostly one photo per "
+                    "individual; every keypoint weighs 1, as with local.foreground: none",
+                    int((label == 1).sum()), int((label == 0).sum()), MIN_LABELS)
+        return ForegroundModel.unlearned(image_size), labels
     features = keypoint_features(fit_keypoints["xy"][photo, slot], fit_keypoints["descriptor"][photo, slot], image_size)
     with threadpool_limits(n_jobs):
         model = ForegroundModel.fit(features, label[photo, slot] == 1, image_size, foreground.seed)
-    log.info("foreground: %d keypoints of %d fit photos labelled, %d on an individual, %d on a background",
-             len(photo), len(fit_rows), int((label == 1).sum()), int((label == 0).sum()))
     return model, labels

@@ -14,6 +14,13 @@ photos are dealt into `folds`, and each fold's photos are matched against the ot
 (`fold_pairs`): a pair is positive where both photos are of one individual. The calibration
 is fitted on out-of-fold scores (trees trained on the other queries' pairs), so it sees
 scores of pairs the trees did not learn from, as they will be at identification.
+
+**Sparse catalogues.** Pairs of one individual come from individuals with more than one fit
+photo: a catalogue of mostly one photo per individual may give too few to learn from
+(`CALIBRATION_FOLDS` of each kind). Then there are no trees (`inlier_verifier`): a pair's score
+is its foreground inlier count, calibrated by Platt's sigmoid where there is a pair of each
+kind, or else by a prior (`calibration.prior_calibration`); the log says so, and identification
+goes on.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whaleid.identification.calibration import Calibration, fit_calibration
+from whaleid.identification.calibration import Calibration, fit_calibration, prior_calibration
 from whaleid.io.files import atomic_output
 from whaleid.io.tables import train_table
 from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
@@ -109,15 +116,22 @@ class Verifier:
     answers with; ``absent``, that probability for an individual voting did not shortlist, which
     the fused method gives them."""
 
-    trees: object
+    trees: object | None
     calibration: Calibration
     individuals: dict[str, Calibration]
     absent: float
 
+    @property
+    def learned(self) -> bool:
+        """Whether trees were learned; if not (`inlier_verifier`), a pair's score is its inliers."""
+        return self.trees is not None
+
     def score(self, pairs: pd.DataFrame) -> np.ndarray:
-        """The trees' log-odds of each pair, uncalibrated."""
+        """The trees' log-odds of each pair, uncalibrated (without trees: its foreground inliers)."""
         if not len(pairs):
             return np.zeros(0)
+        if not self.learned:
+            return pairs["foreground_inliers"].to_numpy(np.float64)
         return self.trees.decision_function(feature_matrix(pairs))
 
     def probability(self, pairs: pd.DataFrame) -> np.ndarray:
@@ -154,7 +168,7 @@ def train_verifier(pairs: pd.DataFrame, asked: pd.DataFrame, settings: VerifierS
     from threadpoolctl import threadpool_limits
 
     same = pairs["same"].to_numpy(bool)
-    if same.sum() < CALIBRATION_FOLDS or (~same).sum() < CALIBRATION_FOLDS:
+    if not enough_pairs(same):
         raise ValueError(f"the fit photos gave {int(same.sum())} verified pairs of one individual and "
                          f"{int((~same).sum())} of two: too few to train a verifier on. Use local.scoring: inliers, "
                          "or a dataset with more individuals photographed more than once")
@@ -178,6 +192,30 @@ def train_verifier(pairs: pd.DataFrame, asked: pd.DataFrame, settings: VerifierS
     return Verifier(trees, calibration, individuals, absent), checked
 
 
+def enough_pairs(same) -> bool:
+    """Whether verified pairs of one individual (True) and of two (False) are enough to train
+    trees on: `CALIBRATION_FOLDS` of each."""
+    same = np.asarray(same, bool)
+    return same.sum() >= CALIBRATION_FOLDS and (~same).sum() >= CALIBRATION_FOLDS
+
+
+def inlier_verifier(pairs: pd.DataFrame, asked: pd.DataFrame) -> tuple[Verifier, np.ndarray]:
+    """The verifier of a catalogue with too few pairs of one individual to train on: no trees, a
+    pair's score its foreground inliers, calibrated by Platt's sigmoid where `pairs` hold one of
+    each kind, or else by `calibration.prior_calibration`; an individual's pooled probability
+    taken as it is. Returns it and each pair's probability."""
+    inliers, same = pairs["foreground_inliers"].to_numpy(np.float64), pairs["same"].to_numpy(bool)
+    fitted = same.any() and not same.all()
+    calibration = fit_calibration(inliers, same, "sigmoid") if fitted else prior_calibration(inliers)
+    as_it_is = Calibration("isotonic", np.array([0.0, 1.0]), np.array([0.0, 1.0]), 1.0, 0.0, 0.5, 1.0)
+    verifier = Verifier(None, calibration, dict.fromkeys(POOLINGS, as_it_is), absent_share(pairs, asked))
+    log.warning("verifier NOT LEARNED: the fit photos gave %d verified pairs of one individual and %d of two, "
+                "fewer than %d of each, as in a catalogue of mostly one photo per individual; pairs are scored by "
+                "their inliers, calibrated by %s", int(same.sum()), int((~same).sum()), CALIBRATION_FOLDS,
+                "a sigmoid fitted on them" if fitted else "a prior, not on data")
+    return verifier, verifier.probability(pairs)
+
+
 def individual_calibrations(pairs: pd.DataFrame, asked: pd.DataFrame, method: str
                             ) -> tuple[dict[str, Calibration], float]:
     """For each pooling, the calibration of the pooled score of an individual (from the
@@ -190,11 +228,17 @@ def individual_calibrations(pairs: pd.DataFrame, asked: pd.DataFrame, method: st
         table = individual_scores(pairs, "verifier", pooling)
         calibrations[pooling] = fit_calibration(table["score"], table["id"].to_numpy() == table["query"].map(truth),
                                                 method)
+    return calibrations, absent_share(pairs, asked)
+
+
+def absent_share(pairs: pd.DataFrame, asked: pd.DataFrame) -> float:
+    """Of the individuals of a fold's catalogue that were not shortlisted, the share that were
+    the asked photo's individual (`pairs` and `asked` as `fold_pairs` returns them)."""
     shortlisted = pairs.groupby("query")["id"].agg(set)
     listed = asked["query"].map(shortlisted).apply(lambda ids: ids if isinstance(ids, set) else set())
     missed = asked["known"] & ~np.array([own in ids for own, ids in zip(asked["id"], listed)], bool)
     not_listed = (asked["catalogue_individuals"] - listed.apply(len)).sum()
-    return calibrations, float(missed.sum() / max(not_listed, 1))
+    return float(missed.sum() / max(not_listed, 1))
 
 
 def learn_verifier(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
@@ -217,7 +261,11 @@ def learn_verifier(train_npy: str | Path, train_index: str | Path, split_csv: st
                               image_size=image_size, settings=settings, folds=verifier_settings.folds,
                               max_queries=verifier_settings.max_queries, seed=verifier_settings.seed, n_jobs=n_jobs,
                               weights=weights, progress=progress)
-    verifier, held_out = train_verifier(pairs, asked, verifier_settings, n_jobs)
+    if enough_pairs(pairs["same"]):
+        verifier, held_out = train_verifier(pairs, asked, verifier_settings, n_jobs)
+    else:
+        # A sparse catalogue (a new project, Kaggle's skew) is normal, not an error.
+        verifier, held_out = inlier_verifier(pairs, asked)
     pairs = pairs.assign(probability=held_out).drop(columns=["query", "individual"])
     return verifier, pairs[["image", "photo", "id", "same", "fold", *pairs.columns.drop(["image", "photo", "id", "same",
                                                                                           "fold"])]]
