@@ -52,6 +52,7 @@ benchmark: $(BIN)/.installed
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local_max_side.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local_foreground.py
+	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf results resources .snakemake

@@ -10,6 +10,7 @@ from whaleid.identification.search import Queries
 from whaleid.methods.fused import (
     SearchScores,
     choose_weight,
+    embedding_calibration,
     fuse,
     leave_one_out_scores,
     local_probability_matrix,
@@ -196,3 +197,17 @@ def test_a_plateau_of_equal_scores_gives_its_middle_weight():
     assert middle_of_best([1.0, 0.9, 1.0]) == 0  # runs of one: the first
     with pytest.raises(ValueError):
         middle_of_best([])
+
+
+def test_an_embedding_of_one_photo_per_individual_is_calibrated_by_a_prior_with_a_warning(caplog):
+    embeddings = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    ids = [f"w{n}" for n in range(30)]
+    with caplog.at_level("WARNING"):
+        calibration, pairs = embedding_calibration(embeddings, ids, aggregate="max", top_k=2, method="auto")
+    assert "embedding calibration NOT FITTED" in caplog.text
+    assert len(pairs) == 30 * 29 and not pairs["same"].any()
+    # the score's ranking kept; wrong pairs' typical scores far from as likely as not
+    scores = np.unique(pairs["score"].to_numpy())  # each pair twice: one photo asking, then the other
+    assert (np.diff(calibration(scores)) > 0).all()
+    mean, spread = pairs["score"].mean(), pairs["score"].std(ddof=0)
+    np.testing.assert_allclose(calibration([mean, mean + 3 * spread]), [1 / (1 + np.exp(3)), 0.5])
