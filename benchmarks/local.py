@@ -45,7 +45,7 @@ from timing import best_seconds
 from whaleid.data.preprocess import preprocess_file
 from whaleid.demo.dataset import generate_demo_dataset
 from whaleid.identification.candidates import N_CANDIDATES
-from whaleid.methods.local.catalogue import QUERY_BLOCK, LocalCatalogue, match_queries
+from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
 from whaleid.methods.local.geometry import root_sift
 from whaleid.methods.local.keypoints import DESCRIPTOR_SIZE, build_keypoint_cache, unpack
 from whaleid.methods.local.pooling import individual_scores
@@ -164,8 +164,9 @@ def perturbed_queries(catalogue: np.ndarray, n_queries: int, image_size: int, rn
 def shortlist_votes(catalogue: LocalCatalogue, query_features: np.ndarray) -> None:
     """match_queries's first step alone: one descriptor search a block of queries, then the votes."""
     k = min(catalogue.settings.neighbours, len(catalogue.photo_of_descriptor) - 1)
-    for start in range(0, len(query_features), QUERY_BLOCK):
-        descriptors = [root_sift(unpack(row)[1]) for row in query_features[start:start + QUERY_BLOCK]]
+    block = catalogue.settings.query_block
+    for start in range(0, len(query_features), block):
+        descriptors = [root_sift(unpack(row)[1]) for row in query_features[start:start + block]]
         distances, neighbours = catalogue.index.search(np.concatenate(descriptors), k + 1)
         bounds = np.cumsum([0, *map(len, descriptors)])
         for first, last in zip(bounds[:-1], bounds[1:]):

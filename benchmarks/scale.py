@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -64,14 +65,17 @@ def generate(folder: Path, n_photos: int, seed: int) -> dict:
             "generated_s": time.monotonic() - started}
 
 
-def run_workflow(work: Path, data: Path, cores: int) -> float:
-    """Seconds of one workflow run of baseline and local on `data`, results in `work`/results."""
+def run_workflow(work: Path, data: Path, cores: int, targets: Sequence[str] = (), options: Sequence[str] = (),
+                 local: dict | None = None) -> float:
+    """Seconds of one workflow run of baseline and local on `data`, results in `work`/results (up
+    to `targets`, default all; Snakemake's `options` added), the `local` settings over the presets'."""
     configfile = work / "scale_config.yaml"
     configfile.write_text(yaml.safe_dump({"data_dir": str(data), "results_dir": "results",
-                                          "methods": ["baseline", "local"], "submit": "best"}))
+                                          "methods": ["baseline", "local"], "submit": "best",
+                                          **({"local": local} if local else {})}))
     command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--cores", str(cores),
                "--configfile", str(REPO / "presets" / "cpu.yaml"), str(REPO / "presets" / "demo.yaml"),
-               str(configfile)]
+               str(configfile), *options, *(("--", *targets) if targets else ())]
     started = time.monotonic()
     with open(work / "snakemake.log", "w") as log:
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)

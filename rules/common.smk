@@ -14,14 +14,16 @@ sys.path.append(os.path.join(workflow.basedir, "workflow_scripts"))
 import whaleid.learning.pretrained as pretrained
 import whaleid.settings as settings
 from whaleid.code_digest import code_digest
-from whaleid.vocabulary import BEST, DATA_SPLITS, METHODS
+from whaleid.vocabulary import BEST, DATA_SPLITS, METHODS, SCORED_SPLITS
 
 
 def package_code(script):
     """Every rule's params `code`: the digest of the package's files that its `script` (in
     workflow_scripts/) runs, so that a change to whaleid's code reruns exactly the stages that
     run it, as a change to a setting does (whaleid.code_digest)."""
-    return code_digest(os.path.join(workflow.basedir, "workflow_scripts", script))
+    # this checkout's package, whichever whaleid an import would find first (PYTHONPATH)
+    scripts = os.path.join(workflow.basedir, "workflow_scripts")
+    return code_digest(os.path.join(scripts, script), os.path.join(scripts, "whaleid"))
 
 
 validate(config, schema="../schemas/config.schema.yaml")

@@ -85,12 +85,53 @@ rule local_verifier:
         "../workflow_scripts/local_verifier.py"
 
 
-rule local_identify:
+# Each search's queries in local.chunks chunks (`--set-scatter local_queries=N`), matched by one
+# job each; whole blocks of queries a chunk, so that every count gives the same bytes.
+scattergather:
+    local_queries=config["local"]["chunks"],
+
+
+rule local_match:
     input:
         unpack(foreground_input),
         train=f"{R}/local/keypoints/train.npy",
         train_index=f"{R}/local/keypoints/train.csv",
         test=f"{R}/local/keypoints/test.npy",
+        test_index=f"{R}/local/keypoints/test.csv",
+        split=f"{R}/validation/split.csv",
+        manifest=f"{R}/ingest/manifest.csv",
+        verifier=verifier_input(),
+        reviewed=reviewed_input(),
+        encounters=encounters_input(),
+    output:
+        # the chunk's verified pairs and their statistics, as local_identify reads them
+        pairs=f"{R}/local/matches/{{search}}/{{scatteritem}}.npz",
+    log:
+        f"{R}/logs/local_match/{{search}}/{{scatteritem}}.log",
+    benchmark:
+        f"{R}/benchmarks/local_match/{{search}}/{{scatteritem}}.tsv"
+    wildcard_constraints:
+        search="|".join(SCORED_SPLITS),
+        scatteritem=r"\d+-of-\d+",
+    params:
+        code=package_code("local_match.py"),
+        image_size=keypoint_side(),
+        settings=stage_settings(settings.MatchSettings),
+        # the configured count, not the cores this machine hands the job: faiss's search and
+        # k-means sum in another order on another number of threads
+        threads=config["local"]["threads"],
+    threads: config["local"]["threads"]
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/local_match.py"
+
+
+rule local_identify:
+    input:
+        validation_matches=gather.local_queries(f"{R}/local/matches/validation/{{scatteritem}}.npz"),
+        test_matches=gather.local_queries(f"{R}/local/matches/test/{{scatteritem}}.npz"),
+        train_index=f"{R}/local/keypoints/train.csv",
         test_index=f"{R}/local/keypoints/test.csv",
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
@@ -112,16 +153,10 @@ rule local_identify:
         f"{R}/benchmarks/local_identify.tsv"
     params:
         code=package_code("local_identify.py"),
-        image_size=keypoint_side(),
-        settings=stage_settings(settings.MatchSettings),
         scoring=config["local"]["scoring"],
         thresholds=local_thresholds(),
         # duplicates take first place, up to a pHash distance chosen with the threshold
         phash_distances=duplicate_distances(),
-        # the configured count, not the cores this machine hands the job: faiss's search and
-        # k-means sum in another order on another number of threads
-        threads=config["local"]["threads"],
-    threads: config["local"]["threads"]
     conda:
         "../envs/whaleid.yaml"
     script:

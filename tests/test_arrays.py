@@ -3,9 +3,11 @@ import os
 from functools import partial
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from whaleid.io.arrays import ResumableArray, fill_in_chunks, write_rows
+from whaleid.io.files import read_columns, write_columns
 
 
 def test_rows_done_counts_the_rows_of_finished_chunks_the_last_one_short(tmp_path):
@@ -90,3 +92,22 @@ def test_a_partial_array_of_other_inputs_settings_or_chunks_is_started_afresh(tm
     fill_in_chunks(out, (10, 2), np.int64, chunk_size, inputs=[source], settings=settings, fill_chunk=counting)
     assert filled[0] == 0 and len(filled) == len(range(0, 10, chunk_size))
     assert np.array_equal(np.load(out), 2 * np.load(source))
+
+
+def test_a_table_written_by_columns_reads_back_exactly_text_numbers_and_all(tmp_path):
+    table = pd.DataFrame({"image": ["a.jpg", "b.jpg", "é.jpg"], "query": np.array([0, 7, 2**40], dtype=np.int64),
+                          "score": [0.1 + 0.2, 1 / 3, np.nan], "flag": [True, False, True]})
+    write_columns(table, tmp_path / "t.npz")
+    read = read_columns(tmp_path / "t.npz")
+    pd.testing.assert_frame_equal(read, table, check_dtype=False)
+    assert read["score"].to_numpy()[:2].tobytes() == table["score"].to_numpy()[:2].tobytes()  # no rounding
+    assert [read[name].dtype.kind for name in ("query", "score", "flag")] == ["i", "f", "b"]
+    write_columns(table.iloc[:0], tmp_path / "empty.npz")
+    empty = read_columns(tmp_path / "empty.npz")
+    assert empty.columns.tolist() == table.columns.tolist() and len(empty) == 0
+
+
+def test_a_table_with_objects_that_are_not_text_is_refused_with_its_file_and_column(tmp_path):
+    with pytest.raises(ValueError, match=r"t\.npz: column 'id' holds values that are neither numbers nor text"):
+        write_columns(pd.DataFrame({"id": ["a", None]}, dtype=object), tmp_path / "t.npz")
+    assert not (tmp_path / "t.npz").exists()

@@ -10,6 +10,7 @@ generator, and the catalogues are small enough for faiss's exact search.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from functools import cache
 
@@ -23,6 +24,7 @@ from whaleid.data.images import read_gray, square_image
 from whaleid.identification.answers import final_answers
 from whaleid.methods.local.catalogue import LocalCatalogue, _best_per_key, match_queries
 from whaleid.methods.local.geometry import fit_inliers, inlier_matches, ratio_matches, root_sift
+from whaleid.methods.local.identify import chunk_queries, parse_chunk
 from whaleid.methods.local.keypoints import (
     build_keypoint_cache,
     build_photo_keypoint_cache,
@@ -750,3 +752,23 @@ def test_shortlist_recall_is_counted_by_the_right_individual_s_catalogue_photos(
     assert table.loc["9+"].tolist() == [2, 0.5, 0.5]
     assert table.loc["all"].tolist() == [5, 0.6, 0.4]
     assert table.loc["3-4", "queries"] == 0 and np.isnan(table.loc["3-4", "recall"])
+
+
+@pytest.mark.parametrize("n_queries, block", [(40, 8), (41, 8), (7, 8), (0, 8), (1000, 64)])
+@pytest.mark.parametrize("chunks", [1, 2, 3, 4, 16])
+def test_the_chunks_of_a_search_share_its_queries_out_in_whole_blocks(n_queries, block, chunks):
+    parts = [chunk_queries(n_queries, chunk, chunks, block) for chunk in range(1, chunks + 1)]
+    assert [query for part in parts for query in part] == list(range(n_queries))  # each once, in order
+    # a chunk starts on a block's first query, so each query is searched with the same others
+    assert all(part.start % block == 0 for part in parts if len(part))
+    sizes = [math.ceil(len(part) / block) for part in parts]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_a_chunk_is_named_as_snakemake_s_scatter_names_it_and_nothing_else_is_taken():
+    assert parse_chunk("3-of-8") == (3, 8)
+    for wrong in ("3of8", "3-of-", "a-of-8", "3-8"):
+        with pytest.raises(ValueError, match="expected <chunk>-of-<chunks>"):
+            parse_chunk(wrong)
+    with pytest.raises(ValueError, match="chunk 9 of 8"):
+        chunk_queries(40, 9, 8, 8)

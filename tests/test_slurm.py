@@ -76,10 +76,12 @@ def slurm_env():
 
 
 # What goes through SLURM: every kind of job the cluster matters for (a GPU stage's training and
-# its inference, the CPU stages, the local rules on the submit host) through metric learning and
-# the baseline. Not the autoencoder, the classifier or the report: their jobs are more of the same
-# (the same resources, the same start of TensorFlow) and would double the test's time.
-SLURM_TARGETS = ["results/baseline/submission.csv", "results/metric_learning/submission.csv"]
+# its inference, the CPU stages, the local method's chunks of queries matched by jobs of their
+# own and gathered on the submit host, the local rules) through metric learning, the local method
+# and the baseline. Not the autoencoder, the classifier or the report: their jobs are more of the
+# same (the same resources, the same start of TensorFlow) and would double the test's time.
+SLURM_TARGETS = ["results/baseline/submission.csv", "results/metric_learning/submission.csv",
+                 "results/local/submission.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +107,10 @@ def test_every_job_but_the_local_rules_ran_as_a_slurm_job(runs):
                                                           re.MULTILINE) if rule != "total"})
     local = localrules()
     expected = collections.Counter({rule: n for rule, n in planned.items() if rule not in local})
-    assert {"ingest", "preprocess", "metric_learning_train", "metric_learning_embed"} <= set(expected)
-    assert {"baseline_identify", "metric_learning_identify", "submission"} <= set(planned) & local
+    assert {"ingest", "preprocess", "metric_learning_train", "metric_learning_embed", "local_match"} <= set(expected)
+    assert {"baseline_identify", "metric_learning_identify", "local_identify", "submission"} <= set(planned) & local
+    # each search's queries in the tiny run's 3 chunks, each chunk a job of its own
+    assert expected["local_match"] == 6
 
     job_ids = SUBMITTED.findall(output)
     jobs = sacct(job_ids)
@@ -126,8 +130,9 @@ def test_every_job_but_the_local_rules_ran_as_a_slurm_job(runs):
 
 def test_results_through_slurm_equal_those_of_a_local_run(runs):
     local, cluster = runs["local"], runs["root"] / "slurm" / "results"
-    compared = ["validation/split.csv", *(f"{method}/{name}" for method in ("baseline", "metric_learning")
-                                          for name in ("submission.csv", "predictions/validation.csv"))]
+    compared = ["validation/split.csv", *(f"{method}/{name}" for method in ("baseline", "metric_learning", "local")
+                                          for name in ("submission.csv", "predictions/validation.csv")),
+                "local/pairs/test.csv", "local/shortlists/validation.csv"]
     for name in compared:
         assert (cluster / name).read_bytes() == (local / name).read_bytes(), name
     for name in ["preprocess/train.npy", "metric_learning/embeddings/train.npy", "metric_learning/embeddings/test.npy"]:

@@ -29,7 +29,8 @@ TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"
                        "fine_tune_epochs": 0, "batch_size": 8, "threads": 2},
         "metric_learning": {"backbone": "compact", "weights": "none", "width": 4, "input_size": 32,
                             "embedding_size": 16, "epochs": 2, "batch_size": 8, "tta_views": 2, "threads": 2},
-        "local": {"image_size": 128, "n_features": 150, "threads": 2},
+        # blocks of 8 queries, so that the tiny run's queries really are matched in 3 chunks
+        "local": {"image_size": 128, "n_features": 150, "threads": 2, "query_block": 8, "chunks": 3},
         "report": {"gallery_size": 4}}
 METHODS = ("baseline", "classifier", "metric_learning", "local", "fused")
 
@@ -123,7 +124,8 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
                   "score/metric_learning", "report_gallery/metric_learning", "report_gallery/local",
                   "report_gallery/fused", "report_calibration/local", "report_calibration/fused",
                   "local_keypoints/train", "local_keypoints/test", "local_foreground", "local_verifier",
-                  "local_identify", "local_shortlist_recall", "submission/local", "score/local",
+                  "local_match/validation/1-of-3", "local_match/test/3-of-3", "local_identify",
+                  "local_shortlist_recall", "submission/local", "score/local",
                   "fused_identify", "submission/fused", "score/fused", "review_catalogue", "review_page"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
         assert (results / "benchmarks" / f"{stage}.tsv").is_file(), stage
@@ -278,8 +280,9 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     local_answers = {"local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2, "fused_identify": 1,
                      "report_gallery": 2, "report_thresholds": 2, "submission": 2, "score": 2, "review_page": 1,
                      **table}
-    # the verifier learns from pairs matched as identification matches them
-    local = {"local_verifier": 1, **local_answers}
+    # the verifier learns from pairs matched as identification matches them, and gives each
+    # matched pair its probability (3 chunks of each search's queries)
+    local = {"local_verifier": 1, "local_match": 6, **local_answers}
     # matching settings: and so does the foreground model, which both read
     matching = {"local_foreground": 1, **local}
     every_method = {"classifier_identify": 1, "metric_learning_identify": 1, "report_gallery": 3,
@@ -312,19 +315,39 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     # the baseline reads the manifest's hashes, not the images
     assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {
         "preprocess": 2, "report_preprocessing": 1, **autoencoder, **every_method, **both_models,
-        "local_keypoints": 2, "local_foreground": 1, "local_verifier": 1, "report_training": 3, "submission": 4,
-        "score": 4, "report_thresholds": 4}
+        "local_keypoints": 2, "local_foreground": 1, "local_verifier": 1, "local_match": 6, "report_training": 3,
+        "submission": 4, "score": 4, "report_thresholds": 4}
     # duplicates come first in every method, matched as the baseline chose
     assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {
         "baseline_identify": 1, **every_method}
     assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
         "validation_split": 1, "report_dataset": 1, "baseline_identify": 1, "local_foreground": 1, "local_verifier": 1,
-        "review_catalogue": 1, **both_models, **every_method}
+        "local_match": 6, "review_catalogue": 1, **both_models, **every_method}
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
         "ingest": 1, "report_dataset": 1, "preprocess": 2, "report_preprocessing": 1, **autoencoder,
         "validation_split": 1, "baseline_identify": 1, **both_models, **every_method, "local_keypoints": 2,
-        "local_foreground": 1, "local_verifier": 1, "report_training": 3, "review_catalogue": 1}
+        "local_foreground": 1, "local_verifier": 1, "local_match": 6, "report_training": 3, "review_catalogue": 1}
+
+
+LOCAL_ANSWERS = ["local/predictions/validation.csv", "local/predictions/test.csv", "local/new_whale_threshold.csv",
+                 "local/shortlists/validation.csv", "local/shortlists/test.csv", "local/pairs/validation.csv",
+                 "local/pairs/test.csv", "local/poolings.csv"]
+
+
+@pytest.mark.slow
+def test_the_local_method_s_answers_are_the_same_bytes_in_one_chunk_as_in_three(tiny_run, tmp_path):
+    """The tiny run matched each search's queries in 3 chunks (blocks of 8 queries); matched in
+    one job each, every output of the local method's identification is the same, byte for byte."""
+    work = copy_of_run(tiny_run, tmp_path)
+    config = merged(tiny_run["config"], {"local": {"chunks": 1}})
+    assert planned_jobs(work, config, "--", *(f"results/{answer}" for answer in LOCAL_ANSWERS)) == {
+        "local_match": 2, "local_identify": 1}
+    snakemake(work, "--", *(f"results/{answer}" for answer in LOCAL_ANSWERS), config=config)
+    assert sorted(path.name for path in (work / "results" / "local" / "matches" / "test").iterdir()) == [
+        "1-of-1.npz", "1-of-3.npz", "2-of-3.npz", "3-of-3.npz"]
+    for answer in LOCAL_ANSWERS:
+        assert (work / "results" / answer).read_bytes() == (tiny_run["results"] / answer).read_bytes(), answer
 
 
 @pytest.mark.slow
@@ -351,9 +374,9 @@ def test_editing_the_package_reruns_exactly_the_stages_that_run_the_edited_file(
     assert planned_jobs(work, config, snakefile=checkout / "Snakefile") == {}  # the copy alone reruns nothing
     # the verifier's module runs where the verifier learns and where it scores: as a verifier setting
     assert planned_after_editing("methods/local/verifier.py") == {
-        "local_verifier": 1, "local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2,
-        "fused_identify": 1, "report_gallery": 2, "report_thresholds": 2, "submission": 2, "score": 2,
-        "review_page": 1, "collect_scores": 1, "chosen_submission": 1, "report_resources": 1, "all": 1}
+        "local_verifier": 1, "local_match": 6, "local_identify": 1, "local_shortlist_recall": 1,
+        "report_calibration": 2, "fused_identify": 1, "report_gallery": 2, "report_thresholds": 2, "submission": 2,
+        "score": 2, "review_page": 1, "collect_scores": 1, "chosen_submission": 1, "report_resources": 1, "all": 1}
     # the gallery page's module: the galleries, and the table of what jobs cost that follows any job
     assert planned_after_editing("review/gallery.py") == {"report_gallery": 3, "report_resources": 1, "all": 1}
     # the review page's script, which its template inlines: that page alone
@@ -452,8 +475,8 @@ def test_a_person_reviews_the_page_by_keyboard_and_the_decisions_grow_every_meth
     # the stages that read the catalogue, and those after them: nothing is trained or extracted again
     assert planned_jobs(work, config) == {
         "review_catalogue": 1, "baseline_identify": 1, "classifier_identify": 1, "metric_learning_identify": 1,
-        "local_identify": 1, "fused_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2,
-        "report_gallery": 3, "review_page": 1, **answers}
+        "local_match": 6, "local_identify": 1, "fused_identify": 1, "local_shortlist_recall": 1,
+        "report_calibration": 2, "report_gallery": 3, "review_page": 1, **answers}
     snakemake(work, "--", *(f"results/{method}/submission.csv" for method in METHODS), "results/review/page.html",
               config=config)
     catalogue = pd.read_csv(results / "review" / "catalogue.csv", dtype=str, keep_default_na=False)

@@ -275,7 +275,8 @@ class MatchSettings(StageSettings):
     individual's best photo's votes) or ``individual`` (all its photos'); `photos_per_individual`: of each,
     the photos verified (most votes first); `ratio`: Lowe's ratio test in verification;
     `transform`: the model RANSAC fits; `reprojection_error`: how far (share of the image side)
-    an inlier may land from where the transform puts it; `ransac_iterations`: RANSAC's most."""
+    an inlier may land from where the transform puts it; `ransac_iterations`: RANSAC's most;
+    `query_block`: queries whose descriptors are searched in one faiss call."""
 
     SECTION: ClassVar[str] = "local"
 
@@ -292,10 +293,14 @@ class MatchSettings(StageSettings):
     reprojection_error: float
     ransac_iterations: int
 
+    # how the work is cut
+    query_block: int
+
     def __post_init__(self):
         check_choice("transform", self.transform, TRANSFORMS)
         check_choice("shortlist_by", self.shortlist_by, SHORTLIST_BY)
-        _at_least(self, 1, "neighbours", "shortlist", "photos_per_individual", "nprobe", "ransac_iterations")
+        _at_least(self, 1, "neighbours", "shortlist", "photos_per_individual", "nprobe", "ransac_iterations",
+                  "query_block")
         if not 0 < self.ratio <= 1:
             raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
         if self.reprojection_error <= 0:

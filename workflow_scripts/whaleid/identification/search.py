@@ -46,10 +46,12 @@ class Search:
     catalogue_rows: np.ndarray
     reviewed_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
-    def query_values(self, train_values: np.ndarray, test_values: np.ndarray) -> np.ndarray:
+    def query_values(self, train_values: np.ndarray, test_values: np.ndarray, queries: slice = slice(None)
+                     ) -> np.ndarray:
         """The queries' rows of a per-photo array of either split (embeddings, say): of
-        `train_values` for validation, of `test_values` for test."""
-        return _rows_of(train_values if self.split == "validation" else test_values, self.query_rows)
+        `train_values` for validation, of `test_values` for test; of the `queries` only (a
+        chunk's), read from a memory map without the others'."""
+        return _rows_of(train_values if self.split == "validation" else test_values, self.query_rows[queries])
 
     def catalogue_values(self, train_values: np.ndarray, test_values: np.ndarray | None = None) -> np.ndarray:
         """The catalogue's rows of a per-photo array: of train, then of test (`test_values`)

@@ -48,8 +48,6 @@ EXACT_SEARCH_BELOW = 50_000
 # Inverted lists: LISTS_PER_ROOT * sqrt(descriptors) of them, their centres trained by k-means
 # on TRAIN_PER_LIST descriptors a list (faiss warns below 39).
 LISTS_PER_ROOT, TRAIN_PER_LIST = 2, 64
-# Queries whose descriptors are searched at once: one faiss call keeps its threads busy.
-QUERY_BLOCK = 64
 
 
 def _descriptor_search(descriptors: np.ndarray, nprobe: int):
@@ -224,9 +222,10 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_w
     if progress:
         progress(0, n)
     with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
-        for start in range(0, n, QUERY_BLOCK):
-            rows = query_features[start:start + QUERY_BLOCK]
-            weights = [None] * len(rows) if query_weights is None else query_weights[start:start + QUERY_BLOCK]
+        block = catalogue.settings.query_block
+        for start in range(0, n, block):
+            rows = query_features[start:start + block]
+            weights = [None] * len(rows) if query_weights is None else query_weights[start:start + block]
             queries = [(xy, root_sift(descriptors), unpack_weights(row, row_weights))
                        for row, row_weights in zip(rows, weights) for xy, descriptors in [unpack(row)]]
             counts = [len(xy) for xy, _, _ in queries]
@@ -239,11 +238,11 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_w
                 for i, pairs in zip(part.tolist(), result):
                     found.append(pd.DataFrame({"query": start + i, **pairs}))
             if progress:
-                progress(min(n, start + QUERY_BLOCK), n)
+                progress(min(n, start + block), n)
     if not found:
         pairs = pd.DataFrame({"query": pd.Series(dtype=np.int64),
                               **{name: pd.Series(dtype=kind) for name, kind in VERIFIED_COLUMNS.items()}})
     else:
         pairs = pd.concat(found, ignore_index=True)
-    pairs.insert(1, "id", catalogue.individuals[pairs["individual"].to_numpy()] if len(pairs) else [])
+    pairs.insert(1, "id", catalogue.individuals[pairs["individual"].to_numpy()])
     return with_query_context(pairs)

@@ -44,7 +44,7 @@ import pandas as pd
 
 from whaleid.io.files import atomic_output
 from whaleid.io.tables import train_table
-from whaleid.methods.local.catalogue import QUERY_BLOCK, LocalCatalogue
+from whaleid.methods.local.catalogue import LocalCatalogue
 from whaleid.methods.local.geometry import fit_transform, ratio_matches, root_sift
 from whaleid.methods.local.keypoints import read_keypoint_cache, read_keypoints, unpack
 from whaleid.settings import ForegroundSettings, MatchSettings
@@ -116,8 +116,8 @@ def keypoint_labels(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[
         rows_of_photo = catalogue_rows[catalogue.photos]
         found = []
         with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
-            for start in range(0, len(asked), QUERY_BLOCK):
-                block = asked[start:start + QUERY_BLOCK]
+            for start in range(0, len(asked), settings.query_block):
+                block = asked[start:start + settings.query_block]
                 queries = [(xy, root_sift(descriptors)) for xy, descriptors in map(unpack, keypoints[block])]
                 votes = catalogue.block_votes([d for _, d in queries], [None] * len(queries))
                 found += parallel(delayed(_match_photo)(catalogue, *query, photo_votes, ids[row], foreground)
