@@ -27,8 +27,46 @@ rule local_keypoints:
         "../workflow_scripts/local_keypoints.py"
 
 
+# The fit photos the foreground model and the verifier ask, and each search's queries, in
+# local.chunks chunks (`--set-scatter local_fit_queries=N local_queries=N`), one job each; whole
+# blocks of queries a chunk, so that every count gives the same bytes.
+scattergather:
+    local_fit_queries=config["local"]["chunks"],
+    local_queries=config["local"]["chunks"],
+
+
+rule local_foreground_matches:
+    input:
+        train=f"{R}/local/keypoints/train.npy",
+        train_index=f"{R}/local/keypoints/train.csv",
+        split=f"{R}/validation/split.csv",
+    output:
+        # the chunk's checked photo pairs and their keypoints' matches, as local_foreground reads them
+        pairs=f"{R}/local/foreground/chunks/{{scatteritem}}.pairs.npz",
+        matches=f"{R}/local/foreground/chunks/{{scatteritem}}.matches.npz",
+    log:
+        f"{R}/logs/local_foreground_matches/{{scatteritem}}.log",
+    benchmark:
+        f"{R}/benchmarks/local_foreground_matches/{{scatteritem}}.tsv"
+    wildcard_constraints:
+        scatteritem=r"\d+-of-\d+",
+    params:
+        code=package_code("local_foreground_matches.py"),
+        image_size=keypoint_side(),
+        settings=stage_settings(settings.MatchSettings),
+        foreground=stage_settings(settings.ForegroundSettings),
+        threads=config["local"]["threads"],
+    threads: config["local"]["threads"]
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/local_foreground_matches.py"
+
+
 rule local_foreground:
     input:
+        pairs=gather.local_fit_queries(f"{R}/local/foreground/chunks/{{scatteritem}}.pairs.npz"),
+        matches=gather.local_fit_queries(f"{R}/local/foreground/chunks/{{scatteritem}}.matches.npz"),
         train=f"{R}/local/keypoints/train.npy",
         train_index=f"{R}/local/keypoints/train.csv",
         test=f"{R}/local/keypoints/test.npy",
@@ -57,12 +95,39 @@ rule local_foreground:
         "../workflow_scripts/local_foreground.py"
 
 
-rule local_verifier:
+rule local_verifier_pairs:
     input:
         unpack(foreground_input),
         train=f"{R}/local/keypoints/train.npy",
         train_index=f"{R}/local/keypoints/train.csv",
         split=f"{R}/validation/split.csv",
+    output:
+        # the chunk's fit photos' verified pairs and the photos asked, as local_verifier reads them
+        pairs=f"{R}/local/verifier/chunks/{{scatteritem}}.pairs.npz",
+        asked=f"{R}/local/verifier/chunks/{{scatteritem}}.asked.npz",
+    log:
+        f"{R}/logs/local_verifier_pairs/{{scatteritem}}.log",
+    benchmark:
+        f"{R}/benchmarks/local_verifier_pairs/{{scatteritem}}.tsv"
+    wildcard_constraints:
+        scatteritem=r"\d+-of-\d+",
+    params:
+        code=package_code("local_verifier_pairs.py"),
+        image_size=keypoint_side(),
+        settings=stage_settings(settings.MatchSettings),
+        verifier=stage_settings(settings.VerifierSettings),
+        threads=config["local"]["threads"],
+    threads: config["local"]["threads"]
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/local_verifier_pairs.py"
+
+
+rule local_verifier:
+    input:
+        pairs=gather.local_fit_queries(f"{R}/local/verifier/chunks/{{scatteritem}}.pairs.npz"),
+        asked=gather.local_fit_queries(f"{R}/local/verifier/chunks/{{scatteritem}}.asked.npz"),
     output:
         model=f"{R}/local/verifier/model.joblib",
         # every fit photo's verified pairs, with the label and the held-out probability
@@ -74,8 +139,6 @@ rule local_verifier:
         f"{R}/benchmarks/local_verifier.tsv"
     params:
         code=package_code("local_verifier.py"),
-        image_size=keypoint_side(),
-        settings=stage_settings(settings.MatchSettings),
         verifier=stage_settings(settings.VerifierSettings),
         threads=config["local"]["threads"],
     threads: config["local"]["threads"]
@@ -83,12 +146,6 @@ rule local_verifier:
         "../envs/whaleid.yaml"
     script:
         "../workflow_scripts/local_verifier.py"
-
-
-# Each search's queries in local.chunks chunks (`--set-scatter local_queries=N`), matched by one
-# job each; whole blocks of queries a chunk, so that every count gives the same bytes.
-scattergather:
-    local_queries=config["local"]["chunks"],
 
 
 rule local_match:
@@ -102,7 +159,6 @@ rule local_match:
         manifest=f"{R}/ingest/manifest.csv",
         verifier=verifier_input(),
         reviewed=reviewed_input(),
-        encounters=encounters_input(),
     output:
         # the chunk's verified pairs and their statistics, as local_identify reads them
         pairs=f"{R}/local/matches/{{search}}/{{scatteritem}}.npz",

@@ -137,7 +137,10 @@ def tiny_run(tmp_path_factory):
     before = folder_digest(data)
     work = root / "work"
     work.mkdir()
-    config = merged(TINY, {"data_dir": str(data), "results_dir": "results"})
+    # the local method's matching in 3 chunks, of blocks of 8 queries: chunks that split folds
+    # and searches, and that test_workflow.py compares with one chunk
+    config = merged(TINY, {"data_dir": str(data), "results_dir": "results",
+                           "local": {"query_block": 8, "chunks": 3}})
     console = snakemake(work, config=config)
     return {"data": data, "work": work, "results": work / "results", "config": config, "before": before,
             "console": console.stdout + console.stderr}

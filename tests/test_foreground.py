@@ -18,7 +18,16 @@ import pytest
 from whaleid.data.images import read_gray, square_image
 from whaleid.demo.dataset import generate_demo_dataset
 from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
-from whaleid.methods.local.foreground import ForegroundModel, keypoint_features, keypoint_labels, learn_foreground
+from whaleid.methods.local.chunks import FitFolds
+from whaleid.methods.local.foreground import (
+    ForegroundModel,
+    KeypointLabels,
+    fold_matches,
+    keypoint_features,
+    keypoint_labels,
+    labels_from_matches,
+    learn_foreground,
+)
 from whaleid.methods.local.keypoints import feature_rows, unpack
 from whaleid.settings import ForegroundSettings, KeypointSettings, MatchSettings
 
@@ -71,15 +80,33 @@ def scenes(tmp_path_factory) -> Scenes:
 
 
 @pytest.fixture(scope="module")
-def learned(scenes) -> tuple[ForegroundModel, np.ndarray]:
-    labels = keypoint_labels(scenes.keypoints["train"], scenes.train["Id"], scenes.train["Image"],
-                             image_size=KEYPOINTS.image_size, settings=MATCHING, foreground=FOREGROUND)
+def labels(scenes) -> KeypointLabels:
+    return keypoint_labels(scenes.keypoints["train"], scenes.train["Id"], scenes.train["Image"],
+                           image_size=KEYPOINTS.image_size, settings=MATCHING, foreground=FOREGROUND)
+
+
+@pytest.fixture(scope="module")
+def learned(scenes, labels) -> tuple[ForegroundModel, np.ndarray]:
     label = labels.labels()
     photo, slot = np.nonzero(label >= 0)
     rows = scenes.keypoints["train"][photo, slot]
     model = ForegroundModel.fit(keypoint_features(rows["xy"], rows["descriptor"], KEYPOINTS.image_size),
                                 label[photo, slot] == 1, KEYPOINTS.image_size, FOREGROUND.seed)
     return model, label
+
+
+def test_the_labels_of_the_fit_photos_matched_in_chunks_are_those_matched_in_one(scenes, labels):
+    """Each fold asks its 13 or 14 photos in one block of 64: of 2 chunks, the first asks fold 0's
+    block, the second those of folds 1 and 2; gathered, the labels are the same to the bit."""
+    assert FitFolds.draw(40, FOREGROUND.folds, None, FOREGROUND.seed).chunk(2, 2, MATCHING.query_block)[0][0] == 1
+    chunks = [fold_matches(scenes.keypoints["train"], scenes.train["Id"], image_size=KEYPOINTS.image_size,
+                           settings=MATCHING, foreground=FOREGROUND, chunk=(chunk, 2)) for chunk in (1, 2)]
+    assert all(len(pairs) for pairs, _ in chunks)
+    gathered = labels_from_matches(scenes.keypoints["train"], scenes.train["Image"], *zip(*chunks),
+                                   image_size=KEYPOINTS.image_size, settings=MATCHING)
+    np.testing.assert_array_equal(gathered.same, labels.same)
+    np.testing.assert_array_equal(gathered.different, labels.different)
+    pd.testing.assert_frame_equal(gathered.pairs, labels.pairs)
 
 
 def test_keypoints_that_verify_between_two_individuals_are_labelled_background(scenes, learned):

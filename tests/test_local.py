@@ -23,8 +23,8 @@ import whaleid.methods.local.keypoints as local_keypoints
 from whaleid.data.images import read_gray, square_image
 from whaleid.identification.answers import final_answers
 from whaleid.methods.local.catalogue import LocalCatalogue, _best_per_key, match_queries
+from whaleid.methods.local.chunks import chunk_queries, parse_chunk
 from whaleid.methods.local.geometry import fit_inliers, inlier_matches, ratio_matches, root_sift
-from whaleid.methods.local.identify import chunk_queries, parse_chunk
 from whaleid.methods.local.keypoints import (
     build_keypoint_cache,
     build_photo_keypoint_cache,

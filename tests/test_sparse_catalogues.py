@@ -9,6 +9,7 @@ is no pair of one individual to learn from at all; with 1.2 a few.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,10 @@ import pytest
 
 from whaleid.data.images import read_gray, square_image
 from whaleid.demo.dataset import generate_demo_dataset
+from whaleid.methods.local.chunks import gather_tables
 from whaleid.methods.local.foreground import ForegroundModel, learn_foreground, write_weights
 from whaleid.methods.local.keypoints import feature_rows
-from whaleid.methods.local.verifier import Verifier, learn_verifier
+from whaleid.methods.local.verifier import Verifier, learn_verifier, verifier_pairs
 from whaleid.settings import ForegroundSettings, KeypointSettings, MatchSettings, VerifierSettings
 
 KEYPOINTS = KeypointSettings.defaults(n_features=200, image_size=448)
@@ -75,10 +77,19 @@ def test_the_foreground_model_of_a_sparse_catalogue_weighs_or_says_it_could_not(
 
 def test_the_verifier_of_a_sparse_catalogue_scores_pairs_by_calibrated_inliers(catalogue, tmp_path, caplog):
     photos_per_individual, files = catalogue
+    # blocks of 4 photos, 3 chunks: a chunk asks the blocks of more than one fold
+    settings, verifier_settings = replace(MATCHING, query_block=4), VerifierSettings.defaults()
+
+    def matched(chunk: tuple[int, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return verifier_pairs(files["train"], files["train_index"], files["split"], settings=settings,
+                              verifier_settings=verifier_settings, image_size=KEYPOINTS.image_size, n_jobs=1,
+                              chunk=chunk)
+
+    whole, chunks = matched((1, 1)), [matched((chunk, 3)) for chunk in (1, 2, 3)]
+    for table, chunked in zip(whole, zip(*chunks)):  # gathered, the chunks' tables are the one's
+        pd.testing.assert_frame_equal(gather_tables(chunked), table)
     with caplog.at_level(logging.WARNING):
-        verifier, pairs = learn_verifier(files["train"], files["train_index"], files["split"], settings=MATCHING,
-                                         verifier_settings=VerifierSettings.defaults(),
-                                         image_size=KEYPOINTS.image_size, n_jobs=1)
+        verifier, pairs = learn_verifier([whole[0]], [whole[1]], verifier_settings=verifier_settings, n_jobs=1)
     assert ("verifier NOT LEARNED" in caplog.text) == (not verifier.learned)
     if photos_per_individual == 1.0:
         assert not verifier.learned and not pairs["same"].any()

@@ -29,8 +29,9 @@ TINY = {"preprocess": {"size": 32, "chunk_size": 16, "threads": 2}, "ingest": {"
                        "fine_tune_epochs": 0, "batch_size": 8, "threads": 2},
         "metric_learning": {"backbone": "compact", "weights": "none", "width": 4, "input_size": 32,
                             "embedding_size": 16, "epochs": 2, "batch_size": 8, "tta_views": 2, "threads": 2},
-        # blocks of 8 queries, so that the tiny run's queries really are matched in 3 chunks
-        "local": {"image_size": 128, "n_features": 150, "threads": 2, "query_block": 8, "chunks": 3},
+        # one chunk: on a few photos each chunk's job costs more than its matching (the tiny run
+        # of conftest.py is the one in chunks)
+        "local": {"image_size": 128, "n_features": 150, "threads": 2, "chunks": 1},
         "report": {"gallery_size": 4}}
 METHODS = ("baseline", "classifier", "metric_learning", "local", "fused")
 
@@ -124,7 +125,8 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
                   "score/metric_learning", "report_gallery/metric_learning", "report_gallery/local",
                   "report_gallery/fused", "report_calibration/local", "report_calibration/fused",
                   "local_keypoints/train", "local_keypoints/test", "local_foreground", "local_verifier",
-                  "local_match/validation/1-of-3", "local_match/test/3-of-3", "local_identify",
+                  "local_foreground_matches/1-of-3", "local_verifier_pairs/2-of-3", "local_match/validation/1-of-3",
+                  "local_match/test/3-of-3", "local_identify",
                   "local_shortlist_recall", "submission/local", "score/local",
                   "fused_identify", "submission/fused", "score/fused", "review_catalogue", "review_page"]:
         assert (results / "logs" / f"{stage}.log").is_file(), stage
@@ -282,12 +284,15 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
                      **table}
     # the verifier learns from pairs matched as identification matches them, and gives each
     # matched pair its probability (3 chunks of each search's queries)
-    local = {"local_verifier": 1, "local_match": 6, **local_answers}
+    local = {"local_verifier_pairs": 3, "local_verifier": 1, "local_match": 6, **local_answers}
     # matching settings: and so does the foreground model, which both read
-    matching = {"local_foreground": 1, **local}
+    matching = {"local_foreground_matches": 3, "local_foreground": 1, **local}
     every_method = {"classifier_identify": 1, "metric_learning_identify": 1, "report_gallery": 3,
                     "local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2, "fused_identify": 1,
                     "submission": 5, "score": 5, "report_thresholds": 5, "review_page": 1, **table}
+    # the local method's matching jobs, in the tiny run's 3 chunks
+    matching_jobs = {"local_foreground_matches": 3, "local_foreground": 1, "local_verifier_pairs": 3,
+                     "local_verifier": 1, "local_match": 6}
     both_models = {"classifier_train": 1, "metric_learning_train": 1, "metric_learning_embed": 2, "report_training": 2}
     assert planned_jobs(work, merged(config, {"classifier": {"head_learning_rate": 0.002}})) == classifier
     assert planned_jobs(work, merged(config, {"metric_learning": {"margin": 0.25}})) == metric
@@ -315,39 +320,46 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     # the baseline reads the manifest's hashes, not the images
     assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {
         "preprocess": 2, "report_preprocessing": 1, **autoencoder, **every_method, **both_models,
-        "local_keypoints": 2, "local_foreground": 1, "local_verifier": 1, "local_match": 6, "report_training": 3,
-        "submission": 4, "score": 4, "report_thresholds": 4}
+        "local_keypoints": 2, **matching_jobs, "report_training": 3, "submission": 4, "score": 4,
+        "report_thresholds": 4}
     # duplicates come first in every method, matched as the baseline chose
     assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {
         "baseline_identify": 1, **every_method}
     assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
-        "validation_split": 1, "report_dataset": 1, "baseline_identify": 1, "local_foreground": 1, "local_verifier": 1,
-        "local_match": 6, "review_catalogue": 1, **both_models, **every_method}
+        "validation_split": 1, "report_dataset": 1, "baseline_identify": 1, **matching_jobs, "review_catalogue": 1,
+        **both_models, **every_method}
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
         "ingest": 1, "report_dataset": 1, "preprocess": 2, "report_preprocessing": 1, **autoencoder,
         "validation_split": 1, "baseline_identify": 1, **both_models, **every_method, "local_keypoints": 2,
-        "local_foreground": 1, "local_verifier": 1, "local_match": 6, "report_training": 3, "review_catalogue": 1}
+        **matching_jobs, "report_training": 3, "review_catalogue": 1}
 
 
-LOCAL_ANSWERS = ["local/predictions/validation.csv", "local/predictions/test.csv", "local/new_whale_threshold.csv",
+# What the local method's gathering jobs write (its models aside, pickles of scikit-learn's trees:
+# what they answer is in the answers).
+LOCAL_OUTPUTS = ["local/foreground/train.npy", "local/foreground/test.npy", "local/foreground/labels.csv",
+                 "local/verifier/training_pairs.csv", "local/verifier/reliability.csv",
+                 "local/predictions/validation.csv", "local/predictions/test.csv", "local/new_whale_threshold.csv",
                  "local/shortlists/validation.csv", "local/shortlists/test.csv", "local/pairs/validation.csv",
                  "local/pairs/test.csv", "local/poolings.csv"]
 
 
 @pytest.mark.slow
-def test_the_local_method_s_answers_are_the_same_bytes_in_one_chunk_as_in_three(tiny_run, tmp_path):
-    """The tiny run matched each search's queries in 3 chunks (blocks of 8 queries); matched in
-    one job each, every output of the local method's identification is the same, byte for byte."""
+def test_the_local_method_s_outputs_are_the_same_bytes_in_one_chunk_as_in_three(tiny_run, tmp_path):
+    """The tiny run matched the fit photos (for the foreground and the verifier) and each
+    search's queries in 3 chunks (blocks of 8 queries); matched in one job each, every output of
+    the local method is the same, byte for byte."""
     work = copy_of_run(tiny_run, tmp_path)
     config = merged(tiny_run["config"], {"local": {"chunks": 1}})
-    assert planned_jobs(work, config, "--", *(f"results/{answer}" for answer in LOCAL_ANSWERS)) == {
+    targets = [f"results/{output}" for output in LOCAL_OUTPUTS]
+    assert planned_jobs(work, config, "--", *targets) == {
+        "local_foreground_matches": 1, "local_foreground": 1, "local_verifier_pairs": 1, "local_verifier": 1,
         "local_match": 2, "local_identify": 1}
-    snakemake(work, "--", *(f"results/{answer}" for answer in LOCAL_ANSWERS), config=config)
+    snakemake(work, "--", *targets, config=config)
     assert sorted(path.name for path in (work / "results" / "local" / "matches" / "test").iterdir()) == [
         "1-of-1.npz", "1-of-3.npz", "2-of-3.npz", "3-of-3.npz"]
-    for answer in LOCAL_ANSWERS:
-        assert (work / "results" / answer).read_bytes() == (tiny_run["results"] / answer).read_bytes(), answer
+    for output in LOCAL_OUTPUTS:
+        assert (work / "results" / output).read_bytes() == (tiny_run["results"] / output).read_bytes(), output
 
 
 @pytest.mark.slow
@@ -374,7 +386,8 @@ def test_editing_the_package_reruns_exactly_the_stages_that_run_the_edited_file(
     assert planned_jobs(work, config, snakefile=checkout / "Snakefile") == {}  # the copy alone reruns nothing
     # the verifier's module runs where the verifier learns and where it scores: as a verifier setting
     assert planned_after_editing("methods/local/verifier.py") == {
-        "local_verifier": 1, "local_match": 6, "local_identify": 1, "local_shortlist_recall": 1,
+        "local_verifier_pairs": 3, "local_verifier": 1, "local_match": 6, "local_identify": 1,
+        "local_shortlist_recall": 1,
         "report_calibration": 2, "fused_identify": 1, "report_gallery": 2, "report_thresholds": 2, "submission": 2,
         "score": 2, "review_page": 1, "collect_scores": 1, "chosen_submission": 1, "report_resources": 1, "all": 1}
     # the gallery page's module: the galleries, and the table of what jobs cost that follows any job

@@ -3,7 +3,8 @@ geometric check of each), every verified pair's statistics and, with the verifie
 
 from whaleid.io.files import write_columns
 from whaleid.io.logs import Progress, log_to_file
-from whaleid.methods.local.identify import match_chunk, parse_chunk
+from whaleid.methods.local.chunks import parse_chunk
+from whaleid.methods.local.identify import match_chunk
 from whaleid.methods.local.verifier import Verifier
 from whaleid.settings import MatchSettings
 
@@ -16,6 +17,5 @@ pairs = match_chunk(i.train, i.train_index, i.test, i.test_index, i.split, i.man
                     verifier=Verifier.load(i.verifier[0]) if i.verifier else None, n_jobs=p.threads,
                     weights=(i.train_weights, i.test_weights) if "train_weights" in i.keys() else None,
                     reviewed=i.reviewed[0] if i.reviewed else None,
-                    encounters=i.encounters[0] if i.encounters else None,
                     progress=Progress(log, f"matched {w.search} chunk {chunk} of {chunks}"))
 write_columns(pairs, o.pairs)

@@ -1,25 +1,17 @@
-"""Rule local_verifier: the fit photos matched fold by fold, and the verifier trained and calibrated on their pairs."""
+"""Rule local_verifier: the verifier trained and calibrated on the fit photos' verified pairs, gathered from every
+chunk (local_verifier_pairs)."""
 
 from whaleid.identification.calibration import expected_calibration_error, reliability
-from whaleid.io.files import write_csv
-from whaleid.io.logs import Progress, log_to_file
+from whaleid.io.files import read_columns, write_csv
+from whaleid.io.logs import log_to_file
 from whaleid.methods.local.verifier import learn_verifier
-from whaleid.settings import MatchSettings, VerifierSettings
+from whaleid.settings import VerifierSettings
 
 log = log_to_file(snakemake.log[0])
 i, p, o = snakemake.input, snakemake.params, snakemake.output
-bars = {}
 
-
-def progress(fold, done, total):
-    bars.setdefault(fold, Progress(log, f"matched fold {fold}"))(done, total)
-
-
-verifier, pairs = learn_verifier(i.train, i.train_index, i.split, settings=MatchSettings(**p.settings),
-                                 verifier_settings=VerifierSettings(**p.verifier), image_size=p.image_size,
-                                 n_jobs=p.threads,
-                                 weights_npy=i.train_weights if "train_weights" in i.keys() else None,
-                                 progress=progress)
+verifier, pairs = learn_verifier([read_columns(path) for path in i.pairs], [read_columns(path) for path in i.asked],
+                                 verifier_settings=VerifierSettings(**p.verifier), n_jobs=p.threads)
 table = reliability(pairs["probability"], pairs["same"])
 log.info("held-out expected calibration error %.4f:\n%s",
          expected_calibration_error(pairs["probability"], pairs["same"]), table.to_string(index=False))

@@ -45,6 +45,7 @@ import pandas as pd
 from whaleid.io.files import atomic_output
 from whaleid.io.tables import train_table
 from whaleid.methods.local.catalogue import LocalCatalogue
+from whaleid.methods.local.chunks import FitFolds
 from whaleid.methods.local.geometry import fit_transform, ratio_matches, root_sift
 from whaleid.methods.local.keypoints import read_keypoint_cache, read_keypoints, unpack
 from whaleid.settings import ForegroundSettings, MatchSettings
@@ -89,29 +90,39 @@ class KeypointLabels:
 def keypoint_labels(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str], *, image_size: int,
                     settings: MatchSettings, foreground: ForegroundSettings, n_jobs: int = 1) -> KeypointLabels:
     """Which keypoints of the photos (`keypoints`: their cache rows; `ids`, `images`) verify
-    between photos of one individual and which between photos of two: each photo, in its fold,
-    matched against its own individual's `foreground.positives` photos and the other
-    individuals' `foreground.negatives` photos with most votes among the other folds' photos.
-    At most `foreground.max_queries` photos are asked (drawn at random); the others are still
-    labelled where they are one of an asked photo's pair."""
+    between photos of one individual and which between photos of two: `fold_matches`, then
+    `labels_from_matches`, in one chunk."""
+    pairs, matches = fold_matches(keypoints, ids, image_size=image_size, settings=settings, foreground=foreground,
+                                  n_jobs=n_jobs)
+    return labels_from_matches(keypoints, images, [pairs], [matches], image_size=image_size, settings=settings)
+
+
+def fold_matches(keypoints: np.ndarray, ids: Sequence[str], *, image_size: int, settings: MatchSettings,
+                 foreground: ForegroundSettings, n_jobs: int = 1, chunk: tuple[int, int] = (1, 1)
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The photo pairs the foreground is labelled from, and their keypoints' matches: each photo
+    (`keypoints`: their cache rows; `ids`), in its fold, matched against its own individual's
+    `foreground.positives` photos and the other individuals' `foreground.negatives` photos with
+    most votes among the other folds' photos. At most `foreground.max_queries` photos are asked
+    (drawn at random). `chunk` (k, n): only the asked photos of chunk k of n
+    (`chunks.FitFolds.chunk`); the tables of the n chunks, concatenated in order, are those of one.
+
+    Returns the pairs (``query`` and ``photo``: rows of `keypoints`; ``same``: of one
+    individual; ``matches``: how many of the matches table's rows, which follow the pairs'
+    order, are the pair's) and the matches (``query_slot``, ``photo_slot``: the keypoints'
+    slots): of a pair of two individuals its inliers, of a pair of one every ratio-test match,
+    to be fitted once the background is known (`labels_from_matches`)."""
     from joblib import Parallel, delayed
 
-    ids, images = np.asarray(ids, dtype=str), np.asarray(images, dtype=str)
-    if not len(ids) == len(images) == len(keypoints):
-        raise ValueError(f"{len(keypoints)} keypoint rows for {len(ids)} ids and {len(images)} images")
-    same = np.zeros(keypoints.shape, np.int32)
-    different = np.zeros(keypoints.shape, np.int32)
+    ids = np.asarray(ids, dtype=str)
+    if len(ids) != len(keypoints):
+        raise ValueError(f"{len(keypoints)} keypoint rows for {len(ids)} ids")
     # slot of each used keypoint: unpack keeps the used slots, in order
     slots = [np.flatnonzero(~np.isnan(row["xy"][:, 0])) for row in keypoints]
-    rng = np.random.default_rng(foreground.seed)
-    fold_of = rng.permutation(len(ids)) % foreground.folds
-    chosen = np.zeros(len(ids), bool)
-    chosen[rng.permutation(len(ids))[:foreground.max_queries]] = True
-    checked, positives = [], []  # positives: (query, photo row, query slots, photo slots) of their matches
-    for fold in range(foreground.folds):
-        asked, catalogue_rows = np.flatnonzero((fold_of == fold) & chosen), np.flatnonzero(fold_of != fold)
-        if not len(asked):
-            continue
+    fit_folds = FitFolds.draw(len(ids), foreground.folds, foreground.max_queries, foreground.seed)
+    pairs, query_slots, photo_slots = [], [], []
+    for fold, asked in fit_folds.chunk(*chunk, settings.query_block):
+        catalogue_rows = fit_folds.catalogue_rows(fold)
         catalogue = LocalCatalogue(keypoints[catalogue_rows], ids[catalogue_rows], image_size, settings)
         rows_of_photo = catalogue_rows[catalogue.photos]
         found = []
@@ -122,15 +133,48 @@ def keypoint_labels(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[
                 votes = catalogue.block_votes([d for _, d in queries], [None] * len(queries))
                 found += parallel(delayed(_match_photo)(catalogue, *query, photo_votes, ids[row], foreground)
                                   for row, query, (_, photo_votes) in zip(block, queries, votes))
-        for query, pairs in zip(asked, found):
-            for photo, query_rows, photo_rows, is_same in pairs:
+        for query, matched in zip(asked, found):
+            for photo, query_rows, photo_rows, is_same in matched:
                 row = rows_of_photo[photo]
-                if is_same:
-                    positives.append((query, row, slots[query][query_rows], slots[row][photo_rows]))
-                    continue
-                different[query, slots[query][query_rows]] += 1
-                different[row, slots[row][photo_rows]] += 1
-                checked.append((images[query], images[row], False, len(query_rows)))
+                pairs.append((query, row, is_same, len(query_rows)))
+                query_slots.append(slots[query][query_rows])
+                photo_slots.append(slots[row][photo_rows])
+    pairs = pd.DataFrame(pairs, columns=["query", "photo", "same", "matches"]).astype(
+        {"query": np.int64, "photo": np.int64, "same": bool, "matches": np.int64})
+    matches = pd.DataFrame({"query_slot": np.concatenate([np.zeros(0, np.int64), *query_slots]).astype(np.int64),
+                            "photo_slot": np.concatenate([np.zeros(0, np.int64), *photo_slots]).astype(np.int64)})
+    return pairs, matches
+
+
+def labels_from_matches(keypoints: np.ndarray, images: Sequence[str], pairs: Sequence[pd.DataFrame],
+                        matches: Sequence[pd.DataFrame], *, image_size: int, settings: MatchSettings
+                        ) -> KeypointLabels:
+    """The keypoints' labels from the pairs and matches `fold_matches` found (the tables of
+    every chunk, in order; `keypoints` and `images` the photos it was given): a keypoint that is
+    an inlier of a pair of two individuals is on a background; then each pair of one
+    individual is fitted again without the matches of keypoints known to be background, and
+    its inliers are on the individual."""
+    images = np.asarray(images, dtype=str)
+    if len(images) != len(keypoints):
+        raise ValueError(f"{len(keypoints)} keypoint rows for {len(images)} images")
+    same = np.zeros(keypoints.shape, np.int32)
+    different = np.zeros(keypoints.shape, np.int32)
+    checked, positives = [], []  # positives: (query, photo row, query slots, photo slots) of their matches
+    for chunk_pairs, chunk_matches in zip(pairs, matches, strict=True):
+        ends = np.cumsum(chunk_pairs["matches"].to_numpy())
+        if (ends[-1] if len(ends) else 0) != len(chunk_matches):
+            raise ValueError(f"{len(chunk_pairs)} pairs of {ends[-1] if len(ends) else 0} matches, but a table of "
+                             f"{len(chunk_matches)}: from another run of fold_matches")
+        query_slots, photo_slots = chunk_matches["query_slot"].to_numpy(), chunk_matches["photo_slot"].to_numpy()
+        for query, row, is_same, end, n in zip(chunk_pairs["query"], chunk_pairs["photo"], chunk_pairs["same"], ends,
+                                              chunk_pairs["matches"]):
+            pair_query_slots, pair_photo_slots = query_slots[end - n:end], photo_slots[end - n:end]
+            if is_same:
+                positives.append((query, row, pair_query_slots, pair_photo_slots))
+                continue
+            different[query, pair_query_slots] += 1
+            different[row, pair_photo_slots] += 1
+            checked.append((images[query], images[row], False, len(pair_query_slots)))
     for query, row, query_slots, photo_slots in positives:
         # the matches of keypoints not known to be background
         kept = (different[query, query_slots] == 0) & (different[row, photo_slots] == 0)
@@ -262,26 +306,50 @@ def write_weights(model: ForegroundModel, keypoints_npy: str | Path, out_npy: st
     return weights
 
 
-def learn_foreground(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
-                     settings: MatchSettings, foreground: ForegroundSettings, image_size: int, n_jobs: int
-                     ) -> tuple[ForegroundModel, KeypointLabels]:
-    """The foreground model of a dataset's fit photos (keypoints in the train .npy with its
-    index .csv, the subset in `split_csv`), and the labels it learned from (rows: the fit
-    photos, in the cache's order). Validation and test photos are never read."""
-    import faiss  # only the matching jobs need it
-    from threadpoolctl import threadpool_limits
-
-    faiss.omp_set_num_threads(n_jobs)
+def read_fit_keypoints(train_npy: str | Path, train_index: str | Path, split_csv: str | Path
+                  ) -> tuple[np.ndarray, pd.DataFrame]:
+    """The fit photos' keypoint records and their rows of the train table (id, image)."""
     keypoints, _ = read_keypoints(train_npy, train_index)
     train = train_table(train_index, split_csv, len(keypoints))
     fit_rows = np.flatnonzero((train["subset"] == "fit").to_numpy())
-    fit, fit_keypoints = train.iloc[fit_rows], np.asarray(keypoints[fit_rows])
-    labels = keypoint_labels(fit_keypoints, fit["id"].to_numpy(), fit["image"].to_numpy(), image_size=image_size,
-                             settings=settings, foreground=foreground, n_jobs=n_jobs)
+    return np.asarray(keypoints[fit_rows]), train.iloc[fit_rows]
+
+
+def foreground_matches(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
+                       settings: MatchSettings, foreground: ForegroundSettings, image_size: int, n_jobs: int,
+                       chunk: tuple[int, int] = (1, 1)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`fold_matches` of a dataset's fit photos (keypoints in the train .npy with its index
+    .csv, the subset in `split_csv`), of chunk `chunk` (k, n) only."""
+    import faiss  # only the matching jobs need it
+
+    faiss.omp_set_num_threads(n_jobs)
+    fit_keypoints, fit = read_fit_keypoints(train_npy, train_index, split_csv)
+    return fold_matches(fit_keypoints, fit["id"].to_numpy(), image_size=image_size, settings=settings,
+                        foreground=foreground, n_jobs=n_jobs, chunk=chunk)
+
+
+def learn_foreground(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
+                     settings: MatchSettings, foreground: ForegroundSettings, image_size: int, n_jobs: int,
+                     matched: tuple[Sequence[pd.DataFrame], Sequence[pd.DataFrame]] | None = None
+                     ) -> tuple[ForegroundModel, KeypointLabels]:
+    """The foreground model of a dataset's fit photos (keypoints in the train .npy with its
+    index .csv, the subset in `split_csv`), and the labels it learned from (rows: the fit
+    photos, in the cache's order). `matched`: the pairs and the matches tables of every chunk
+    (`foreground_matches`), in order; None: matched here, in one chunk. Validation and test
+    photos are never read."""
+    from threadpoolctl import threadpool_limits
+
+    if matched is None:
+        matched = tuple([table] for table in foreground_matches(
+            train_npy, train_index, split_csv, settings=settings, foreground=foreground, image_size=image_size,
+            n_jobs=n_jobs))
+    fit_keypoints, fit = read_fit_keypoints(train_npy, train_index, split_csv)
+    labels = labels_from_matches(fit_keypoints, fit["image"].to_numpy(), *matched, image_size=image_size,
+                                 settings=settings)
     label = labels.labels()
     photo, slot = np.nonzero(label >= 0)
     log.info("foreground: %d keypoints of %d fit photos labelled, %d on an individual, %d on a background",
-             len(photo), len(fit_rows), int((label == 1).sum()), int((label == 0).sum()))
+             len(photo), len(fit), int((label == 1).sum()), int((label == 0).sum()))
     if not enough_labels(label[photo, slot] == 1):
         # A sparse catalogue (a new project, Kaggle's skew) is normal, not an error: the method
         # goes on unweighed, as with local.foreground: none, and says so.

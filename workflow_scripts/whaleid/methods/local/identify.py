@@ -12,7 +12,6 @@ validation.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from whaleid.identification.answers import Identification, answer, choose_on_val
 from whaleid.identification.candidates import Candidates, Individuals
 from whaleid.identification.search import Queries, Search
 from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
+from whaleid.methods.local.chunks import chunk_queries, gather_tables
 from whaleid.methods.local.keypoints import read_keypoints, read_weights
 from whaleid.methods.local.pooling import POOLINGS, individual_scores, shortlist_candidates
 from whaleid.settings import MatchSettings
@@ -47,38 +47,19 @@ class LocalIdentification(Identification):
     poolings: pd.DataFrame
 
 
-def chunk_queries(n_queries: int, chunk: int, chunks: int, block: int) -> range:
-    """The queries of chunk `chunk` (from 1) of `chunks`: whole blocks of `block` queries
-    (`MatchSettings.query_block`), as even as they go. A query is then searched in the same faiss
-    call with the same neighbours whatever the chunk count (faiss's exact search computes its
-    distances by matrix products over the whole block), and so every count gives the same bytes."""
-    if not 1 <= chunk <= chunks:
-        raise ValueError(f"chunk {chunk} of {chunks}: expected 1 to {chunks}")
-    blocks = math.ceil(n_queries / block)
-    first, last = (chunk - 1) * blocks // chunks, chunk * blocks // chunks
-    return range(first * block, min(last * block, n_queries))
-
-
-def parse_chunk(scatteritem: str) -> tuple[int, int]:
-    """Snakemake's scatter item ``3-of-8`` as (3, 8)."""
-    chunk, of, chunks = scatteritem.partition("-of-")
-    if not of or not chunk.isdigit() or not chunks.isdigit():
-        raise ValueError(f"scatter item {scatteritem!r}: expected <chunk>-of-<chunks>, e.g. 3-of-8")
-    return int(chunk), int(chunks)
-
-
 def match_chunk(train_npy: str | Path, train_index: str | Path, test_npy: str | Path, test_index: str | Path,
                 split_csv: str | Path, manifest_csv: str | Path, *, search: str, chunk: int, chunks: int,
                 settings: MatchSettings, image_size: int, verifier=None, n_jobs: int,
                 weights: tuple[str | Path, str | Path] | None = None, reviewed: str | Path | None = None,
-                encounters: str | Path | None = None, progress=None) -> pd.DataFrame:
+                progress=None) -> pd.DataFrame:
     """Every verified pair of the queries of chunk `chunk` of `chunks` (`chunk_queries`) of the
     `search` (validation or test), matched against its catalogue (`match_queries`), from the
     keypoints of train and test (each .npy with its index .csv): ``query`` (the query's number
     in its search), ``image`` (its name), ``photo`` (the catalogue photo's name), ``id`` and the
     pair's statistics, and where `verifier` is given (a `verifier.Verifier`), its ``probability``.
     `weights`: the train and test keypoints' weights (`foreground`, .npy files), or None: all 1.
-    `reviewed`, `encounters`: as `Queries.read`. `progress(done, total)` is told how far it is.
+    `reviewed`: as `Queries.read` (encounters change how queries are answered, not how they
+    match). `progress(done, total)` is told how far it is.
 
     Verification runs on `n_jobs` threads, and so do faiss's k-means and search, whatever cores
     the machine has: faiss sums in another order on another number of threads, and its inverted
@@ -86,7 +67,7 @@ def match_chunk(train_npy: str | Path, train_index: str | Path, test_npy: str | 
     import faiss  # only the matching jobs need it
 
     faiss.omp_set_num_threads(n_jobs)
-    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed, encounters)
+    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed)
     train_keypoints, _ = read_keypoints(train_npy, train_index)
     test_keypoints, _ = read_keypoints(test_npy, test_index)
     queries.check_rows(len(train_keypoints), len(test_keypoints), train_npy, test_npy)
@@ -135,7 +116,7 @@ def identify(pairs: dict[str, Sequence[pd.DataFrame]], train_index: str | Path, 
     searches = queries.searches()
     matched, fallback = {}, {}
     for search in searches:
-        matched[search.split] = found = pd.concat(pairs[search.split], ignore_index=True)
+        matched[search.split] = found = gather_tables(pairs[search.split])
         images, query = search.queries["image"].to_numpy(), found["query"].to_numpy()
         if len(found) and (query.max() >= len(images) or (images[query] != found["image"].to_numpy()).any()):
             raise ValueError(f"the {search.split} pairs name query photos that are not this search's: matched "

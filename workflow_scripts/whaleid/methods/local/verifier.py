@@ -37,6 +37,7 @@ from whaleid.identification.calibration import Calibration, fit_calibration, pri
 from whaleid.io.files import atomic_output
 from whaleid.io.tables import train_table
 from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
+from whaleid.methods.local.chunks import FitFolds, gather_tables
 from whaleid.methods.local.keypoints import read_keypoints, read_weights
 from whaleid.methods.local.pooling import POOLINGS, individual_scores
 from whaleid.settings import MatchSettings, VerifierSettings
@@ -61,7 +62,8 @@ def feature_matrix(pairs: pd.DataFrame) -> np.ndarray:
 
 def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str], *, image_size: int,
                settings: MatchSettings, folds: int, max_queries: int | None, seed: int, n_jobs: int,
-               weights: np.ndarray | None = None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+               weights: np.ndarray | None = None, chunk: tuple[int, int] = (1, 1), progress=None
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The verified pairs of fit photos matched fold by fold: the photos (their keypoint rows
     `keypoints`, individuals `ids`, names `images`) dealt at random into `folds`, each fold's
     asked against a catalogue of the others' (as `catalogue.match_queries`); at most
@@ -71,19 +73,19 @@ def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str],
     (`foreground`), or None: all 1. ``photo`` is the catalogue
     photo's name, ``query`` numbers the photos in the order given. Also returns every photo
     asked (query, image, id, fold, and ``catalogue_individuals``: how many individuals its
-    fold's catalogue holds; ``known``: whether its own is among them)."""
+    fold's catalogue holds; ``known``: whether its own is among them).
+
+    `chunk` (k, n): only the asked photos of chunk k of n (`chunks.FitFolds.chunk`); the tables
+    of the n chunks, concatenated in order, are those of one."""
     ids, images = np.asarray(ids, dtype=str), np.asarray(images, dtype=str)
     if not len(ids) == len(images) == len(keypoints):
         raise ValueError(f"{len(keypoints)} keypoint rows for {len(ids)} ids and {len(images)} images")
-    if folds < 2:
-        raise ValueError(f"folds must be at least 2, got {folds}")
-    rng = np.random.default_rng(seed)
-    fold_of = rng.permutation(len(ids)) % folds
-    chosen = np.zeros(len(ids), bool)
-    chosen[rng.permutation(len(ids))[:len(ids) if max_queries is None else max_queries]] = True
+    fit_folds = FitFolds.draw(len(ids), folds, max_queries, seed)
     found, asked_photos = [], []
-    for fold in range(folds):
-        asked, catalogue_rows = np.flatnonzero((fold_of == fold) & chosen), np.flatnonzero(fold_of != fold)
+    # a chunk with no block to ask still gives the tables' columns, from fold 0 asking no photo
+    parts = fit_folds.chunk(*chunk, settings.query_block) or [(0, np.zeros(0, np.int64))]
+    for fold, asked in parts:
+        catalogue_rows = fit_folds.catalogue_rows(fold)
         catalogue = LocalCatalogue(keypoints[catalogue_rows], ids[catalogue_rows], image_size, settings,
                                    None if weights is None else weights[catalogue_rows])
         by_fold = (lambda done, total, fold=fold: progress(fold, done, total)) if progress else None
@@ -241,14 +243,14 @@ def absent_share(pairs: pd.DataFrame, asked: pd.DataFrame) -> float:
     return float(missed.sum() / max(not_listed, 1))
 
 
-def learn_verifier(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
+def verifier_pairs(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
                    settings: MatchSettings, verifier_settings: VerifierSettings, image_size: int, n_jobs: int,
-                   weights_npy: str | Path | None = None, progress=None) -> tuple[Verifier, pd.DataFrame]:
-    """The verifier of a dataset's fit photos (their keypoints in the train .npy with its index
-    .csv, their subset in `split_csv`; their keypoints' weights in `weights_npy`, or None: all
-    1): `fold_pairs`, then `train_verifier`. Returns it and the
-    pairs it learned from (image, photo, id, the statistics, same, fold, and the held-out
-    ``probability``). Validation and test photos are never read."""
+                   weights_npy: str | Path | None = None, chunk: tuple[int, int] = (1, 1), progress=None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The verified pairs a verifier learns from, and the photos asked (`fold_pairs`), of a
+    dataset's fit photos (their keypoints in the train .npy with its index .csv, their subset in
+    `split_csv`; their keypoints' weights in `weights_npy`, or None: all 1); of chunk `chunk`
+    (k, n) only. ``query`` numbers the fit photos. Validation and test photos are never read."""
     import faiss  # only the matching jobs need it
 
     faiss.omp_set_num_threads(n_jobs)
@@ -257,10 +259,18 @@ def learn_verifier(train_npy: str | Path, train_index: str | Path, split_csv: st
     fit_rows = np.flatnonzero((train["subset"] == "fit").to_numpy())
     fit = train.iloc[fit_rows]
     weights = None if weights_npy is None else read_weights(weights_npy, keypoints)[fit_rows]
-    pairs, asked = fold_pairs(keypoints[fit_rows], fit["id"].to_numpy(), fit["image"].to_numpy(),
-                              image_size=image_size, settings=settings, folds=verifier_settings.folds,
-                              max_queries=verifier_settings.max_queries, seed=verifier_settings.seed, n_jobs=n_jobs,
-                              weights=weights, progress=progress)
+    return fold_pairs(keypoints[fit_rows], fit["id"].to_numpy(), fit["image"].to_numpy(), image_size=image_size,
+                      settings=settings, folds=verifier_settings.folds, max_queries=verifier_settings.max_queries,
+                      seed=verifier_settings.seed, n_jobs=n_jobs, weights=weights, chunk=chunk, progress=progress)
+
+
+def learn_verifier(pairs: Sequence[pd.DataFrame], asked: Sequence[pd.DataFrame], *,
+                   verifier_settings: VerifierSettings, n_jobs: int) -> tuple[Verifier, pd.DataFrame]:
+    """The verifier learned from the fit photos' pairs and the photos asked (`verifier_pairs`,
+    the tables of every chunk in order): `train_verifier`, or without enough pairs of one
+    individual `inlier_verifier`. Returns it and the pairs it learned from (image, photo, id,
+    the statistics, same, fold, and the held-out ``probability``)."""
+    pairs, asked = gather_tables(pairs), gather_tables(asked)
     if enough_pairs(pairs["same"]):
         verifier, held_out = train_verifier(pairs, asked, verifier_settings, n_jobs)
     else:
