@@ -5,8 +5,8 @@
 
 A dataset of `--photos` generated photos, as `benchmarks/scale.py` makes them, is run once
 through the local method (`presets/cpu.yaml`, the demo's sizes). Then, for each count of
-`--chunks`, the matching and its gathering run again (`local_match`, `local_identify`, forced)
-with `local.chunks` at that count, and it prints per count: the rerun's wall seconds on
+`--chunks`, the queries' matching and its gathering run again (`local_match`, `local_identify`,
+forced) in that many chunks (`--set-scatter local_queries=N`), and it prints per count: the rerun's wall seconds on
 `--cores` cores, the CPU seconds of every chunk summed (what a cluster is billed), the longest
 chunk's wall seconds (the matching's time where there are cores for every chunk at once:
 `--cores 16` holds four 4-thread chunks), the largest chunk's peak memory, and whether the
@@ -67,8 +67,9 @@ def main() -> None:
         rows = []
         for chunks in args.chunks:
             started = time.monotonic()
-            run_workflow(work, work / "data", args.cores, targets, ["--forcerun", "local_match", "local_identify"],
-                         local={"chunks": chunks})
+            # the queries' chunks only: the foreground's and the verifier's stay as they were
+            run_workflow(work, work / "data", args.cores, targets, ["--forcerun", "local_match", "local_identify",
+                                                                    "--set-scatter", f"local_queries={chunks}"])
             rows.append({"chunks": chunks, "rerun_s": time.monotonic() - started,
                          **chunk_costs(work / "results" / "benchmarks", chunks),
                          "digest": answers_digest(work / "results")})
