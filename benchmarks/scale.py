@@ -65,14 +65,13 @@ def generate(folder: Path, n_photos: int, seed: int) -> dict:
             "generated_s": time.monotonic() - started}
 
 
-def run_workflow(work: Path, data: Path, cores: int, targets: Sequence[str] = (), options: Sequence[str] = (),
-                 local: dict | None = None) -> float:
+def run_workflow(work: Path, data: Path, cores: int, targets: Sequence[str] = (), options: Sequence[str] = ()
+                 ) -> float:
     """Seconds of one workflow run of baseline and local on `data`, results in `work`/results (up
-    to `targets`, default all; Snakemake's `options` added), the `local` settings over the presets'."""
+    to `targets`, default all; Snakemake's `options` added)."""
     configfile = work / "scale_config.yaml"
     configfile.write_text(yaml.safe_dump({"data_dir": str(data), "results_dir": "results",
-                                          "methods": ["baseline", "local"], "submit": "best",
-                                          **({"local": local} if local else {})}))
+                                          "methods": ["baseline", "local"], "submit": "best"}))
     command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--cores", str(cores),
                "--configfile", str(REPO / "presets" / "cpu.yaml"), str(REPO / "presets" / "demo.yaml"),
                str(configfile), *options, *(("--", *targets) if targets else ())]

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -37,8 +38,6 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> None:
 def write_columns(df: pd.DataFrame, path: str | Path) -> None:
     """`df` as a .npz of its columns, one array each, read back exactly by `read_columns`: for a
     table one job writes and another reads, where a CSV would round its floats' last bits."""
-    import numpy as np
-
     columns = {}
     for n, name in enumerate(df.columns):
         values = df[name].to_numpy()
@@ -53,8 +52,6 @@ def write_columns(df: pd.DataFrame, path: str | Path) -> None:
 
 def read_columns(path: str | Path) -> pd.DataFrame:
     """The table `write_columns` wrote to `path`, its columns as they were (text as str)."""
-    import numpy as np
-
     with np.load(path, allow_pickle=False) as saved:
         names = saved["names"].tolist()
         return pd.DataFrame({name: saved[f"{n}"] for n, name in enumerate(names)}, columns=names)

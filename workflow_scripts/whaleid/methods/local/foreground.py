@@ -104,7 +104,8 @@ def fold_matches(keypoints: np.ndarray, ids: Sequence[str], *, image_size: int, 
     (`keypoints`: their cache rows; `ids`), in its fold, matched against its own individual's
     `foreground.positives` photos and the other individuals' `foreground.negatives` photos with
     most votes among the other folds' photos. At most `foreground.max_queries` photos are asked
-    (drawn at random). `chunk` (k, n): only the asked photos of chunk k of n
+    (drawn at random); the others are still labelled where they are one of an asked photo's
+    pair. `chunk` (k, n): only the asked photos of chunk k of n
     (`chunks.FitFolds.chunk`); the tables of the n chunks, concatenated in order, are those of one.
 
     Returns the pairs (``query`` and ``photo``: rows of `keypoints`; ``same``: of one
@@ -339,11 +340,13 @@ def learn_foreground(train_npy: str | Path, train_index: str | Path, split_csv: 
     photos are never read."""
     from threadpoolctl import threadpool_limits
 
-    if matched is None:
-        matched = tuple([table] for table in foreground_matches(
-            train_npy, train_index, split_csv, settings=settings, foreground=foreground, image_size=image_size,
-            n_jobs=n_jobs))
     fit_keypoints, fit = read_fit_keypoints(train_npy, train_index, split_csv)
+    if matched is None:  # matched here, as foreground_matches matches, from the keypoints just read
+        import faiss
+
+        faiss.omp_set_num_threads(n_jobs)
+        matched = tuple([table] for table in fold_matches(fit_keypoints, fit["id"].to_numpy(), image_size=image_size,
+                                                          settings=settings, foreground=foreground, n_jobs=n_jobs))
     labels = labels_from_matches(fit_keypoints, fit["image"].to_numpy(), *matched, image_size=image_size,
                                  settings=settings)
     label = labels.labels()
