@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import whaleid.methods.local.catalogue as local_catalogue
 import whaleid.methods.local.keypoints as local_keypoints
 from whaleid.data.images import read_gray, square_image
 from whaleid.identification.answers import final_answers
@@ -552,6 +553,39 @@ def shortlists():
     pairs = match_queries(catalogue, query_features, n_jobs=1)
     return catalogue, query_features, pairs, individual_scores(pairs, "inliers")
 
+
+
+def test_the_catalogue_makes_its_descriptors_batch_by_batch_in_the_order_of_its_photos(monkeypatch):
+    records = catalogue_records([3, 0, 2, 1, 3], slots=3)
+    catalogue = LocalCatalogue(records, ["a", "b", "c", "d", "e"], 64, MATCHING)
+    whole = np.concatenate([catalogue.photo_keypoints(photo)[1] for photo in range(len(catalogue))])
+    assert whole.shape == (9, 128) and catalogue.index.ntotal == 9
+    monkeypatch.setattr(local_catalogue, "ADD_BATCH", 2)  # photos 0-1, 2-3, 4
+    descriptors = local_catalogue._Descriptors(catalogue.features, np.array([3, 0, 2, 1, 3]))
+    assert [first for first, _ in descriptors.batches()] == [0, 3, 6]
+    positions = np.array([8, 0, 4, 3, 6])
+    np.testing.assert_array_equal(descriptors.take(positions), whole[positions])
+    np.testing.assert_array_equal(np.concatenate([batch for _, batch in descriptors.batches()]), whole)
+
+
+@pytest.mark.parametrize("compress_above, code_size", [(None, 4 * 128), (10**9, 4 * 128), (0, 128)])
+def test_a_catalogue_above_compress_above_descriptors_holds_them_in_a_quarter_of_the_bytes_and_still_finds_each_query(
+        monkeypatch, compress_above, code_size):
+    import faiss
+
+    # inverted lists for the dozen photos' thousand-odd descriptors, as for a large catalogue
+    monkeypatch.setattr(local_catalogue, "EXACT_SEARCH_BELOW", 100)
+    settings = replace(MATCHING, shortlist=4, photos_per_individual=2, compress_above=compress_above)
+    catalogue = LocalCatalogue(feature_rows(np.stack(shortlist_catalogue_squares()), SETTINGS),
+                               INDIVIDUALS * 2 + [NEW_WHALE], SIDE, settings)
+    lists = faiss.extract_index_ivf(catalogue.index)
+    assert lists.code_size == code_size and lists.ntotal == len(catalogue.photo_of_descriptor)
+    queries = [view(s, 3, 1.1, (-8, 6), 1.15, -10, 0.85) for s in range(101, 107)]
+    table = individual_scores(match_queries(catalogue, feature_rows(np.stack(queries), SETTINGS)), "inliers")
+    # the votes come from approximate distances once compressed, the inliers from the exact descriptors
+    firsts = table[table["rank"] == 0].sort_values("query")
+    assert firsts["id"].tolist() == INDIVIDUALS
+    assert (firsts["inliers"] >= MANY_INLIERS).all()
 
 def test_each_query_ranks_its_own_individual_first_with_the_most_votes_and_inliers(shortlists):
     _, _, _, table = shortlists

@@ -276,13 +276,15 @@ class MatchSettings(StageSettings):
     the photos verified (most votes first); `ratio`: Lowe's ratio test in verification;
     `transform`: the model RANSAC fits; `reprojection_error`: how far (share of the image side)
     an inlier may land from where the transform puts it; `ransac_iterations`: RANSAC's most;
-    `query_block`: queries whose descriptors are searched in one faiss call."""
+    `query_block`: queries whose descriptors are searched in one faiss call; `compress_above`:
+    catalogue descriptors above which the index holds them in 8 bits a component (None: never)."""
 
     SECTION: ClassVar[str] = "local"
 
     # the shortlist by votes
     neighbours: int
     nprobe: int
+    compress_above: int | None
     shortlist: int
     shortlist_by: str
 
@@ -301,6 +303,8 @@ class MatchSettings(StageSettings):
         check_choice("shortlist_by", self.shortlist_by, SHORTLIST_BY)
         _at_least(self, 1, "neighbours", "shortlist", "photos_per_individual", "nprobe", "ransac_iterations",
                   "query_block")
+        if self.compress_above is not None and self.compress_above < 0:
+            raise ValueError(f"compress_above must be a count of descriptors or null, got {self.compress_above}")
         if not 0 < self.ratio <= 1:
             raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
         if self.reprojection_error <= 0:

@@ -37,7 +37,7 @@ from joblib import Parallel, delayed
 
 from whaleid.identification.candidates import Individuals
 from whaleid.methods.local.geometry import fit_transform, hull_share, ratio_matches, root_sift, scale_and_rotation
-from whaleid.methods.local.keypoints import unpack, unpack_weights
+from whaleid.methods.local.keypoints import DESCRIPTOR_SIZE, unpack, unpack_weights
 from whaleid.methods.local.pairs import VERIFIED_COLUMNS, with_query_context
 from whaleid.settings import MatchSettings
 
@@ -48,26 +48,65 @@ EXACT_SEARCH_BELOW = 50_000
 # Inverted lists: LISTS_PER_ROOT * sqrt(descriptors) of them, their centres trained by k-means
 # on TRAIN_PER_LIST descriptors a list (faiss warns below 39).
 LISTS_PER_ROOT, TRAIN_PER_LIST = 2, 64
+# Catalogue photos whose descriptors are made and added to the index at a time: the index holds
+# them all, the float32 RootSIFT copies of a batch at a time only.
+ADD_BATCH = 128
 
 
-def _descriptor_search(descriptors: np.ndarray, nprobe: int):
-    """A faiss index over `descriptors` (n, 128) float32: exact below `EXACT_SEARCH_BELOW`,
-    inverted lists (IVF-Flat, about 2*sqrt(n) of them, `nprobe` searched) above."""
+class _Descriptors:
+    """The RootSIFT descriptors of a catalogue's photos, made from their keypoint records when
+    asked (uint8, a quarter of float32's bytes), never all held at once."""
+
+    def __init__(self, features: np.ndarray, counts: np.ndarray):
+        self.features, self.counts = features, counts
+        self.starts = np.concatenate([[0], np.cumsum(counts)])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def of_photos(self, photos: slice) -> np.ndarray:
+        rows = [unpack(row)[1] for row in self.features[photos]]
+        return root_sift(np.concatenate(rows)) if rows else np.zeros((0, DESCRIPTOR_SIZE), np.float32)
+
+    def batches(self):
+        """(first descriptor's position, descriptors) of `ADD_BATCH` photos at a time."""
+        for start in range(0, len(self.counts), ADD_BATCH):
+            yield int(self.starts[start]), self.of_photos(slice(start, start + ADD_BATCH))
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """The descriptors at `positions` (in the order of all photos' descriptors), in the
+        order given."""
+        taken = np.zeros((len(positions), DESCRIPTOR_SIZE), np.float32)
+        for first, descriptors in self.batches():
+            inside = np.flatnonzero((positions >= first) & (positions < first + len(descriptors)))
+            taken[inside] = descriptors[positions[inside] - first]
+        return taken
+
+
+def _descriptor_search(descriptors: _Descriptors, nprobe: int, compress_above: int | None):
+    """A faiss index over the catalogue's `descriptors` (n, 128): exact below
+    `EXACT_SEARCH_BELOW`; above, inverted lists (about 2*sqrt(n) of them, `nprobe` searched),
+    which hold each descriptor whole (IVF-Flat, 512 bytes) or, above `compress_above`
+    descriptors, in 8 bits a component (IVF-SQ8, 128 bytes; its distances approximate, which
+    only the votes read: the shortlisted photos are still matched on the exact descriptors)."""
     import faiss  # only the matching jobs need it
 
-    dimensions = descriptors.shape[1]
-    if len(descriptors) < EXACT_SEARCH_BELOW:
-        index = faiss.IndexFlatL2(dimensions)
+    n = len(descriptors)
+    if n < EXACT_SEARCH_BELOW:
+        index = faiss.IndexFlatL2(DESCRIPTOR_SIZE)
     else:
-        n_lists = int(min(LISTS_PER_ROOT * math.sqrt(len(descriptors)), len(descriptors) // 39))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dimensions), dimensions, n_lists)
+        n_lists = int(min(LISTS_PER_ROOT * math.sqrt(n), n // 39))
+        if compress_above is not None and n > compress_above:
+            index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatL2(DESCRIPTOR_SIZE), DESCRIPTOR_SIZE, n_lists,
+                                                  faiss.ScalarQuantizer.QT_8bit)
+        else:
+            index = faiss.IndexIVFFlat(faiss.IndexFlatL2(DESCRIPTOR_SIZE), DESCRIPTOR_SIZE, n_lists)
         # k-means on a sample: enough for the lists' centres, and the build's longest step otherwise
         rng = np.random.default_rng(0)
-        sample = descriptors[rng.choice(len(descriptors), min(len(descriptors), TRAIN_PER_LIST * n_lists),
-                                        replace=False)]
-        index.train(sample)
+        index.train(descriptors.take(rng.choice(n, min(n, TRAIN_PER_LIST * n_lists), replace=False)))
         index.nprobe = min(nprobe, n_lists)
-    index.add(descriptors)
+    for _, batch in descriptors.batches():
+        index.add(batch)
     return index
 
 
@@ -77,7 +116,8 @@ class LocalCatalogue:
     `features`: (N, slots) keypoint records of the catalogue photos (`local_features`); `ids`:
     each photo's individual (new_whale photos are left out: they are of no one individual);
     `weights`: (N, slots) each keypoint's weight (`foreground`: how likely it lies on the
-    animal), or None: all 1.
+    animal), or None: all 1. Each photo's descriptors are made from its records when it is
+    checked (`photo_keypoints`), so that the index is the only copy of them all.
     """
 
     def __init__(self, features: np.ndarray, ids: Sequence[str], image_size: int, settings: MatchSettings,
@@ -89,21 +129,26 @@ class LocalCatalogue:
         self.settings, self.image_size = settings, image_size
         grouped = Individuals.of(ids)
         self.photos, self.individuals, self.individual_of_photo = grouped.photos, grouped.ids, grouped.of_photo
-        self.keypoints = [unpack(features[row]) for row in self.photos]
-        self.keypoints = [(xy, root_sift(descriptors)) for xy, descriptors in self.keypoints]
+        self.features = features[self.photos]
         self.weights = [unpack_weights(features[row], None if weights is None else weights[row])
                         for row in self.photos]
-        counts = np.array([len(xy) for xy, _ in self.keypoints])
+        counts = np.array([len(w) for w in self.weights], np.int64)
         if not counts.sum():
             raise ValueError("no catalogue photo has keypoints: lower the contrast threshold or check the images")
-        self.photo_of_descriptor = np.repeat(np.arange(len(self.photos)), counts)
+        self.photo_of_descriptor = np.repeat(np.arange(len(self.photos), dtype=np.int32), counts)
         self.descriptor_weight = np.concatenate(self.weights)
         # a query descriptor votes with this many nearest catalogue descriptors: fewer where
         # the catalogue holds fewer, for the (k+1)-th is the one each vote is measured against
         self.neighbours = min(settings.neighbours, len(self.photo_of_descriptor) - 1)
-        self.index = _descriptor_search(np.concatenate([d for _, d in self.keypoints]), settings.nprobe)
+        self.index = _descriptor_search(_Descriptors(self.features, counts), settings.nprobe,
+                                        settings.compress_above)
         # each individual's photos, in catalogue order: one sort, not a scan per individual
         self.photos_of_individual = grouped.members()
+
+    def photo_keypoints(self, photo: int) -> tuple[np.ndarray, np.ndarray]:
+        """Catalogue photo `photo`'s keypoint positions (n, 2) and RootSIFT descriptors (n, 128)."""
+        xy, descriptors = unpack(self.features[photo])
+        return xy, root_sift(descriptors)
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -171,11 +216,10 @@ class LocalCatalogue:
             photos = self.photos_of_individual[individual]
             photos = photos[np.argsort(-photo_votes[photos], kind="stable")[:self.settings.photos_per_individual]]
             checked += [(position, photo) for photo in photos]
-        matches = ratio_matches(query_descriptors, [self.keypoints[photo][1] for _, photo in checked],
-                                self.settings.ratio)
+        keypoints = [self.photo_keypoints(photo) for _, photo in checked]
+        matches = ratio_matches(query_descriptors, [descriptors for _, descriptors in keypoints], self.settings.ratio)
         rows = []
-        for (position, photo), (query_rows, photo_rows, ratios) in zip(checked, matches):
-            photo_xy = self.keypoints[photo][0]
+        for (position, photo), (photo_xy, _), (query_rows, photo_rows, ratios) in zip(checked, keypoints, matches):
             inlier, matrix = fit_transform(query_xy[query_rows], photo_xy[photo_rows], self.settings, self.image_size)
             inlier_ratios = ratios[inlier]
             scale, rotation = scale_and_rotation(matrix)

@@ -202,12 +202,13 @@ def _match_photo(catalogue: LocalCatalogue, xy: np.ndarray, descriptors: np.ndar
     positives = by_votes[is_own][:foreground.positives] if own != NEW_WHALE else by_votes[:0]
     negatives = by_votes[~is_own][:foreground.negatives]
     photos = np.concatenate([positives, negatives])
-    matches = ratio_matches(descriptors, [catalogue.keypoints[photo][1] for photo in photos], catalogue.settings.ratio)
+    keypoints = [catalogue.photo_keypoints(photo) for photo in photos]
+    matches = ratio_matches(descriptors, [photo_descriptors for _, photo_descriptors in keypoints],
+                            catalogue.settings.ratio)
     found = []
-    for n, (photo, (query_rows, photo_rows, _)) in enumerate(zip(photos, matches)):
+    for n, (photo, (photo_xy, _), (query_rows, photo_rows, _)) in enumerate(zip(photos, keypoints, matches)):
         if n >= len(positives):
-            inlier, _ = fit_transform(xy[query_rows], catalogue.keypoints[photo][0][photo_rows], catalogue.settings,
-                                      catalogue.image_size)
+            inlier, _ = fit_transform(xy[query_rows], photo_xy[photo_rows], catalogue.settings, catalogue.image_size)
             query_rows, photo_rows = query_rows[inlier], photo_rows[inlier]
         found.append((int(photo), query_rows, photo_rows, n < len(positives)))
     return found
