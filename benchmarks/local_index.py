@@ -1,4 +1,4 @@
-"""What the compressed descriptor index (`local.compress_above`) saves and what it costs, side by side on a finished run.
+"""What the compressed descriptor index (`local.compress_above`) saves and costs, side by side on a finished run.
 
     PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/local_index.py --results results/whales \
         --data /data/whales [--configfile presets/cpu.yaml] [--queries 0]
