@@ -43,6 +43,7 @@ localrules:
     baseline_identify,
     metric_learning_identify,
     fused_identify,
+    local_keypoints,
     local_identify,
     local_shortlist_recall,
     submission,

@@ -13,8 +13,9 @@ checkout runs on it with `presets/cpu.yaml`, the demo's sizes (`presets/demo.yam
 files (`<results>/benchmarks/`; a stage run once per split is summed over them, its memory the
 largest).
 
-It prints, per stage, its wall seconds, CPU seconds and peak RSS at every size and the growth
-exponent k of its wall time between the two largest sizes (time ∝ N^k), then the whole run's;
+It prints, per stage, its wall seconds, CPU seconds and peak RSS at every size, the growth
+exponents k of each between the two largest sizes (time ∝ N^k), and its peak RSS projected to the
+playground's 25,460 photos by its own exponent; then the whole run's wall time;
 the last line is `max_exponent=… projected_25k_h=… peak_rss_gb=… projected_25k_peak_rss_gb=…`:
 the largest stage exponent, the wall hours projected to the playground's 25,460 photos (each
 stage's time at the largest size grown by its own exponent), the largest peak memory measured,
@@ -131,7 +132,7 @@ def main() -> None:
         small, large = sizes[-2], sizes[-1]
         table = pd.concat({size: costs[size] for size in sizes}, axis=1).fillna(0.0)
         print(f"\n{'stage':<28}" + "".join(f"{f'wall_s@{n}':>13}{f'cpu_s@{n}':>12}{f'gb@{n}':>8}" for n in sizes)
-              + f"{'k_wall':>8}{'k_cpu':>7}{'k_gb':>6}")
+              + f"{'k_wall':>8}{'k_cpu':>7}{'k_gb':>6}{'gb@25k':>8}")
         projected_s, projected_gb, exponents = 0.0, 0.0, []
         for stage, row in table.sort_values((large, "wall_s"), ascending=False).iterrows():
             k = exponent(row[(small, "wall_s")], row[(large, "wall_s")], small, large)
@@ -139,10 +140,12 @@ def main() -> None:
             k_gb = exponent(row[(small, "peak_gb")], row[(large, "peak_gb")], small, large)
             exponents.append(k)
             projected_s += row[(large, "wall_s")] * (PLAYGROUND_PHOTOS / large) ** k
-            projected_gb = max(projected_gb, row[(large, "peak_gb")] * (PLAYGROUND_PHOTOS / large) ** max(k_gb, 0))
+            # memory never projected to shrink: a stage's fixed share (Python, its libraries) only grows
+            stage_gb = row[(large, "peak_gb")] * (PLAYGROUND_PHOTOS / large) ** max(k_gb, 0)
+            projected_gb = max(projected_gb, stage_gb)
             print(f"{stage:<28}" + "".join(f"{row[(n, 'wall_s')]:>13.1f}{row[(n, 'cpu_s')]:>12.1f}"
                                            f"{row[(n, 'peak_gb')]:>8.2f}" for n in sizes)
-                  + f"{k:>8.2f}{k_cpu:>7.2f}{k_gb:>6.2f}")
+                  + f"{k:>8.2f}{k_cpu:>7.2f}{k_gb:>6.2f}{stage_gb:>8.2f}")
         run_k = exponent(totals[small], totals[large], small, large)
         print(f"{'whole run (wall)':<28}" + "".join(f"{totals[n]:>13.1f}{'':>12}{'':>8}" for n in sizes)
               + f"{run_k:>8.2f}")

@@ -375,6 +375,11 @@ def keypoint_input(wildcards):
     return {"manifest": f"{R}/ingest/manifest.csv", "images": f"{DATA}/{wildcards.split}"}
 
 
+def keypoint_chunks(wildcards):
+    """A split's keypoint caches of its chunks of photos, in order (scattergather local_photos)."""
+    return gather.local_photos(f"{R}/local/keypoints/chunks/{wildcards.split}/{{scatteritem}}.npy")
+
+
 def keypoint_side():
     """The side of the square the local method's keypoint positions are in (KeypointSettings.side)."""
     return config["local"]["image_size"] if config["local"]["max_side"] is None else config["local"]["max_side"]

@@ -5,9 +5,43 @@
 # verifier learned from how the fit photos match each other.
 
 
+# Each split's photos, the fit photos the foreground model and the verifier ask, and each
+# search's queries, in local.chunks chunks (`--set-scatter local_photos=N local_fit_queries=N
+# local_queries=N`), one job each; whole blocks a chunk, so that every count gives the same bytes.
+scattergather:
+    local_photos=config["local"]["chunks"],
+    local_fit_queries=config["local"]["chunks"],
+    local_queries=config["local"]["chunks"],
+
+
+rule local_keypoints_chunk:
+    input:
+        unpack(keypoint_input),
+    output:
+        # the chunk's photos' keypoints, joined into the split's cache by local_keypoints
+        keypoints=temp(f"{R}/local/keypoints/chunks/{{split}}/{{scatteritem}}.npy"),
+    log:
+        f"{R}/logs/local_keypoints_chunk/{{split}}/{{scatteritem}}.log",
+    benchmark:
+        f"{R}/benchmarks/local_keypoints_chunk/{{split}}/{{scatteritem}}.tsv"
+    wildcard_constraints:
+        scatteritem=r"\d+-of-\d+",
+    params:
+        code=package_code("local_keypoints_chunk.py"),
+        settings=stage_settings(settings.KeypointSettings),
+        # images per parallel task and resume checkpoint, as for preprocessing; a chunk is whole ones
+        chunk_size=config["preprocess"]["chunk_size"],
+    threads: config["local"]["threads"]
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/local_keypoints_chunk.py"
+
+
 rule local_keypoints:
     input:
         unpack(keypoint_input),
+        chunks=keypoint_chunks,
     output:
         keypoints=f"{R}/local/keypoints/{{split}}.npy",
         index=f"{R}/local/keypoints/{{split}}.csv",
@@ -17,22 +51,10 @@ rule local_keypoints:
         f"{R}/benchmarks/local_keypoints/{{split}}.tsv"
     params:
         code=package_code("local_keypoints.py"),
-        settings=stage_settings(settings.KeypointSettings),
-        # images per parallel task and resume checkpoint, as for preprocessing
-        chunk_size=config["preprocess"]["chunk_size"],
-    threads: config["local"]["threads"]
     conda:
         "../envs/whaleid.yaml"
     script:
         "../workflow_scripts/local_keypoints.py"
-
-
-# The fit photos the foreground model and the verifier ask, and each search's queries, in
-# local.chunks chunks (`--set-scatter local_fit_queries=N local_queries=N`), one job each; whole
-# blocks of queries a chunk, so that every count gives the same bytes.
-scattergather:
-    local_fit_queries=config["local"]["chunks"],
-    local_queries=config["local"]["chunks"],
 
 
 rule local_foreground_matches:

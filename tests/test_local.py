@@ -24,7 +24,7 @@ import whaleid.methods.local.keypoints as local_keypoints
 from whaleid.data.images import read_gray, square_image
 from whaleid.identification.answers import final_answers
 from whaleid.methods.local.catalogue import LocalCatalogue, _best_per_key, match_queries
-from whaleid.methods.local.chunks import chunk_queries, parse_chunk
+from whaleid.methods.local.chunks import chunk_rows, parse_chunk
 from whaleid.methods.local.geometry import fit_inliers, inlier_matches, ratio_matches, root_sift
 from whaleid.methods.local.keypoints import (
     build_keypoint_cache,
@@ -34,6 +34,7 @@ from whaleid.methods.local.keypoints import (
     extract_photo_features,
     feature_dtype,
     feature_rows,
+    join_keypoint_caches,
     photo_at_max_side,
     photo_feature_rows,
     read_keypoint_cache,
@@ -340,6 +341,34 @@ def test_cache_built_by_two_workers_equals_one_built_by_one(tmp_path, squares_pa
     build_keypoint_cache(squares_path, tmp_path / "two.npy", CACHE_SETTINGS, n_jobs=2, chunk_size=3)
     assert same_records(np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy"))
 
+
+
+@pytest.mark.parametrize("chunks", [1, 3, 4])
+def test_a_cache_made_in_chunks_of_photos_and_joined_is_the_same_bytes_as_one_made_whole(tmp_path, squares_path,
+                                                                                          chunks):
+    build_keypoint_cache(squares_path, tmp_path / "whole.npy", CACHE_SETTINGS, n_jobs=1, chunk_size=3)
+    parts = []
+    for chunk in range(1, chunks + 1):
+        # 8 squares in blocks of 3: chunks of 3, 3 and 2, or with 4 chunks one of none
+        rows = chunk_rows(8, chunk, chunks, 3)
+        parts.append(tmp_path / f"{chunk}-of-{chunks}.npy")
+        build_keypoint_cache(squares_path, parts[-1], CACHE_SETTINGS, rows=rows, n_jobs=1, chunk_size=3)
+        assert len(np.load(parts[-1])) == len(rows)
+    assert [len(np.load(part)) for part in parts] == {1: [8], 3: [3, 3, 2], 4: [0, 3, 3, 2]}[chunks]
+    assert join_keypoint_caches(parts, tmp_path / "joined.npy") == 8
+    assert (tmp_path / "joined.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+
+
+def test_joining_keypoint_caches_of_different_slots_names_them(tmp_path, squares_path):
+    build_keypoint_cache(squares_path, tmp_path / "a.npy", CACHE_SETTINGS, rows=range(0, 3), n_jobs=1, chunk_size=3)
+    build_keypoint_cache(squares_path, tmp_path / "b.npy", replace(CACHE_SETTINGS, n_features=7), rows=range(3, 8),
+                         n_jobs=1, chunk_size=3)
+    with pytest.raises(ValueError, match="b.npy were made with different n_features"):
+        join_keypoint_caches([tmp_path / "a.npy", tmp_path / "b.npy"], tmp_path / "joined.npy")
+    assert not (tmp_path / "joined.npy").exists()
+    with pytest.raises(ValueError, match="rows 6 to 9 of a cache of 8 squares"):
+        build_keypoint_cache(squares_path, tmp_path / "c.npy", CACHE_SETTINGS, rows=range(6, 9), n_jobs=1,
+                             chunk_size=3)
 
 def stop_after_first_chunk(done, total):
     if done:  # the first call, with nothing done, only says where the job starts
@@ -791,7 +820,7 @@ def test_shortlist_recall_is_counted_by_the_right_individual_s_catalogue_photos(
 @pytest.mark.parametrize("n_queries, block", [(40, 8), (41, 8), (7, 8), (0, 8), (1000, 64)])
 @pytest.mark.parametrize("chunks", [1, 2, 3, 4, 16])
 def test_the_chunks_of_a_search_share_its_queries_out_in_whole_blocks(n_queries, block, chunks):
-    parts = [chunk_queries(n_queries, chunk, chunks, block) for chunk in range(1, chunks + 1)]
+    parts = [chunk_rows(n_queries, chunk, chunks, block) for chunk in range(1, chunks + 1)]
     assert [query for part in parts for query in part] == list(range(n_queries))  # each once, in order
     # a chunk starts on a block's first query, so each query is searched with the same others
     assert all(part.start % block == 0 for part in parts if len(part))
@@ -805,4 +834,4 @@ def test_a_chunk_is_named_as_snakemake_s_scatter_names_it_and_nothing_else_is_ta
         with pytest.raises(ValueError, match="expected <chunk>-of-<chunks>"):
             parse_chunk(wrong)
     with pytest.raises(ValueError, match="chunk 9 of 8"):
-        chunk_queries(40, 9, 8, 8)
+        chunk_rows(40, 9, 8, 8)

@@ -124,6 +124,7 @@ def test_every_stage_leaves_a_log_and_a_benchmark(tiny_run):
                   "metric_learning_embed/test", "metric_learning_identify", "submission/metric_learning",
                   "score/metric_learning", "report_gallery/metric_learning", "report_gallery/local",
                   "report_gallery/fused", "report_calibration/local", "report_calibration/fused",
+                  "local_keypoints_chunk/train/1-of-3", "local_keypoints_chunk/test/3-of-3",
                   "local_keypoints/train", "local_keypoints/test", "local_foreground", "local_verifier",
                   "local_foreground_matches/1-of-3", "local_verifier_pairs/2-of-3", "local_match/validation/1-of-3",
                   "local_match/test/3-of-3", "local_identify",
@@ -290,7 +291,9 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     every_method = {"classifier_identify": 1, "metric_learning_identify": 1, "report_gallery": 3,
                     "local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2, "fused_identify": 1,
                     "submission": 5, "score": 5, "report_thresholds": 5, "review_page": 1, **table}
-    # the local method's matching jobs, in the tiny run's 3 chunks
+    # the local method's keypoints (each split's photos in the tiny run's 3 chunks, then joined)
+    # and its matching jobs, in 3 chunks too
+    keypoints = {"local_keypoints_chunk": 6, "local_keypoints": 2}
     matching_jobs = {"local_foreground_matches": 3, "local_foreground": 1, "local_verifier_pairs": 3,
                      "local_verifier": 1, "local_match": 6}
     both_models = {"classifier_train": 1, "metric_learning_train": 1, "metric_learning_embed": 2, "report_training": 2}
@@ -303,9 +306,9 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
         **retrieval_and_fused}  # also how training scores
     # the keypoints are cached: matching settings reuse them, extraction settings remake them
     assert planned_jobs(work, merged(config, {"local": {"shortlist": 6}})) == matching
-    assert planned_jobs(work, merged(config, {"local": {"n_features": 120}})) == {"local_keypoints": 2, **matching}
+    assert planned_jobs(work, merged(config, {"local": {"n_features": 120}})) == {**keypoints, **matching}
     # keypoints of the original photos: another cache, read from the photos, not the squares
-    assert planned_jobs(work, merged(config, {"local": {"max_side": 64}})) == {"local_keypoints": 2, **matching}
+    assert planned_jobs(work, merged(config, {"local": {"max_side": 64}})) == {**keypoints, **matching}
     assert planned_jobs(work, merged(config, {"foreground": {"negatives": 3}})) == matching
     # unweighted keypoints: no foreground model, and everything that read its weights again
     assert planned_jobs(work, merged(config, {"local": {"foreground": "none"}})) == local
@@ -320,7 +323,7 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     # the baseline reads the manifest's hashes, not the images
     assert planned_jobs(work, merged(config, {"preprocess": {"size": 40}})) == {
         "preprocess": 2, "report_preprocessing": 1, **autoencoder, **every_method, **both_models,
-        "local_keypoints": 2, **matching_jobs, "report_training": 3, "submission": 4, "score": 4,
+        **keypoints, **matching_jobs, "report_training": 3, "submission": 4, "score": 4,
         "report_thresholds": 4}
     # duplicates come first in every method, matched as the baseline chose
     assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {
@@ -331,13 +334,15 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
         "ingest": 1, "report_dataset": 1, "preprocess": 2, "report_preprocessing": 1, **autoencoder,
-        "validation_split": 1, "baseline_identify": 1, **both_models, **every_method, "local_keypoints": 2,
+        "validation_split": 1, "baseline_identify": 1, **both_models, **every_method, **keypoints,
         **matching_jobs, "report_training": 3, "review_catalogue": 1}
 
 
 # What the local method's gathering jobs write (its models aside, pickles of scikit-learn's trees:
 # what they answer is in the answers).
-LOCAL_OUTPUTS = ["local/foreground/train.npy", "local/foreground/test.npy", "local/foreground/labels.csv",
+LOCAL_OUTPUTS = ["local/keypoints/train.npy", "local/keypoints/test.npy", "local/keypoints/train.csv",
+                 "local/keypoints/test.csv", "local/foreground/train.npy", "local/foreground/test.npy",
+                 "local/foreground/labels.csv",
                  "local/verifier/training_pairs.csv", "local/verifier/reliability.csv",
                  "local/predictions/validation.csv", "local/predictions/test.csv", "local/new_whale_threshold.csv",
                  "local/shortlists/validation.csv", "local/shortlists/test.csv", "local/pairs/validation.csv",
@@ -346,15 +351,15 @@ LOCAL_OUTPUTS = ["local/foreground/train.npy", "local/foreground/test.npy", "loc
 
 @pytest.mark.slow
 def test_the_local_method_s_outputs_are_the_same_bytes_in_one_chunk_as_in_three(tiny_run, tmp_path):
-    """The tiny run matched the fit photos (for the foreground and the verifier) and each
-    search's queries in 3 chunks (blocks of 8 queries); matched in one job each, every output of
-    the local method is the same, byte for byte."""
+    """The tiny run found each split's keypoints, and matched the fit photos (for the foreground
+    and the verifier) and each search's queries, in 3 chunks (blocks of 8 queries); in one job
+    each, every output of the local method is the same, byte for byte."""
     work = copy_of_run(tiny_run, tmp_path)
     config = merged(tiny_run["config"], {"local": {"chunks": 1}})
     targets = [f"results/{output}" for output in LOCAL_OUTPUTS]
     assert planned_jobs(work, config, "--", *targets) == {
-        "local_foreground_matches": 1, "local_foreground": 1, "local_verifier_pairs": 1, "local_verifier": 1,
-        "local_match": 2, "local_identify": 1}
+        "local_keypoints_chunk": 2, "local_keypoints": 2, "local_foreground_matches": 1, "local_foreground": 1,
+        "local_verifier_pairs": 1, "local_verifier": 1, "local_match": 2, "local_identify": 1}
     snakemake(work, "--", *targets, config=config)
     assert sorted(path.name for path in (work / "results" / "local" / "matches" / "test").iterdir()) == [
         "1-of-1.npz", "1-of-3.npz", "2-of-3.npz", "3-of-3.npz"]

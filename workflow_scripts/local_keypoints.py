@@ -1,29 +1,24 @@
-"""Rule local_keypoints: the SIFT keypoints of every photo of one split, from its preprocessed square
-or, where local.max_side is set, from the original photo."""
+"""Rule local_keypoints: a split's keypoint cache, its chunks' caches joined in order, and its index."""
 
 from pathlib import Path
 
 from whaleid.data.preprocess import cache_index
 from whaleid.io.files import write_bytes, write_csv
-from whaleid.io.logs import Progress, log_to_file
+from whaleid.io.logs import log_to_file
 from whaleid.io.tables import read_table
-from whaleid.methods.local.keypoints import build_keypoint_cache, build_photo_keypoint_cache
-from whaleid.settings import KeypointSettings
+from whaleid.methods.local.keypoints import join_keypoint_caches
 
 log = log_to_file(snakemake.log[0])
-i, p = snakemake.input, snakemake.params
-settings = KeypointSettings(**p.settings)
-progress = Progress(log, f"keypoints of {snakemake.wildcards.split}")
-if settings.max_side is None:
-    build_keypoint_cache(i.cache, snakemake.output.keypoints, settings, n_jobs=snakemake.threads,
-                         chunk_size=p.chunk_size, progress=progress)
-    # Row i of the keypoints is row i of the preprocess cache: the same index names both.
-    with open(i.index, "rb") as index:
-        write_bytes(index.read(), snakemake.output.index)
+i, o, split = snakemake.input, snakemake.output, snakemake.wildcards.split
+# Row i of the keypoints is row i of the preprocess cache (or, from the original photos, of the
+# order the preprocess cache would have): the same index names both.
+index = read_table(i.index) if "index" in i.keys() else cache_index(read_table(i.manifest), split)
+n_photos = join_keypoint_caches(i.chunks, o.keypoints)
+if n_photos != len(index):
+    raise ValueError(f"the keypoint chunks of {split} hold {n_photos} photos, but its index lists {len(index)}: "
+                     "made from another preprocess cache; rerun local_keypoints_chunk")
+if "index" in i.keys():
+    write_bytes(Path(i.index).read_bytes(), o.index)
 else:
-    # in the preprocess cache's order, which every stage reading keypoints shares
-    index = cache_index(read_table(i.manifest), snakemake.wildcards.split)
-    build_photo_keypoint_cache([Path(i.images, image) for image in index["image"]], snakemake.output.keypoints,
-                               settings, sizes=list(zip(index["width"].astype(int), index["height"].astype(int))),
-                               n_jobs=snakemake.threads, chunk_size=p.chunk_size, progress=progress)
-    write_csv(index, snakemake.output.index)
+    write_csv(index, o.index)
+log.info("keypoints of %d %s photos, joined from %d chunks", n_photos, split, len(i.chunks))

@@ -1,4 +1,4 @@
-"""The local method's per-query work shared out into chunks, each a job of its own.
+"""The local method's per-photo and per-query work shared out into chunks, each a job of its own.
 
 Snakemake's `scattergather:` names a chunk ``<chunk>-of-<chunks>`` (`parse_chunk`). Queries
 are matched in blocks of `MatchSettings.query_block` (each block's descriptors searched in one
@@ -6,9 +6,10 @@ faiss call, whose exact search computes its distances by matrix products over th
 so a chunk is always whole blocks: a query is searched with the same other queries whatever the
 chunk count, and every count gives the same bytes.
 
-Identification shares out a search's queries (`chunk_queries`); the foreground model and the
-verifier, which ask the fit photos fold by fold against the other folds (`FitFolds`), share out
-the blocks of every fold's asked photos (`FitFolds.chunk`).
+Keypoint extraction shares out a split's photos, and identification a search's queries
+(`chunk_rows`: whole blocks of the preprocessing's chunk size, or of the query block); the
+foreground model and the verifier, which ask the fit photos fold by fold against the other folds
+(`FitFolds`), share out the blocks of every fold's asked photos (`FitFolds.chunk`).
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def _share(n_items: int, chunk: int, chunks: int) -> range:
     return range((chunk - 1) * n_items // chunks, chunk * n_items // chunks)
 
 
-def chunk_queries(n_queries: int, chunk: int, chunks: int, block: int) -> range:
-    """The queries of chunk `chunk` (from 1) of `chunks`: whole blocks of `block` queries."""
-    blocks = _share(math.ceil(n_queries / block), chunk, chunks)
-    return range(blocks.start * block, min(blocks.stop * block, n_queries))
+def chunk_rows(n_rows: int, chunk: int, chunks: int, block: int) -> range:
+    """The rows (queries, photos) of chunk `chunk` (from 1) of `chunks`: whole blocks of `block` rows."""
+    blocks = _share(math.ceil(n_rows / block), chunk, chunks)
+    return range(blocks.start * block, min(blocks.stop * block, n_rows))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from whaleid.identification.answers import Identification, answer, choose_on_val
 from whaleid.identification.candidates import Candidates, Individuals
 from whaleid.identification.search import Queries, Search
 from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
-from whaleid.methods.local.chunks import chunk_queries, gather_tables
+from whaleid.methods.local.chunks import chunk_rows, gather_tables
 from whaleid.methods.local.keypoints import read_keypoints, read_weights
 from whaleid.methods.local.pooling import POOLINGS, individual_scores, shortlist_candidates
 from whaleid.settings import MatchSettings
@@ -52,7 +52,7 @@ def match_chunk(train_npy: str | Path, train_index: str | Path, test_npy: str | 
                 settings: MatchSettings, image_size: int, verifier=None, n_jobs: int,
                 weights: tuple[str | Path, str | Path] | None = None, reviewed: str | Path | None = None,
                 progress=None) -> pd.DataFrame:
-    """Every verified pair of the queries of chunk `chunk` of `chunks` (`chunk_queries`) of the
+    """Every verified pair of the queries of chunk `chunk` of `chunks` (`chunk_rows`) of the
     `search` (validation or test), matched against its catalogue (`match_queries`), from the
     keypoints of train and test (each .npy with its index .csv): ``query`` (the query's number
     in its search), ``image`` (its name), ``photo`` (the catalogue photo's name), ``id`` and the
@@ -80,13 +80,13 @@ def match_chunk(train_npy: str | Path, train_index: str | Path, test_npy: str | 
     ids = np.asarray(searched.catalogue_ids)
     catalogue = LocalCatalogue(searched.catalogue_values(train_keypoints, test_keypoints), ids, image_size, settings,
                                None if weights is None else searched.catalogue_values(train_weights, test_weights))
-    rows = chunk_queries(len(searched.queries), chunk, chunks, settings.query_block)
+    rows = chunk_rows(len(searched.queries), chunk, chunks, settings.query_block)
     log.info("%s, queries %d to %d of %d (chunk %d of %d): catalogue of %d photos of %d individuals, %d descriptors",
              search, rows.start + 1, rows.stop, len(searched.queries), chunk, chunks, len(catalogue),
              len(catalogue.individuals), len(catalogue.photo_of_descriptor))
-    chunk_rows = slice(rows.start, rows.stop)
-    found = match_queries(catalogue, searched.query_values(train_keypoints, test_keypoints, chunk_rows),
-                          None if weights is None else searched.query_values(train_weights, test_weights, chunk_rows),
+    in_chunk = slice(rows.start, rows.stop)
+    found = match_queries(catalogue, searched.query_values(train_keypoints, test_keypoints, in_chunk),
+                          None if weights is None else searched.query_values(train_weights, test_weights, in_chunk),
                           n_jobs=n_jobs, progress=progress)
     found["query"] += rows.start
     if verifier is not None:

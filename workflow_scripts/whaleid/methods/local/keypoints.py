@@ -24,7 +24,9 @@ The cache of a split is one .npy array of records (N photos, `n_features` slots)
 the keypoint's position (`xy`, pixels of the square of side `KeypointSettings.side`; NaN in
 unused slots) and its SIFT descriptor (`descriptor`, 128 uint8). Row i is row i of the
 preprocess cache (or of its index, `preprocess.cache_index`, where the photos are read), whose
-index names it. Built in chunks in parallel, and a killed job resumes (`arrays.fill_in_chunks`).
+index names it. Built in chunks in parallel, and a killed job resumes (`arrays.fill_in_chunks`);
+a split's photos may be shared out among jobs (`rows`), their caches then joined in order
+(`join_keypoint_caches`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import pandas as pd
 
 from whaleid.data.images import jpeg_reduction, read_gray, shrink_to, stretch_contrast
 from whaleid.io.arrays import fill_in_chunks, write_rows
+from whaleid.io.files import atomic_output
 from whaleid.io.tables import read_table
 from whaleid.settings import KeypointSettings
 
@@ -176,30 +179,35 @@ def unpack_weights(row: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     return np.asarray(weights, np.float32)[used]
 
 
-def _fill_chunk(cache_path: str, settings: KeypointSettings, partial_path: str, start: int, stop: int) -> None:
+def _fill_chunk(cache_path: str, settings: KeypointSettings, first: int, partial_path: str, start: int,
+                stop: int) -> None:
     # One OpenCV thread per worker: joblib already keeps every core busy. Put back after, for
     # with one job this runs in the caller's process.
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        squares = np.load(cache_path, mmap_mode="r")[start:stop]
+        squares = np.load(cache_path, mmap_mode="r")[first + start:first + stop]
         write_rows(partial_path, start, feature_rows(squares, settings))
     finally:
         cv2.setNumThreads(threads)
 
 
 def build_keypoint_cache(cache_path: str, out_path: str, settings: KeypointSettings, *, n_jobs: int, chunk_size: int,
-                         progress=None) -> None:
-    """The keypoints of every square of the preprocess cache at `cache_path` (.npy, (N, side,
-    side) uint8) into `out_path` (.npy, (N, n_features) records), `n_jobs` chunks at a time.
-    `progress(done, total)` is called as chunks finish. Resumes after a kill, unless the
-    squares were rebuilt since (`arrays.fill_in_chunks`)."""
+                         rows: range | None = None, progress=None) -> None:
+    """The keypoints of the squares `rows` (default all) of the preprocess cache at `cache_path`
+    (.npy, (N, side, side) uint8) into `out_path` (.npy, (len(rows), n_features) records),
+    `n_jobs` chunks at a time. `progress(done, total)` is called as chunks finish. Resumes after
+    a kill, unless the squares were rebuilt since (`arrays.fill_in_chunks`)."""
     squares = np.load(cache_path, mmap_mode="r")
     if squares.ndim != 3 or squares.shape[1] != squares.shape[2] or squares.dtype != np.uint8:
         raise ValueError(f"{cache_path}: expected preprocessed squares (N, side, side) uint8, got shape "
                          f"{squares.shape} {squares.dtype}")
-    fill_in_chunks(out_path, (len(squares), settings.n_features), feature_dtype(), chunk_size, inputs=[cache_path],
-                   settings=asdict(settings), fill_chunk=partial(_fill_chunk, str(cache_path), settings),
+    rows = range(len(squares)) if rows is None else rows
+    if rows.step != 1 or not 0 <= rows.start <= rows.stop <= len(squares):
+        raise ValueError(f"{cache_path}: rows {rows.start} to {rows.stop} of a cache of {len(squares)} squares")
+    fill_in_chunks(out_path, (len(rows), settings.n_features), feature_dtype(), chunk_size, inputs=[cache_path],
+                   settings={**asdict(settings), "rows": [rows.start, rows.stop]},
+                   fill_chunk=partial(_fill_chunk, str(cache_path), settings, rows.start),
                    n_jobs=n_jobs, progress=progress)
 
 
@@ -228,6 +236,27 @@ def build_photo_keypoint_cache(paths: Sequence[str | Path], out_path: str, setti
     fill_in_chunks(out_path, (len(paths), settings.n_features), feature_dtype(), chunk_size, inputs=paths,
                    settings={**asdict(settings), "sizes": sizes},
                    fill_chunk=partial(_fill_photo_chunk, paths, sizes, settings), n_jobs=n_jobs, progress=progress)
+
+
+def join_keypoint_caches(parts: Sequence[str | Path], out_path: str | Path) -> int:
+    """The keypoint caches of consecutive chunks of a split's photos (`parts`, in order) written
+    one after another as the split's cache at `out_path`, a part at a time; the photos it holds."""
+    caches = [read_keypoint_cache(str(part)) for part in parts]
+    slots = {cache.shape[1] for cache in caches}
+    if len(slots) > 1:
+        raise ValueError(f"keypoint caches of {sorted(slots)} slots to join: {', '.join(map(str, parts))} were made "
+                         "with different n_features; rerun local_keypoints_chunk")
+    n_photos = sum(len(cache) for cache in caches)
+    with atomic_output(out_path) as partial_path:
+        joined = np.lib.format.open_memmap(partial_path, mode="w+", dtype=feature_dtype(),
+                                           shape=(n_photos, slots.pop() if slots else 0))
+        start = 0
+        for cache in caches:
+            joined[start:start + len(cache)] = cache
+            start += len(cache)
+        joined.flush()
+        del joined
+    return n_photos
 
 
 def read_keypoint_cache(path: str) -> np.ndarray:
