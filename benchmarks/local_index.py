@@ -42,8 +42,7 @@ def shortlists_of(results: Path, configfiles: list[str], kind: str, queries: int
 
     import whaleid.methods.local.catalogue as local_catalogue
     from whaleid.identification.search import Queries
-    from whaleid.methods.local.geometry import root_sift
-    from whaleid.methods.local.keypoints import read_keypoints, read_weights, unpack, unpack_weights
+    from whaleid.methods.local.keypoints import read_keypoints, read_weights
     from whaleid.settings import KeypointSettings, MatchSettings
 
     faiss.omp_set_num_threads(threads)
@@ -69,11 +68,10 @@ def shortlists_of(results: Path, configfiles: list[str], kind: str, queries: int
     weights = None if test_weights is None else searched.query_values(train_weights, test_weights, slice(0, n))
     started, shortlists = time.perf_counter(), []
     for start in range(0, n, settings.query_block):
-        block = rows[start:start + settings.query_block]
-        block_weights = [None] * len(block) if weights is None else weights[start:start + settings.query_block]
-        descriptors = [root_sift(unpack(row)[1]) for row in block]
-        votes = catalogue.block_votes(descriptors, [None if w is None else unpack_weights(row, w)
-                                                    for row, w in zip(block, block_weights)])
+        queries = local_catalogue.query_keypoints(
+            rows[start:start + settings.query_block],
+            None if weights is None else weights[start:start + settings.query_block])
+        votes = catalogue.block_votes([d for _, d, _ in queries], [w for _, _, w in queries])
         shortlists += [catalogue.individuals[catalogue.shortlist(*vote)] for vote in votes]
     voting = time.perf_counter() - started
     table = np.full((n, settings.shortlist), "", dtype=object)

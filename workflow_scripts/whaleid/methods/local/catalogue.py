@@ -101,7 +101,8 @@ def _descriptor_search(descriptors: _Descriptors, nprobe: int, compress_above: i
                                                   faiss.ScalarQuantizer.QT_8bit)
         else:
             index = faiss.IndexIVFFlat(faiss.IndexFlatL2(DESCRIPTOR_SIZE), DESCRIPTOR_SIZE, n_lists)
-        # k-means on a sample: enough for the lists' centres, and the build's longest step otherwise
+        # k-means on a sample: enough for the lists' centres, and the build's longest step otherwise.
+        # The sample's descriptors are made apart from the index's: cheaper than holding them all.
         rng = np.random.default_rng(0)
         index.train(descriptors.take(rng.choice(n, min(n, TRAIN_PER_LIST * n_lists), replace=False)))
         index.nprobe = min(nprobe, n_lists)
@@ -253,6 +254,15 @@ def _verify_block(catalogue: LocalCatalogue, queries: list[tuple[np.ndarray, np.
             for (xy, descriptors, weights), vote in zip(queries, votes)]
 
 
+def query_keypoints(rows: np.ndarray, weights: np.ndarray | None = None
+                    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each query's keypoint positions, RootSIFT descriptors and weights, from its cache row and
+    its row of `weights` (None: every keypoint weighs 1), as `match_queries` asks with them."""
+    weights = [None] * len(rows) if weights is None else weights
+    return [(xy, root_sift(descriptors), unpack_weights(row, row_weights))
+            for row, row_weights in zip(rows, weights) for xy, descriptors in [unpack(row)]]
+
+
 def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_weights: np.ndarray | None = None, *,
                   n_jobs: int = 1, progress=None) -> pd.DataFrame:
     """Every pair of a query photo (a row of `query_features`, its keypoints' weights a row of
@@ -268,10 +278,8 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_w
     with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
         block = catalogue.settings.query_block
         for start in range(0, n, block):
-            rows = query_features[start:start + block]
-            weights = [None] * len(rows) if query_weights is None else query_weights[start:start + block]
-            queries = [(xy, root_sift(descriptors), unpack_weights(row, row_weights))
-                       for row, row_weights in zip(rows, weights) for xy, descriptors in [unpack(row)]]
+            queries = query_keypoints(query_features[start:start + block],
+                                      None if query_weights is None else query_weights[start:start + block])
             counts = [len(xy) for xy, _, _ in queries]
             votes = catalogue.block_votes([d for _, d, _ in queries], [w for _, _, w in queries])
             with_keypoints = [i for i, c in enumerate(counts) if c]
