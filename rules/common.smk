@@ -238,6 +238,15 @@ def review_method():
     return method
 
 
+def fold_answers_input():
+    """What the auto-accept threshold is chosen on where it is not validation: the local
+    method's out-of-fold answers to the fit photos and the pooling it chose, where the review
+    page shows the local method and its verifier made them."""
+    if review_method() != "local" or config["local"]["scoring"] != "verifier":
+        return {}
+    return {"fold_answers": f"{R}/local/verifier/fold_answers.csv", "poolings": f"{R}/local/poolings.csv"}
+
+
 def verifier_input():
     """The verifier's model, where the local method scores with it."""
     return [f"{R}/local/verifier/model.joblib"] if config["local"]["scoring"] == "verifier" else []

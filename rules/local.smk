@@ -155,6 +155,9 @@ rule local_verifier:
         # every fit photo's verified pairs, with the label and the held-out probability
         pairs=f"{R}/local/verifier/training_pairs.csv",
         reliability=f"{R}/local/verifier/reliability.csv",
+        # each fit photo asked: its rank-1 answer out of fold, by pooling (the auto-accept
+        # threshold is chosen on them)
+        fold_answers=f"{R}/local/verifier/fold_answers.csv",
     log:
         f"{R}/logs/local_verifier.log",
     benchmark:

@@ -1,6 +1,7 @@
 # The researcher's loop: a page on which a person reviews one method's test answers, the rank-1
-# answers that validation says are right often enough marked accepted, and the decisions exported
-# from it fed back (review.decisions): their photos join every method's catalogue, no retraining.
+# answers that are surely right often enough (on the fit photos' out-of-fold answers, or
+# validation's) marked accepted, and the decisions exported from it fed back
+# (review.decisions): their photos join every method's catalogue, no retraining.
 
 
 rule review_catalogue:
@@ -30,6 +31,7 @@ rule review_catalogue:
 rule review_page:
     input:
         unpack(lambda wildcards: evidence_input(review_method())),
+        unpack(lambda wildcards: fold_answers_input()),
         split=f"{R}/validation/split.csv",
         # the pictures: the preprocessed squares, whatever the method read
         train_images=f"{R}/preprocess/train.npy",

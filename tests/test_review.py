@@ -3,7 +3,13 @@ import pandas as pd
 import pytest
 from test_gallery import made_up_run
 
-from whaleid.review.auto_accept import auto_accept, wilson_lower_bound
+from whaleid.review.auto_accept import (
+    ON_FIT_FOLDS,
+    auto_accept,
+    checked_on_validation,
+    fold_auto_accept,
+    wilson_lower_bound,
+)
 from whaleid.review.decisions import catalogue_table, identified, individuals_table, read_decisions
 
 
@@ -99,18 +105,63 @@ def test_auto_accept_takes_the_largest_most_confident_set_right_often_enough():
     correct = [True, True, True, False, True, True, False, True]
     accept = auto_accept(scores, correct, 0.8)
     # top 6 are right 5 of 6 (0.833); the tied 0.9s go together
-    assert accept.threshold == 0.7 and accept.validation_accepted == 6
-    assert accept.validation_precision == pytest.approx(5 / 6) and accept.validation_queries == 7
+    assert accept.threshold == 0.7 and accept.chosen_accepted == accept.validation_accepted == 6
+    assert accept.chosen_precision == pytest.approx(5 / 6) and accept.validation_queries == 7
+    assert accept.on_validation
     # few answers: the precision may really be much lower
     assert 0.55 < accept.lower_bound < 5 / 6
     assert wilson_lower_bound(54, 54) == pytest.approx(0.9706, abs=1e-3)
     assert wilson_lower_bound(530, 540) > wilson_lower_bound(53, 54) > 0.93
+    np.testing.assert_allclose(wilson_lower_bound(np.array([54, 530]), np.array([54, 540])),
+                               [wilson_lower_bound(54, 54), wilson_lower_bound(530, 540)])
     strict = auto_accept(scores, correct, 1.0)
     assert strict.threshold == 0.95 and strict.validation_accepted == 2
     none = auto_accept([0.9, 0.8], [False, True], 0.99)
     assert none.threshold == float("inf") and none.validation_accepted == 0 and np.isnan(none.validation_precision)
     with pytest.raises(ValueError, match="precision must be in"):
         auto_accept(scores, correct, 0)
+
+
+def test_on_the_fit_folds_answers_auto_accept_takes_the_set_surely_right_often_enough():
+    # 300 answers, most sure first: the first 150 all right, then one wrong in every 5, then half
+    right = np.r_[np.ones(150, bool), np.arange(100) % 5 != 0, np.arange(50) % 2 == 0]
+    scores = np.linspace(1, 0.1, 300)
+    surely = auto_accept(np.r_[scores, np.nan], np.r_[right, True], 0.95, ON_FIT_FOLDS)
+    accepted = int(np.sum(scores >= surely.threshold))
+    assert surely.chosen_accepted == accepted and surely.chosen_answers == 300 and not surely.on_validation
+    # the bound, not the precision reached, meets the one asked: reached is above it
+    assert surely.lower_bound >= 0.95 and surely.chosen_precision > surely.lower_bound
+    assert surely.chosen_precision == pytest.approx(right[:accepted].mean())
+    assert wilson_lower_bound(right[:accepted + 1].sum(), accepted + 1) < 0.95
+    # where only the precision reached had to meet it, more would have been accepted
+    reached = auto_accept(scores, right, 0.95)
+    assert reached.chosen_accepted > accepted and reached.lower_bound < 0.95 <= reached.chosen_precision
+    # a few answers all right are not sure enough: 20 of 20 may really be 92%
+    assert wilson_lower_bound(20, 20) == pytest.approx(0.924, abs=1e-3)
+    few = auto_accept(np.linspace(1, 0.5, 20), np.ones(20, bool), 0.98, ON_FIT_FOLDS)
+    assert few.threshold == float("inf") and few.chosen_accepted == 0 and np.isnan(few.chosen_precision)
+
+
+def test_a_threshold_chosen_on_out_of_fold_answers_is_checked_on_validation(tmp_path):
+    rng = np.random.default_rng(0)
+    probability = rng.uniform(0, 1, 2000)
+    answers = pd.DataFrame({"image": [f"f{n}.jpg" for n in range(2000)], "id": "w", "known": True,
+                            "pooling": "max", "answer": "w", "probability": probability,
+                            "right": rng.uniform(0, 1, 2000) < probability})
+    # the other pooling's, and photos nothing verified, are not what it is chosen on
+    others = answers.assign(pooling="noisy_or", right=False)
+    unanswered = pd.DataFrame({"image": ["u.jpg"], "id": ["w"], "known": [True], "pooling": ["max"], "answer": [""],
+                               "probability": [np.nan], "right": [False]})
+    pd.concat([answers, others, unanswered]).to_csv(tmp_path / "fold_answers.csv", index=False)
+    pd.DataFrame({"pooling": ["max", "noisy_or"], "map5": [0.6, 0.5], "threshold": [0.3, 0.3],
+                  "chosen": [True, False]}).to_csv(tmp_path / "poolings.csv", index=False)
+    accept = fold_auto_accept(tmp_path / "fold_answers.csv", tmp_path / "poolings.csv", 0.95)
+    assert not accept.on_validation and accept.chosen_answers == 2000
+    # right with probability p: the answers above about 0.9 are right 95% of the time
+    assert 0.85 < accept.threshold < 0.97 and accept.lower_bound >= 0.95
+    checked = checked_on_validation(accept, [0.99, 0.97, 0.5, np.nan], [True, False, True, True])
+    assert (checked.validation_accepted, checked.validation_queries, checked.validation_precision) == (2, 3, 0.5)
+    assert (checked.threshold, checked.chosen_accepted) == (accept.threshold, accept.chosen_accepted)
 
 
 def test_the_summary_make_demo_prints_says_where_the_review_page_is(tmp_path):
@@ -121,12 +172,14 @@ def test_the_summary_make_demo_prints_says_where_the_review_page_is(tmp_path):
     (tmp_path / "submission_method.txt").write_text("local\n")
     assert "review page" not in summarise(tmp_path)
     (tmp_path / "review").mkdir()
-    pd.DataFrame([{"method": "local", "precision": 0.98, "threshold": 0.7, "validation_precision": 0.98,
+    pd.DataFrame([{"method": "local", "precision": 0.98, "threshold": 0.7, "chosen_on": "out-of-fold fit queries",
+                   "chosen_precision": 0.99, "chosen_accepted": 400, "chosen_answers": 900, "lower_bound": 0.981,
+                   "validation_precision": 0.98,
                    "validation_accepted": 50, "validation_queries": 60, "test_photos": 150, "test_accepted": 40,
                    "to_review": 110, "decided_before": 0}]).to_csv(tmp_path / "review" / "auto_accept.csv",
                                                                     index=False)
     assert (f"review page: {tmp_path / 'review' / 'page.html'} (local: 40 of 150 test photos auto-accepted at 0.98 "
-            "precision on validation, 110 for a person)") in summarise(tmp_path)
+            "precision on out-of-fold fit queries, 110 for a person)") in summarise(tmp_path)
 
 
 def embedding_files(r):

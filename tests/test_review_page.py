@@ -7,6 +7,7 @@ import base64
 import csv
 import math
 import re
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ from browser import CHROMIUM_SKIP, SKIP_REASON, open_browser, screenshot
 # the query sections, their candidates and every image, as a browser reads a page
 from test_gallery import Gallery
 
-from whaleid.review.auto_accept import AutoAccept
+from whaleid.review.auto_accept import ON_FIT_FOLDS, ON_VALIDATION, AutoAccept
 from whaleid.review.decisions import new_individual_id
 from whaleid.review.html import format_score
 from whaleid.review.review_page import (
@@ -73,8 +74,10 @@ def synthetic_queries() -> list[ReviewQuery]:
             query("f.jpg", [NEW_WHALE, "w_1", "w_2", "w_3", "w_4"], float("nan"))]
 
 
-AUTO = AutoAccept(precision=0.98, threshold=0.93, validation_precision=55 / 56, validation_accepted=56,
-                  validation_queries=70)
+# chosen on the fit photos' out-of-fold answers, checked on validation
+AUTO = AutoAccept(precision=0.98, threshold=0.93, chosen_on=ON_FIT_FOLDS, chosen_accepted=400, chosen_answers=900,
+                  chosen_precision=0.995, lower_bound=0.9895, validation_accepted=56, validation_queries=70,
+                  validation_precision=55 / 56)
 
 
 def render(queries=None, **options) -> str:
@@ -160,25 +163,31 @@ def test_odd_names_are_escaped_and_read_back_whole():
     assert f'<option value="{odd_id}"' not in text and '<option value="w&quot;&lt;&amp;&gt;&#x27;x">' in text
 
 
-def test_the_auto_accept_statement_gives_the_threshold_and_how_right_it_was():
+def test_the_auto_accept_statement_gives_the_threshold_and_how_surely_right_it_was():
     statement = auto_accept_statement(AUTO, photos=40, accepted=12, score_name="probability")
-    assert statement == ("Auto-accepted: 12 of 40 photos, whose rank-1 probability is at least 0.93: on validation, "
-                         "rank-1 answers at or above it were right 98.2% of the time (55 of 56) \N{EM DASH} asked for "
-                         "98%. A person still has to look at 28.")
-    bounded = AutoAccept(0.98, 0.93, 55 / 56, 56, 70, lower_bound=0.9412)
-    assert "(55 of 56; from so few, at least 94.1% with 90% confidence)" in auto_accept_statement(
-        bounded, photos=40, accepted=12, score_name="probability")
+    assert statement == ("Auto-accepted: 12 of 40 photos, whose rank-1 probability is at least 0.93: on the fit "
+                         "photos' out-of-fold answers (each photo asked against the other folds' photos), rank-1 "
+                         "answers at or above it were right 99.5% of the time (398 of 400; at least 99.0% with 90% "
+                         "confidence) \N{EM DASH} asked for 98%. On validation, 55 of the 56 at or above it were "
+                         "right. A person still has to look at 28.")
+    on_validation = AutoAccept(0.98, 0.93, ON_VALIDATION, 56, 70, 55 / 56, 0.9412, 56, 70, 55 / 56)
+    statement = auto_accept_statement(on_validation, photos=40, accepted=12, score_name="probability")
+    assert ": on validation, rank-1 answers at or above it were right 98.2% of the time (55 of 56; at least 94.1% " \
+           "with 90% confidence) \N{EM DASH} asked for 98%. A person still has to look at 28." in statement
+    unreached = replace(AUTO, validation_accepted=0, validation_precision=math.nan)
+    assert "No validation answer reached it." in auto_accept_statement(unreached, 40, 12, "probability")
     assert ("Auto-accepted: 1 of 6 photos, whose rank-1 probability is at least 0.93" in render()
             and "A person still has to look at 5." in render())
 
 
 def test_without_a_threshold_every_photo_goes_to_a_person():
-    never = AutoAccept(precision=0.98, threshold=math.inf, validation_precision=math.nan, validation_accepted=0,
-                       validation_queries=70)
+    never = AutoAccept(precision=0.98, threshold=math.inf, chosen_on=ON_VALIDATION, chosen_accepted=0,
+                       chosen_answers=70, chosen_precision=math.nan, lower_bound=math.nan, validation_accepted=0,
+                       validation_queries=70, validation_precision=math.nan)
     statement = auto_accept_statement(never, photos=40, accepted=0, score_name="inliers")
     assert statement == ("Nothing is auto-accepted: on validation, no threshold on the rank-1 inliers made the rank-1 "
-                         "answers above it right 98% of the time (70 validation queries with a known individual at "
-                         "rank 1), so a person has to look at every photo (40).")
+                         "answers above it right 98% of the time (70 answers with a known individual at rank 1), "
+                         "so a person has to look at every photo (40).")
     queries = [q for q in synthetic_queries() if not q.accepted]
     assert "a person has to look at every photo (5)." in render(queries, auto_accept=never)
     assert "Nothing is auto-accepted: a person has to look at every photo (5)." in render(queries, auto_accept=None)

@@ -89,11 +89,16 @@ def test_the_verifier_of_a_sparse_catalogue_scores_pairs_by_calibrated_inliers(c
     for table, chunked in zip(whole, zip(*chunks)):  # gathered, the chunks' tables are the one's
         pd.testing.assert_frame_equal(gather_tables(chunked), table)
     with caplog.at_level(logging.WARNING):
-        verifier, pairs = learn_verifier([whole[0]], [whole[1]], verifier_settings=verifier_settings, n_jobs=1)
+        verifier, pairs, answers = learn_verifier([whole[0]], [whole[1]], verifier_settings=verifier_settings, n_jobs=1)
     assert ("verifier NOT LEARNED" in caplog.text) == (not verifier.learned)
     if photos_per_individual == 1.0:
         assert not verifier.learned and not pairs["same"].any()
     assert len(pairs) and pairs["probability"].between(0, 1).all()
+    # every photo asked answered out of fold by each pooling, a probability where anything verified
+    assert len(answers) == 2 * len(whole[1]) and set(answers["pooling"]) == {"max", "noisy_or"}
+    answered = answers["answer"] != ""
+    assert answered.any() and answers.loc[answered, "probability"].between(0, 1).all()
+    assert answers.loc[~answered, "probability"].isna().all() and not answers.loc[~answered, "right"].any()
     verifier.save(tmp_path / "verifier.joblib")
     loaded = Verifier.load(tmp_path / "verifier.joblib")
     np.testing.assert_array_equal(loaded.probability(pairs), verifier.probability(pairs))

@@ -14,7 +14,7 @@ from whaleid.identification.calibration import (
     reliability,
 )
 from whaleid.methods.local.pooling import individual_scores
-from whaleid.methods.local.verifier import FEATURES, Verifier, individual_calibrations, train_verifier
+from whaleid.methods.local.verifier import FEATURES, Verifier, fold_answers, individual_calibrations, train_verifier
 from whaleid.settings import VerifierSettings
 
 SETTINGS = VerifierSettings.defaults()
@@ -60,12 +60,12 @@ def synthetic_pairs(n_queries: int, seed: int) -> tuple[pd.DataFrame, pd.DataFra
 @pytest.fixture(scope="module")
 def trained():
     pairs, asked = synthetic_pairs(400, seed=0)
-    verifier, held_out = train_verifier(pairs, asked, SETTINGS, n_jobs=2)
-    return pairs, asked, verifier, held_out
+    verifier, held_out, out_of_fold = train_verifier(pairs, asked, SETTINGS, n_jobs=2)
+    return pairs, asked, verifier, held_out, out_of_fold
 
 
 def test_the_verifier_sees_through_inliers_that_a_repeated_texture_piles_up(trained):
-    _, _, verifier, _ = trained
+    _, _, verifier, _, _ = trained
     pairs, _ = synthetic_pairs(300, seed=1)  # queries it never learned from
     same = pairs["same"].to_numpy()
     by_inliers = roc_auc_score(same, pairs["inliers"])
@@ -82,7 +82,7 @@ def test_the_verifier_sees_through_inliers_that_a_repeated_texture_piles_up(trai
 
 
 def test_its_probabilities_hold_on_held_out_pairs(trained):
-    pairs, _, verifier, held_out = trained
+    pairs, _, verifier, held_out, _ = trained
     assert verifier.calibration.method == "isotonic"  # hundreds of pairs of each kind
     # each pair scored by trees and a calibration that did not learn from its query's pairs
     assert expected_calibration_error(held_out, pairs["same"]) < 0.03
@@ -101,8 +101,34 @@ def test_an_individual_not_shortlisted_gets_the_share_of_such_individuals_that_w
     assert absent == pytest.approx(2 / 35)
 
 
+def test_each_photo_asked_gets_its_rank_1_answer_out_of_fold_by_each_pooling():
+    pairs = pd.DataFrame({"query": [0, 0, 0, 1, 1, 2], "id": ["a", "b", "b", "a", "c", "d"], "individual_votes": 1.0,
+                          "inliers": [9, 5, 5, 2, 1, 3], "probability": [0.6, 0.5, 0.5, 0.2, 0.1, 0.4]})
+    asked = pd.DataFrame({"query": [0, 1, 2, 3], "image": ["q0", "q1", "q2", "q3"], "id": ["a", "c", "new_whale", "e"],
+                          "fold": 0, "catalogue_individuals": 10, "known": [True, True, False, True]})
+    as_it_is = Calibration("isotonic", np.array([0.0, 1.0]), np.array([0.0, 1.0]), 1.0, 0.0, 0.5, 1.0)
+    answers = fold_answers(pairs, asked, {"max": as_it_is, "noisy_or": as_it_is}).set_index(["pooling", "image"])
+    assert len(answers) == 8
+    # by its best photo, b (0.5) is below a (0.6); two photos at 0.5 pooled as noisy-or, 0.75, above it
+    assert answers.loc[("max", "q0"), "answer"] == "a" and answers.loc[("max", "q0"), "right"]
+    assert answers.loc[("noisy_or", "q0"), "answer"] == "b" and not answers.loc[("noisy_or", "q0"), "right"]
+    assert answers.loc[("noisy_or", "q0"), "probability"] == pytest.approx(0.75, abs=1e-3)
+    assert answers.loc[("max", "q1"), "answer"] == "a" and not answers.loc[("max", "q1"), "right"]
+    assert not answers.loc[("max", "q2"), "right"]  # a new_whale photo is never answered right
+    assert answers.loc[("max", "q3"), "answer"] == "" and np.isnan(answers.loc[("max", "q3"), "probability"])
+    assert answers.loc[("max", "q3"), "known"] and not answers.loc[("max", "q2"), "known"]
+
+
+def test_the_out_of_fold_answers_most_sure_are_the_rightest(trained):
+    pairs, asked, verifier, _, out_of_fold = trained
+    answers = fold_answers(pairs.assign(probability=out_of_fold), asked, verifier.individuals).query("pooling == 'max'")
+    answers = answers.dropna(subset=["probability"]).sort_values("probability", ascending=False)
+    sure, unsure = answers.head(len(answers) // 4), answers.tail(len(answers) // 4)
+    assert sure["right"].mean() > 0.9 > unsure["right"].mean(), (sure["right"].mean(), unsure["right"].mean())
+
+
 def test_a_saved_verifier_loads_and_scores_the_same(trained, tmp_path):
-    pairs, _, verifier, _ = trained
+    pairs, _, verifier, _, _ = trained
     verifier.save(tmp_path / "model.joblib")
     loaded = Verifier.load(tmp_path / "model.joblib")
     np.testing.assert_array_equal(loaded.probability(pairs), verifier.probability(pairs))
@@ -112,7 +138,7 @@ def test_a_saved_verifier_loads_and_scores_the_same(trained, tmp_path):
 def test_a_verifier_saved_with_other_features_is_refused(trained, tmp_path):
     import joblib
 
-    _, _, verifier, _ = trained
+    _, _, verifier, _, _ = trained
     verifier.save(tmp_path / "model.joblib")
     saved = joblib.load(tmp_path / "model.joblib")
     joblib.dump({**saved, "features": FEATURES[:-1]}, tmp_path / "old.joblib")

@@ -344,6 +344,7 @@ LOCAL_OUTPUTS = ["local/keypoints/train.npy", "local/keypoints/test.npy", "local
                  "local/keypoints/test.csv", "local/foreground/train.npy", "local/foreground/test.npy",
                  "local/foreground/labels.csv",
                  "local/verifier/training_pairs.csv", "local/verifier/reliability.csv",
+                 "local/verifier/fold_answers.csv",
                  "local/predictions/validation.csv", "local/predictions/test.csv", "local/new_whale_threshold.csv",
                  "local/shortlists/validation.csv", "local/shortlists/test.csv", "local/pairs/validation.csv",
                  "local/pairs/test.csv", "local/poolings.csv"]

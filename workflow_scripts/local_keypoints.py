@@ -12,12 +12,13 @@ log = log_to_file(snakemake.log[0])
 i, o, split = snakemake.input, snakemake.output, snakemake.wildcards.split
 # Row i of the keypoints is row i of the preprocess cache (or, from the original photos, of the
 # order the preprocess cache would have): the same index names both.
-index = read_table(i.index) if "index" in i.keys() else cache_index(read_table(i.manifest), split)
+from_squares = "index" in i.keys()  # else from the original photos, which have no preprocess cache
+index = read_table(i.index) if from_squares else cache_index(read_table(i.manifest), split)
 n_photos = join_keypoint_caches(i.chunks, o.keypoints)
 if n_photos != len(index):
     raise ValueError(f"the keypoint chunks of {split} hold {n_photos} photos, but its index lists {len(index)}: "
                      "made from another preprocess cache; rerun local_keypoints_chunk")
-if "index" in i.keys():
+if from_squares:
     write_bytes(Path(i.index).read_bytes(), o.index)
 else:
     write_csv(index, o.index)

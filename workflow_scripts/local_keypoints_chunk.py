@@ -16,16 +16,19 @@ log = log_to_file(snakemake.log[0])
 i, p, w = snakemake.input, snakemake.params, snakemake.wildcards
 settings = KeypointSettings(**p.settings)
 chunk, chunks = parse_chunk(w.scatteritem)
+# Either way, photo i of the chunk is row rows.start + i of the preprocess cache's order, which
+# every stage reading keypoints shares.
 if settings.max_side is None:
-    rows = chunk_rows(len(np.load(i.cache, mmap_mode="r")), chunk, chunks, p.chunk_size)
-    progress = Progress(log, f"keypoints of {w.split} photos {rows.start + 1} to {rows.stop} (chunk {w.scatteritem})")
+    n_photos = len(np.load(i.cache, mmap_mode="r"))
+else:
+    index = cache_index(read_table(i.manifest), w.split)
+    n_photos = len(index)
+rows = chunk_rows(n_photos, chunk, chunks, p.chunk_size)
+progress = Progress(log, f"keypoints of {w.split} photos {rows.start + 1} to {rows.stop} (chunk {w.scatteritem})")
+if settings.max_side is None:
     build_keypoint_cache(i.cache, snakemake.output.keypoints, settings, rows=rows, n_jobs=snakemake.threads,
                          chunk_size=p.chunk_size, progress=progress)
 else:
-    # in the preprocess cache's order, which every stage reading keypoints shares
-    index = cache_index(read_table(i.manifest), w.split)
-    rows = chunk_rows(len(index), chunk, chunks, p.chunk_size)
-    progress = Progress(log, f"keypoints of {w.split} photos {rows.start + 1} to {rows.stop} (chunk {w.scatteritem})")
     index = index.iloc[rows.start:rows.stop]
     build_photo_keypoint_cache([Path(i.images, image) for image in index["image"]], snakemake.output.keypoints,
                                settings, sizes=list(zip(index["width"].astype(int), index["height"].astype(int))),

@@ -15,5 +15,7 @@ write_review(
     reviewed=i.reviewed[0] if i.reviewed else None,
     # the data folder's encounters.csv, where it has one: an encounter's photos are one query
     encounters=i.encounters[0] if i.encounters else None,
+    # the local method's out-of-fold answers, where the threshold is chosen on them, not on validation
+    fold_answers=(i.fold_answers, i.poolings) if "fold_answers" in i.keys() else None,
     page_out=o.page, queue_out=o.queue, auto_accept_out=o.auto_accept, **evidence_files(i, p.matching),
 )

@@ -39,7 +39,7 @@ def summarise(results_dir: str | Path) -> str:
         review = pd.read_csv(accepted).iloc[0]
         lines.append(f"review page: {(results_dir / 'review' / 'page.html').resolve()} ({review['method']}: "
                      f"{review['test_accepted']} of {review['test_photos']} test photos auto-accepted at "
-                     f"{review['precision']:g} precision on validation, {review['to_review']} for a person)")
+                     f"{review['precision']:g} precision on {review['chosen_on']}, {review['to_review']} for a person)")
     resources = results_dir / "report" / "resources.csv"
     if resources.exists():
         times = stage_times(pd.read_csv(resources))

@@ -3,8 +3,9 @@
 Each test photo (a `ReviewQuery`) is shown beside the identification method's five ranked
 candidates (`ReviewCandidate`), each by the catalogue photo that speaks for it, with its score;
 the queue comes least sure first. A photo whose rank-1 answer is a known individual scored at or
-above the auto-accept threshold (`AutoAccept`: chosen on validation for a precision asked for) is
-marked auto-accepted: it counts as confirmed unless a person decides otherwise.
+above the auto-accept threshold (`AutoAccept`: chosen for a precision asked for, on the fit
+photos' out-of-fold answers or on validation's) is marked auto-accepted: it counts as
+confirmed unless a person decides otherwise.
 
 A person decides each photo: ``confirmed`` (one of the candidates, or another known individual
 typed in), ``new`` (a new individual: its id is `new_individual_id` of the photo, or, "same as",
@@ -40,7 +41,7 @@ import pandas as pd
 
 from whaleid.identification.search import read_encounters, read_reviewed
 from whaleid.io.files import write_csv, write_text
-from whaleid.review.auto_accept import AutoAccept, auto_accept
+from whaleid.review.auto_accept import AutoAccept, auto_accept, checked_on_validation, fold_auto_accept
 from whaleid.review.decisions import new_individual_id
 from whaleid.review.evidence import chosen_threshold, confidence, gallery_queries, method_evidence
 from whaleid.review.html import check_score_name, render
@@ -107,28 +108,34 @@ def storage_key(run: str, method: str, images: Sequence[str]) -> str:
 
 def auto_accept_statement(auto_accept: AutoAccept | None, photos: int, accepted: int, score_name: str) -> str:
     """What the header says of the auto-accepted photos (plain text): how many, above what
-    threshold, how right that threshold was on validation, and how many a person still has to
+    threshold, how right the answers it was chosen on were at or above it and how surely, how
+    right validation's were where it was chosen on others, and how many a person still has to
     look at."""
     to_look_at = photos - accepted
     if auto_accept is None:
         return (f"Nothing is auto-accepted: a person has to look at every photo ({photos})." if not accepted else
                 f"Auto-accepted: {accepted} of {photos} photos. A person still has to look at {to_look_at}.")
     asked = _percent(auto_accept.precision)
+    chosen_on = ("validation" if auto_accept.on_validation else
+                 "the fit photos' out-of-fold answers (each photo asked against the other folds' photos)")
     if not math.isfinite(auto_accept.threshold):
-        return (f"Nothing is auto-accepted: on validation, no threshold on the rank-1 {score_name} made the rank-1 "
-                f"answers above it right {asked} of the time ({auto_accept.validation_queries} validation queries "
-                f"with a known individual at rank 1), so a person has to look at every photo ({photos}).")
-    if auto_accept.validation_accepted and math.isfinite(auto_accept.validation_precision):
-        right = round(auto_accept.validation_precision * auto_accept.validation_accepted)
-        reached = (f"right {100 * auto_accept.validation_precision:.1f}% of the time "
-                   f"({right} of {auto_accept.validation_accepted}"
-                   + (f"; from so few, at least {100 * auto_accept.lower_bound:.1f}% with 90% confidence)"
-                      if math.isfinite(auto_accept.lower_bound) else ")"))
-    else:
-        reached = "none of them (no validation query reached it)"
-    return (f"Auto-accepted: {accepted} of {photos} photos, whose rank-1 {score_name} is at least "
-            f"{_threshold_text(auto_accept.threshold, score_name)}: on validation, rank-1 answers at or above it "
-            f"were {reached} \N{EM DASH} asked for {asked}. A person still has to look at {to_look_at}.")
+        surely = "" if auto_accept.on_validation else " with 90% confidence"
+        return (f"Nothing is auto-accepted: on {chosen_on}, no threshold on the rank-1 {score_name} made the rank-1 "
+                f"answers above it right {asked} of the time{surely} ({auto_accept.chosen_answers} answers with a "
+                f"known individual at rank 1), so a person has to look at every photo ({photos}).")
+    right = round(auto_accept.chosen_precision * auto_accept.chosen_accepted)
+    statement = (f"Auto-accepted: {accepted} of {photos} photos, whose rank-1 {score_name} is at least "
+                 f"{_threshold_text(auto_accept.threshold, score_name)}: on {chosen_on}, rank-1 answers at or above it "
+                 f"were right {100 * auto_accept.chosen_precision:.1f}% of the time ({right} of "
+                 f"{auto_accept.chosen_accepted}; at least {100 * auto_accept.lower_bound:.1f}% with 90% confidence) "
+                 f"\N{EM DASH} asked for {asked}.")
+    if not auto_accept.on_validation:
+        if auto_accept.validation_accepted:
+            right = round(auto_accept.validation_precision * auto_accept.validation_accepted)
+            statement += f" On validation, {right} of the {auto_accept.validation_accepted} at or above it were right."
+        else:
+            statement += " No validation answer reached it."
+    return statement + f" A person still has to look at {to_look_at}."
 
 
 def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name: str) -> None:
@@ -343,10 +350,13 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
                  train_images: str | Path, train_images_index: str | Path, test_images: str | Path,
                  test_images_index: str | Path, page_out: str | Path, queue_out: str | Path,
                  auto_accept_out: str | Path, reviewed: str | Path | None = None,
-                 encounters: str | Path | None = None, **files) -> AutoAccept:
+                 encounters: str | Path | None = None, fold_answers: tuple[str | Path, str | Path] | None = None,
+                 **files) -> AutoAccept:
     """The review page of `method`'s test answers (`review_page.render_review_page`), its queue
     (position, image, answer: rank 1, score, accepted) and the auto-accept figures: the score
-    at `precision` on validation (`auto_accept`), and how many test photos it accepts and
+    at `precision` (`auto_accept`), chosen on the local method's out-of-fold answers where
+    `fold_answers` names them (its fold_answers.csv and poolings.csv: `fold_auto_accept`) and
+    checked on validation, else chosen on validation; and how many test photos it accepts and
     leaves to a person. `files`: where the method's evidence is (`evidence.method_evidence`).
     Photos already decided (`reviewed`) are not asked again; the photos of one of `encounters`
     (the data folder's encounters.csv) are one query (`review_queries`)."""
@@ -358,8 +368,10 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
     validation_answers = found.answers["validation"]
     first = np.array([row[0] for row in validation_answers])
     known = first != NEW_WHALE
-    accept = auto_accept(shown.evidence["validation"].score[known, 0],
-                         first[known] == np.asarray(found.queries["validation"].ids)[known], precision)
+    validation = (shown.evidence["validation"].score[known, 0],
+                  first[known] == np.asarray(found.queries["validation"].ids)[known])
+    accept = (auto_accept(*validation, precision) if fold_answers is None else
+              checked_on_validation(fold_auto_accept(*fold_answers, precision), *validation))
     decided = set(read_reviewed(reviewed)["image"])
     queue, pictures = review_queries(found, shown, chosen_threshold(threshold_curve), accept.threshold, decided,
                                      read_encounters(encounters, found.queries["test"].names))
@@ -372,7 +384,9 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
     write_csv(pd.DataFrame(rows, columns=["position", "image", "answer", "score", "accepted"]), queue_out)
     accepted = sum(row[4] for row in rows)
     write_csv(pd.DataFrame([{"method": method, "precision": precision, "threshold": accept.threshold,
-                             "validation_precision": accept.validation_precision,
+                             "chosen_on": accept.chosen_on, "chosen_precision": accept.chosen_precision,
+                             "chosen_accepted": accept.chosen_accepted, "chosen_answers": accept.chosen_answers,
+                             "lower_bound": accept.lower_bound, "validation_precision": accept.validation_precision,
                              "validation_accepted": accept.validation_accepted,
                              "validation_queries": accept.validation_queries, "test_photos": len(rows),
                              "test_accepted": accepted, "to_review": len(rows) - accepted,

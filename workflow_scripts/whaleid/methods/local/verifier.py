@@ -161,11 +161,12 @@ class Verifier:
 
 
 def train_verifier(pairs: pd.DataFrame, asked: pd.DataFrame, settings: VerifierSettings, n_jobs: int
-                   ) -> tuple[Verifier, np.ndarray]:
-    """The verifier of the labelled `pairs` and the photos `asked` (`fold_pairs`), and each
-    pair's held-out probability: scored by trees that did not learn from its query's pairs,
-    through a calibration that was not fitted on them either, so that how well it holds can be
-    checked honestly (`calibration.reliability`)."""
+                   ) -> tuple[Verifier, np.ndarray, np.ndarray]:
+    """The verifier of the labelled `pairs` and the photos `asked` (`fold_pairs`), and two
+    probabilities of each pair: held out, scored by trees that did not learn from its query's
+    pairs through a calibration that was not fitted on them either, so that how well it holds
+    can be checked honestly (`calibration.reliability`); and out of fold, those trees' scores
+    through the verifier's calibration, which the individuals' calibrations are fitted on."""
     from sklearn.model_selection import GroupKFold
     from threadpoolctl import threadpool_limits
 
@@ -186,12 +187,12 @@ def train_verifier(pairs: pd.DataFrame, asked: pd.DataFrame, settings: VerifierS
     checked = np.zeros(len(pairs))
     for learn, score in folds:
         checked[score] = fit_calibration(held_out[learn], same[learn], settings.calibration)(held_out[score])
-    individuals, absent = individual_calibrations(pairs.assign(probability=calibration(held_out)), asked,
-                                                  settings.calibration)
+    out_of_fold = calibration(held_out)
+    individuals, absent = individual_calibrations(pairs.assign(probability=out_of_fold), asked, settings.calibration)
     log.info("verifier: %d pairs (%d of one individual) from %d fit photos; %s calibration; an individual not "
              "shortlisted is the query's with probability %.2g", len(pairs), int(same.sum()), len(np.unique(queries)),
              calibration.method, absent)
-    return Verifier(trees, calibration, individuals, absent), checked
+    return Verifier(trees, calibration, individuals, absent), checked, out_of_fold
 
 
 def enough_pairs(same) -> bool:
@@ -233,6 +234,31 @@ def individual_calibrations(pairs: pd.DataFrame, asked: pd.DataFrame, method: st
     return calibrations, absent_share(pairs, asked)
 
 
+def fold_answers(pairs: pd.DataFrame, asked: pd.DataFrame, individuals: dict[str, Calibration]) -> pd.DataFrame:
+    """Each photo `asked`'s rank-1 answer out of fold, by each pooling (as `fold_pairs` returns
+    them; `pairs` with each pair's out-of-fold ``probability``): ``image``, its ``id`` and
+    whether that individual is in its fold's catalogue (``known``), the ``pooling``, the rank-1
+    individual (``answer``; empty where nothing verified), its ``probability`` of being the
+    photo's individual through `individuals` (the verifier's calibrations, by pooling; NaN where
+    nothing verified) and whether it is (``right``). Thousands of answers whose truth is known,
+    given as identification gives them, which the auto-accept threshold is chosen on
+    (`review.auto_accept`)."""
+    tables = []
+    for pooling in POOLINGS:
+        first = individual_scores(pairs, "verifier", pooling).query("rank == 0").set_index("query")
+        answer = asked["query"].map(first["id"])
+        score = asked["query"].map(first["score"]).to_numpy(np.float64)
+        probability = np.full(len(asked), np.nan)
+        answered = np.isfinite(score)
+        probability[answered] = individuals[pooling](score[answered])
+        tables.append(pd.DataFrame({"image": asked["image"].to_numpy(), "id": asked["id"].to_numpy(),
+                                    "known": asked["known"].to_numpy(bool), "pooling": pooling,
+                                    "answer": answer.fillna("").to_numpy(str), "probability": probability,
+                                    "right": (answer == asked["id"]).to_numpy(bool)
+                                    & (asked["id"] != NEW_WHALE).to_numpy()}))
+    return pd.concat(tables, ignore_index=True)
+
+
 def absent_share(pairs: pd.DataFrame, asked: pd.DataFrame) -> float:
     """Of the individuals of a fold's catalogue that were not shortlisted, the share that were
     the asked photo's individual (`pairs` and `asked` as `fold_pairs` returns them)."""
@@ -265,17 +291,20 @@ def verifier_pairs(train_npy: str | Path, train_index: str | Path, split_csv: st
 
 
 def learn_verifier(pairs: Sequence[pd.DataFrame], asked: Sequence[pd.DataFrame], *,
-                   verifier_settings: VerifierSettings, n_jobs: int) -> tuple[Verifier, pd.DataFrame]:
+                   verifier_settings: VerifierSettings, n_jobs: int) -> tuple[Verifier, pd.DataFrame, pd.DataFrame]:
     """The verifier learned from the fit photos' pairs and the photos asked (`verifier_pairs`,
     the tables of every chunk in order): `train_verifier`, or without enough pairs of one
-    individual `inlier_verifier`. Returns it and the pairs it learned from (image, photo, id,
-    the statistics, same, fold, and the held-out ``probability``)."""
+    individual `inlier_verifier`. Returns it, the pairs it learned from (image, photo, id, the
+    statistics, same, fold, and the held-out ``probability``) and the asked photos' answers out
+    of fold (`fold_answers`)."""
     pairs, asked = gather_tables(pairs), gather_tables(asked)
     if enough_pairs(pairs["same"]):
-        verifier, held_out = train_verifier(pairs, asked, verifier_settings, n_jobs)
+        verifier, held_out, out_of_fold = train_verifier(pairs, asked, verifier_settings, n_jobs)
     else:
         # A sparse catalogue (a new project, Kaggle's skew) is normal, not an error.
         verifier, held_out = inlier_verifier(pairs, asked)
+        out_of_fold = held_out
+    answers = fold_answers(pairs.assign(probability=out_of_fold), asked, verifier.individuals)
     pairs = pairs.assign(probability=held_out).drop(columns=["query", "individual"])
     return verifier, pairs[["image", "photo", "id", "same", "fold", *pairs.columns.drop(["image", "photo", "id", "same",
-                                                                                          "fold"])]]
+                                                                                          "fold"])]], answers
