@@ -80,13 +80,13 @@ def auto_accept(scores: Sequence[float], correct: Sequence[bool], precision: flo
     last_of_equals = np.append(scores[1:] != scores[:-1], True) if len(scores) else np.zeros(0, bool)
     reached = ((bounds if chosen_on == ON_FIT_FOLDS else right / answers) >= precision) & last_of_equals
     if not reached.any():
-        chosen = AutoAccept(precision, math.inf, chosen_on, 0, len(scores), math.nan, math.nan, 0, 0, math.nan)
+        threshold, accepted, reached_precision, bound = math.inf, 0, math.nan, math.nan
     else:
         cut = int(np.flatnonzero(reached)[-1])
-        chosen = AutoAccept(precision, float(scores[cut]), chosen_on, cut + 1, len(scores),
-                            float(right[cut] / (cut + 1)), float(bounds[cut]), 0, 0, math.nan)
-    return replace(chosen, validation_accepted=chosen.chosen_accepted, validation_queries=chosen.chosen_answers,
-                   validation_precision=chosen.chosen_precision)
+        threshold, accepted = float(scores[cut]), cut + 1
+        reached_precision, bound = float(right[cut] / accepted), float(bounds[cut])
+    return AutoAccept(precision, threshold, chosen_on, accepted, len(scores), reached_precision, bound,
+                      accepted, len(scores), reached_precision)
 
 
 def checked_on_validation(accept: AutoAccept, scores: Sequence[float], correct: Sequence[bool]) -> AutoAccept:
