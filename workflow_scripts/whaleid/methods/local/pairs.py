@@ -21,6 +21,8 @@ VERIFIED_COLUMNS = {
     "ratio_q10": np.float64, "ratio_q50": np.float64, "ratio_q90": np.float64,
     # the share of each photo's square the inliers' convex hull covers
     "query_cover": np.float64, "photo_cover": np.float64,
+    # matches found along the fitted transform (`geometry.guided_matches`), and weighed as inliers are
+    "guided_matches": np.int64, "guided_foreground": np.float64,
     # the fitted transform (NaN where none was found)
     "scale": np.float64, "rotation": np.float64,
     "query_keypoints": np.int64, "photo_keypoints": np.int64,

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 # Raw votes are left out: they grow with the catalogue, which is smaller in training (fit less
 # a fold) than at test (all of train); their shares of the query's most do not.
 FEATURES = ["inliers", "foreground_inliers", "foreground_share", "matches", "inlier_share", "inlier_gap",
+            "guided_matches", "guided_foreground",
             "ratio_q10", "ratio_q50", "ratio_q90", "query_cover", "photo_cover", "log_scale", "abs_rotation",
             "query_keypoints", "photo_keypoints",
             "individual_vote_share", "photo_vote_share", "shortlist_rank"]
