@@ -3,9 +3,11 @@
     PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/local_foreground_share.py \
         --results results/scenes --data resources/demo_scenes --side 448
 
-Reads the run's keypoints (`local/keypoints`), their weights (`local/foreground`, from
-`local.foreground: learned`) and the masks the demo generator writes beside a scene dataset
-(`masks/<split>/<image>.png`, 255 where the animal is, which the workflow never reads). For
+Reads the run's keypoints that were matched (`local/keypoints`, or `local/kept` where
+`local.detected_per_kept` kept those on the animal of more found), their weights
+(`local/foreground` or `local/kept`, from `local.foreground: learned`) and the masks the demo
+generator writes beside a scene dataset (`masks/<split>/<image>.png`, 255 where the animal is,
+which the workflow never reads). For
 fit, validation and test photos apart it prints the share of keypoints on the animal (every
 keypoint weighing 1), the share of their weight on it, and how often an animal keypoint
 outweighs a background one (rank AUC). `--side`: the side of the square the run's keypoint
@@ -21,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from run_files import matched_keypoints
 
 from whaleid.methods.local.keypoints import read_keypoints, read_weights
 
@@ -45,9 +48,9 @@ def main() -> None:
     print(f"{args.results}: keypoints on the animal (masks of {args.data})")
     print(f"  {'photos':<11} {'keypoints':>10} {'share on animal':>16} {'share of weight':>16} {'rank AUC':>9}")
     for split in ("train", "test"):
-        keypoints, index = read_keypoints(args.results / "local" / "keypoints" / f"{split}.npy",
-                                          args.results / "local" / "keypoints" / f"{split}.csv")
-        weights = read_weights(args.results / "local" / "foreground" / f"{split}.npy", keypoints)
+        cache, cache_index, weights_npy = matched_keypoints(args.results, split)
+        keypoints, index = read_keypoints(cache, cache_index)
+        weights = read_weights(weights_npy, keypoints)
         groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for row, weight, image in zip(keypoints, weights, index["image"]):
             used = np.isfinite(row["xy"][:, 0])

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from run_files import matched_keypoints
 from timing import best_seconds
 
 from whaleid.identification.search import Queries
@@ -43,7 +44,7 @@ def main() -> None:
     results = args.results
     settings = MatchSettings.defaults(*args.configfile)
     image_size = KeypointSettings.defaults(*args.configfile).side
-    keypoints, _ = read_keypoints(results / "local/keypoints/train.npy", results / "local/keypoints/train.csv")
+    keypoints, _ = read_keypoints(*matched_keypoints(results, "train")[:2])
     queries = Queries.read(results / "local/keypoints/train.csv", results / "local/keypoints/test.csv",
                            results / "validation/split.csv", results / "ingest/manifest.csv")
     validation, _ = queries.searches()

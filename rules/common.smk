@@ -252,11 +252,26 @@ def verifier_input():
     return [f"{R}/local/verifier/model.joblib"] if config["local"]["scoring"] == "verifier" else []
 
 
+KEEPS_ON_ANIMAL = config["local"]["detected_per_kept"] > 1
+if KEEPS_ON_ANIMAL and config["local"]["foreground"] == "none":
+    raise WorkflowError(
+        "config: local.detected_per_kept above 1 keeps the keypoints the foreground model finds on the animal, "
+        "which local.foreground: none does not learn; set it to 1, or local.foreground: learned"
+    )
+
+
+def kept_keypoints(split):
+    """The keypoint cache of a split the local method matches with: every keypoint found, or
+    where local.detected_per_kept is above 1 those kept on the animal (rule local_keypoints_kept)."""
+    return f"{R}/local/kept/{split}.npy" if KEEPS_ON_ANIMAL else f"{R}/local/keypoints/{split}.npy"
+
+
 def foreground_input(wildcards):
-    """The keypoints' weights, where the local method learns which lie on the animal."""
+    """The weights of the keypoints the local method matches with, where it learns which lie on the animal."""
     if config["local"]["foreground"] == "none":
         return {}
-    return {"train_weights": f"{R}/local/foreground/train.npy", "test_weights": f"{R}/local/foreground/test.npy"}
+    weights = "local/kept/{}.weights.npy" if KEEPS_ON_ANIMAL else "local/foreground/{}.npy"
+    return {f"{split}_weights": f"{R}/{weights.format(split)}" for split in ("train", "test")}
 
 
 def local_thresholds():
@@ -346,12 +361,9 @@ def evidence_input(method):
     if method == "metric_learning" and ADDITIONS:
         inputs["additions"] = catalogue_additions_output() + [f"{R}/metric_learning/additions/squares.npy"]
     if method in ("local", "fused"):
-        inputs.update(
-            {
-                f"keypoints_{name}": f"{R}/local/keypoints/{name}"
-                for name in ("train.npy", "train.csv", "test.npy", "test.csv")
-            }
-        )
+        for split in ("train", "test"):
+            inputs[f"keypoints_{split}.npy"] = kept_keypoints(split)
+            inputs[f"keypoints_{split}.csv"] = f"{R}/local/keypoints/{split}.csv"
         scores = "local/shortlists" if method == "local" else "fused/candidates"
         for split in ("validation", "test"):
             inputs[f"pairs_{split}"] = f"{R}/local/pairs/{split}.csv"

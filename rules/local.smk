@@ -74,6 +74,8 @@ rule local_foreground_matches:
         scatteritem=r"\d+-of-\d+",
     params:
         code=package_code("local_foreground_matches.py"),
+        # each photo's strongest keypoints: where more are found than kept, the first pass
+        n_features=config["local"]["n_features"],
         image_size=keypoint_side(),
         settings=stage_settings(settings.MatchSettings),
         foreground=stage_settings(settings.ForegroundSettings),
@@ -106,6 +108,7 @@ rule local_foreground:
         f"{R}/benchmarks/local_foreground.tsv"
     params:
         code=package_code("local_foreground.py"),
+        n_features=config["local"]["n_features"],
         image_size=keypoint_side(),
         settings=stage_settings(settings.MatchSettings),
         foreground=stage_settings(settings.ForegroundSettings),
@@ -117,10 +120,32 @@ rule local_foreground:
         "../workflow_scripts/local_foreground.py"
 
 
+# Where local.detected_per_kept is above 1: of the keypoints found, each photo keeps the
+# n_features most likely on the animal, by the foreground model learned from the strongest.
+rule local_keypoints_kept:
+    input:
+        keypoints=f"{R}/local/keypoints/{{split}}.npy",
+        weights=f"{R}/local/foreground/{{split}}.npy",
+    output:
+        keypoints=f"{R}/local/kept/{{split}}.npy",
+        weights=f"{R}/local/kept/{{split}}.weights.npy",
+    log:
+        f"{R}/logs/local_keypoints_kept/{{split}}.log",
+    benchmark:
+        f"{R}/benchmarks/local_keypoints_kept/{{split}}.tsv"
+    params:
+        code=package_code("local_keypoints_kept.py"),
+        n_features=config["local"]["n_features"],
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/local_keypoints_kept.py"
+
+
 rule local_verifier_pairs:
     input:
         unpack(foreground_input),
-        train=f"{R}/local/keypoints/train.npy",
+        train=kept_keypoints("train"),
         train_index=f"{R}/local/keypoints/train.csv",
         split=f"{R}/validation/split.csv",
     output:
@@ -176,9 +201,9 @@ rule local_verifier:
 rule local_match:
     input:
         unpack(foreground_input),
-        train=f"{R}/local/keypoints/train.npy",
+        train=kept_keypoints("train"),
         train_index=f"{R}/local/keypoints/train.csv",
-        test=f"{R}/local/keypoints/test.npy",
+        test=kept_keypoints("test"),
         test_index=f"{R}/local/keypoints/test.csv",
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",

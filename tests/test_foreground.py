@@ -218,6 +218,32 @@ def test_the_foreground_model_learns_from_fit_photos_only(scenes, tmp_path):
     assert set(labels.pairs["image"]) | set(labels.pairs["photo"]) <= set(scenes.train["Image"][~validation])
 
 
+def test_where_more_keypoints_are_found_than_kept_the_model_learns_from_the_strongest(scenes, tmp_path):
+    """With local.detected_per_kept above 1, the cache holds weaker keypoints after each photo's
+    strongest: the foreground model is the one the strongest alone give, whatever follows them."""
+    train = scenes.keypoints["train"]
+    subset = np.where(np.arange(len(train)) % 4 == 0, "validation", "fit")
+    pd.DataFrame({"image": scenes.train["Image"], "id": scenes.train["Id"], "subset": subset,
+                  "truth": scenes.train["Id"]}).to_csv(tmp_path / "split.csv", index=False)
+    pd.DataFrame({"image": scenes.train["Image"], "id": scenes.train["Id"]}).to_csv(tmp_path / "train.csv",
+                                                                                   index=False)
+    rng = np.random.default_rng(1)
+    weaker = train.copy()
+    weaker["descriptor"] = rng.integers(0, 256, weaker["descriptor"].shape)
+    weaker["xy"] = rng.uniform(0, KEYPOINTS.image_size, weaker["xy"].shape)
+    models = []
+    for cache, strongest in ((train, None), (np.concatenate([train, weaker], axis=1), train.shape[1])):
+        np.save(tmp_path / "keypoints.npy", cache)
+        models.append(learn_foreground(tmp_path / "keypoints.npy", tmp_path / "train.csv", tmp_path / "split.csv",
+                                       settings=MATCHING, foreground=FOREGROUND, image_size=KEYPOINTS.image_size,
+                                       n_jobs=1, strongest=strongest))
+    (model, labels), (from_strongest, strongest_labels) = models
+    assert model.learned
+    np.testing.assert_array_equal(model.weights(scenes.keypoints["test"]),
+                                  from_strongest.weights(scenes.keypoints["test"]))
+    np.testing.assert_array_equal(labels.same, strongest_labels.same)
+
+
 def test_at_most_max_queries_photos_are_asked(scenes):
     few = ForegroundSettings.defaults(max_queries=5)
     labels = keypoint_labels(scenes.keypoints["train"], scenes.train["Id"], scenes.train["Image"],

@@ -35,10 +35,12 @@ from whaleid.methods.local.keypoints import (
     feature_dtype,
     feature_rows,
     join_keypoint_caches,
+    keep_on_animal,
     photo_at_max_side,
     photo_feature_rows,
     read_keypoint_cache,
     unpack,
+    write_kept_keypoints,
 )
 from whaleid.methods.local.pooling import individual_scores, shortlist_candidates
 from whaleid.methods.local.recall import shortlist_recall
@@ -262,6 +264,61 @@ def test_the_strongest_keypoints_come_first():
     assert len(np.unique(many[0], axis=0)) == len(many[0])
 
 
+def test_more_keypoints_are_found_than_kept_where_detected_per_kept_is_above_one():
+    """The cache then holds n_features times detected_per_kept slots, the strongest first: the
+    first n_features of them are what a cache of n_features holds."""
+    settings = replace(SETTINGS, n_features=20, image_size=SIDE, detected_per_kept=3)
+    assert settings.detected == 60
+    found = feature_rows(np.stack([view(2), view(5)]), settings)
+    strongest = feature_rows(np.stack([view(2), view(5)]), replace(settings, detected_per_kept=1))
+    assert found.shape == (2, 60) and strongest.shape == (2, 20)
+    assert not np.isnan(found["xy"][..., 0]).any()
+    assert np.array_equal(found["xy"][:, :20], strongest["xy"])
+
+
+def test_a_photo_keeps_the_keypoints_of_highest_weight_still_strongest_first():
+    records = catalogue_records([6, 2, 0], slots=6)
+    weights = np.array([[0.1, 0.9, 0.5, 0.9, 0.2, 0.8],
+                        [0.3, 0.7, 1.0, 1.0, 1.0, 1.0],  # the unused slots' weights are never kept
+                        [1.0] * 6], np.float32)
+    kept, kept_weights = keep_on_animal(records, weights, 3)
+    assert kept.shape == kept_weights.shape == (3, 3)
+    # photo 0: slots 1, 3 (0.9) and 5 (0.8), in the order found; of 0.9 and 0.9 both, not 0.8 before
+    assert np.array_equal(kept["xy"][0], records["xy"][0, [1, 3, 5]])
+    assert np.array_equal(kept["descriptor"][0], records["descriptor"][0, [1, 3, 5]])
+    np.testing.assert_array_equal(kept_weights[0], weights[0, [1, 3, 5]])
+    # photo 1: both its keypoints, then an unused slot; photo 2: none
+    assert np.array_equal(kept["xy"][1, :2], records["xy"][1, :2]) and np.isnan(kept["xy"][1, 2]).all()
+    np.testing.assert_array_equal(kept_weights[1], [*weights[1, :2], 0])
+    assert np.isnan(kept["xy"][2]).all() and not kept_weights[2].any()
+    # ties go to the stronger; more kept than found: all, unused slots after
+    tied, _ = keep_on_animal(records[:1], np.ones((1, 6), np.float32), 2)
+    assert np.array_equal(tied["xy"][0], records["xy"][0, :2])
+    every, every_weight = keep_on_animal(records, weights, 8)
+    assert every.shape == (3, 8) and np.array_equal(every["xy"][0, :6], records["xy"][0]) and np.isnan(
+        every["xy"][:, 6:]).all()
+    assert not every_weight[:, 6:].any()
+
+
+def test_kept_keypoints_are_written_chunk_by_chunk_as_one_selection(tmp_path):
+    records = catalogue_records([5, 3, 6, 0, 4], slots=6)
+    weights = np.random.default_rng(3).random(records.shape).astype(np.float32)
+    np.save(tmp_path / "keypoints.npy", records)
+    np.save(tmp_path / "weights.npy", weights)
+    assert write_kept_keypoints(tmp_path / "keypoints.npy", tmp_path / "weights.npy", 4, tmp_path / "kept.npy",
+                                tmp_path / "kept_weights.npy", chunk_size=2) == 5
+    expected, expected_weights = keep_on_animal(records, weights, 4)
+    written = read_keypoint_cache(str(tmp_path / "kept.npy"))
+    assert same_records(written, expected)
+    np.testing.assert_array_equal(np.load(tmp_path / "kept_weights.npy"), expected_weights)
+    assert {path.name for path in tmp_path.iterdir()} == {"keypoints.npy", "weights.npy", "kept.npy",
+                                                          "kept_weights.npy"}  # no temporary left
+    np.save(tmp_path / "short.npy", weights[:, :5])
+    with pytest.raises(ValueError, match="another keypoint cache"):
+        write_kept_keypoints(tmp_path / "keypoints.npy", tmp_path / "short.npy", 4, tmp_path / "a.npy",
+                             tmp_path / "b.npy")
+
+
 def test_the_padding_edge_does_not_use_up_the_keypoint_budget():
     """OpenCV keeps its `nfeatures` strongest before it applies the mask: asked for them
     directly, a padded photo lost a quarter of its keypoints to the masked-out edge."""
@@ -279,7 +336,7 @@ def test_a_blank_square_has_no_keypoints():
 
 
 @pytest.mark.parametrize("bad", [dict(n_features=0), dict(image_size=31), dict(border=0.5), dict(border=-0.01),
-                                 dict(contrast_threshold=0)], ids=str)
+                                 dict(contrast_threshold=0), dict(detected_per_kept=0)], ids=str)
 def test_feature_settings_reject_bad_values(bad):
     with pytest.raises(ValueError):
         replace(SETTINGS, **bad)

@@ -306,7 +306,11 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
         **retrieval_and_fused}  # also how training scores
     # the keypoints are cached: matching settings reuse them, extraction settings remake them
     assert planned_jobs(work, merged(config, {"local": {"shortlist": 6}})) == matching
+    assert planned_jobs(work, merged(config, {"local": {"guided_ratio": 0.8}})) == matching
     assert planned_jobs(work, merged(config, {"local": {"n_features": 120}})) == {**keypoints, **matching}
+    # more keypoints found than kept: those kept on the animal, of train and test, are what is matched
+    assert planned_jobs(work, merged(config, {"local": {"detected_per_kept": 2}})) == {
+        **keypoints, **matching, "local_keypoints_kept": 2}
     # keypoints of the original photos: another cache, read from the photos, not the squares
     assert planned_jobs(work, merged(config, {"local": {"max_side": 64}})) == {**keypoints, **matching}
     assert planned_jobs(work, merged(config, {"foreground": {"negatives": 3}})) == matching

@@ -12,7 +12,8 @@ i, p, o = snakemake.input, snakemake.params, snakemake.output
 model, labels = learn_foreground(i.train, i.train_index, i.split, settings=MatchSettings(**p.settings),
                                  foreground=ForegroundSettings(**p.foreground), image_size=p.image_size,
                                  n_jobs=p.threads, matched=([read_columns(path) for path in i.pairs],
-                                                            [read_columns(path) for path in i.matches]))
+                                                            [read_columns(path) for path in i.matches]),
+                                 strongest=p.n_features)
 for split in ("train", "test"):
     write_weights(model, i[split], o[f"{split}_weights"])
 write_csv(labels.pairs, o.labels)

@@ -12,7 +12,7 @@ i, p, o, w = snakemake.input, snakemake.params, snakemake.output, snakemake.wild
 
 pairs, matches = foreground_matches(i.train, i.train_index, i.split, settings=MatchSettings(**p.settings),
                                     foreground=ForegroundSettings(**p.foreground), image_size=p.image_size,
-                                    n_jobs=p.threads, chunk=parse_chunk(w.scatteritem))
+                                    n_jobs=p.threads, chunk=parse_chunk(w.scatteritem), strongest=p.n_features)
 log.info("chunk %s: %d photo pairs checked, %d keypoint matches", w.scatteritem, len(pairs), len(matches))
 write_columns(pairs, o.pairs)
 write_columns(matches, o.matches)

@@ -240,7 +240,10 @@ class KeypointSettings(StageSettings):
     found on, resized; `max_side`: where set, they are found on the original photo instead,
     decoded with its long side at most this; `contrast_threshold`: SIFT's, lower finds more in
     flat images; `border`: keypoints this share of the side or less from the padding (or the
-    image edge) are dropped; `upright`: orientation 0 for every keypoint."""
+    image edge) are dropped; `upright`: orientation 0 for every keypoint; `detected_per_kept`:
+    above 1, each photo's `n_features` times this strongest are found (`detected`), and the
+    `n_features` the foreground model finds likeliest on the animal are kept
+    (`keypoints.keep_on_animal`)."""
 
     SECTION: ClassVar[str] = "local"
     n_features: int
@@ -249,9 +252,11 @@ class KeypointSettings(StageSettings):
     contrast_threshold: float
     border: float
     upright: bool
+    detected_per_kept: int
 
     def __post_init__(self):
         _at_least(self, 1, "n_features")
+        _at_least(self, 1, "detected_per_kept")
         _at_least(self, 32, "image_size")
         if self.max_side is not None:
             _at_least(self, 32, "max_side")
@@ -259,6 +264,11 @@ class KeypointSettings(StageSettings):
             raise ValueError(f"border must be a share of the side in [0, 0.5), got {self.border}")
         if self.contrast_threshold <= 0:
             raise ValueError(f"contrast_threshold must be positive, got {self.contrast_threshold}")
+
+    @property
+    def detected(self) -> int:
+        """Keypoints found per photo, the strongest: the slots of the keypoint cache."""
+        return self.n_features * self.detected_per_kept
 
     @property
     def side(self) -> int:

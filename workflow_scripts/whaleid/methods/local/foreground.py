@@ -308,40 +308,44 @@ def write_weights(model: ForegroundModel, keypoints_npy: str | Path, out_npy: st
     return weights
 
 
-def read_fit_keypoints(train_npy: str | Path, train_index: str | Path, split_csv: str | Path
-                  ) -> tuple[np.ndarray, pd.DataFrame]:
-    """The fit photos' keypoint records and their rows of the train table (id, image)."""
+def read_fit_keypoints(train_npy: str | Path, train_index: str | Path, split_csv: str | Path,
+                       strongest: int | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """The fit photos' keypoint records (each photo's `strongest` first slots, or all) and their
+    rows of the train table (id, image)."""
     keypoints, _ = read_keypoints(train_npy, train_index)
     train = train_table(train_index, split_csv, len(keypoints))
     fit_rows = np.flatnonzero((train["subset"] == "fit").to_numpy())
-    return np.asarray(keypoints[fit_rows]), train.iloc[fit_rows]
+    return np.asarray(keypoints[fit_rows, :strongest]), train.iloc[fit_rows]
 
 
 def foreground_matches(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
                        settings: MatchSettings, foreground: ForegroundSettings, image_size: int, n_jobs: int,
-                       chunk: tuple[int, int] = (1, 1)) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       chunk: tuple[int, int] = (1, 1), strongest: int | None = None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`fold_matches` of a dataset's fit photos (keypoints in the train .npy with its index
-    .csv, the subset in `split_csv`), of chunk `chunk` (k, n) only."""
+    .csv, each photo's `strongest` first or all; the subset in `split_csv`), of chunk `chunk`
+    (k, n) only."""
     import faiss  # only the matching jobs need it
 
     faiss.omp_set_num_threads(n_jobs)
-    fit_keypoints, fit = read_fit_keypoints(train_npy, train_index, split_csv)
+    fit_keypoints, fit = read_fit_keypoints(train_npy, train_index, split_csv, strongest)
     return fold_matches(fit_keypoints, fit["id"].to_numpy(), image_size=image_size, settings=settings,
                         foreground=foreground, n_jobs=n_jobs, chunk=chunk)
 
 
 def learn_foreground(train_npy: str | Path, train_index: str | Path, split_csv: str | Path, *,
                      settings: MatchSettings, foreground: ForegroundSettings, image_size: int, n_jobs: int,
-                     matched: tuple[Sequence[pd.DataFrame], Sequence[pd.DataFrame]] | None = None
-                     ) -> tuple[ForegroundModel, KeypointLabels]:
+                     matched: tuple[Sequence[pd.DataFrame], Sequence[pd.DataFrame]] | None = None,
+                     strongest: int | None = None) -> tuple[ForegroundModel, KeypointLabels]:
     """The foreground model of a dataset's fit photos (keypoints in the train .npy with its
-    index .csv, the subset in `split_csv`), and the labels it learned from (rows: the fit
-    photos, in the cache's order). `matched`: the pairs and the matches tables of every chunk
+    index .csv, each photo's `strongest` first or all: those `foreground_matches` matched;
+    the subset in `split_csv`), and the labels it learned from (rows: the fit photos, in the
+    cache's order). `matched`: the pairs and the matches tables of every chunk
     (`foreground_matches`), in order; None: matched here, in one chunk. Validation and test
     photos are never read."""
     from threadpoolctl import threadpool_limits
 
-    fit_keypoints, fit = read_fit_keypoints(train_npy, train_index, split_csv)
+    fit_keypoints, fit = read_fit_keypoints(train_npy, train_index, split_csv, strongest)
     if matched is None:  # matched here, as foreground_matches matches, from the keypoints just read
         import faiss
 

@@ -20,13 +20,20 @@ individuals (water, glare) are dealt with when matching, which weighs each match
 closer it is than the photo's unrelated neighbours (LNBNN), and by how likely both keypoints
 lie on the animal (`foreground`).
 
-The cache of a split is one .npy array of records (N photos, `n_features` slots), each slot
+The cache of a split is one .npy array of records (N photos, `detected` slots), each slot
 the keypoint's position (`xy`, pixels of the square of side `KeypointSettings.side`; NaN in
 unused slots) and its SIFT descriptor (`descriptor`, 128 uint8). Row i is row i of the
 preprocess cache (or of its index, `preprocess.cache_index`, where the photos are read), whose
 index names it. Built in chunks in parallel, and a killed job resumes (`arrays.fill_in_chunks`);
 a split's photos may be shared out among jobs (`rows`), their caches then joined in order
 (`join_keypoint_caches`).
+
+**A budget spent on the animal.** Where `detected_per_kept` is above 1, more keypoints are found
+than are matched, and each photo keeps the `n_features` the foreground model finds likeliest on
+the animal (`keep_on_animal`); that model learns from the `n_features` strongest of each fit
+photo (`foreground`), which are what a cache of `n_features` would have held. In a large photo of
+an animal in a scene, the strongest keypoints are mostly on grass, bush and rock: a larger frame
+spends the same budget on more of them.
 """
 
 from __future__ import annotations
@@ -72,7 +79,7 @@ def content_mask(square: np.ndarray, border: float) -> np.ndarray:
 
 
 def _sift_features(image: np.ndarray, mask: np.ndarray, settings: KeypointSettings) -> tuple[np.ndarray, np.ndarray]:
-    """The `settings.n_features` strongest SIFT keypoints of `image` where `mask` allows:
+    """The `settings.detected` strongest SIFT keypoints of `image` where `mask` allows:
     positions (n, 2) float32 in its pixels, descriptors (n, 128) uint8, strongest first."""
     # All of them first: OpenCV keeps its `nfeatures` strongest before it applies the mask, so
     # the padding's edge, masked out, would use up the budget.
@@ -82,7 +89,7 @@ def _sift_features(image: np.ndarray, mask: np.ndarray, settings: KeypointSettin
         # A point found at two orientations is one point once upright: its strongest copy stays.
         _, first = np.unique(np.array([k.pt for k in keypoints], np.float32), axis=0, return_index=True)
         keypoints = [keypoints[i] for i in np.sort(first)]
-    keypoints = keypoints[:settings.n_features]
+    keypoints = keypoints[:settings.detected]
     if settings.upright:
         for keypoint in keypoints:
             keypoint.angle = 0.0
@@ -97,7 +104,7 @@ def _sift_features(image: np.ndarray, mask: np.ndarray, settings: KeypointSettin
 def extract_features(square: np.ndarray, settings: KeypointSettings) -> tuple[np.ndarray, np.ndarray]:
     """The keypoints of one preprocessed greyscale `square` (uint8, side x side): positions
     (n, 2) float32 in pixels of the `settings.image_size` square, and SIFT descriptors
-    (n, 128) uint8, strongest first, n <= `settings.n_features`."""
+    (n, 128) uint8, strongest first, n <= `settings.detected`."""
     image = np.asarray(square)
     if image.ndim != 2 or image.shape[0] != image.shape[1] or image.dtype != np.uint8:
         raise ValueError(f"expected a square greyscale uint8 image, got shape {image.shape} {image.dtype}")
@@ -122,7 +129,7 @@ def extract_photo_features(photo: np.ndarray, settings: KeypointSettings) -> tup
     it as it is, away from its edges by `settings.border` of its long side: positions (n, 2)
     float32 in pixels of the `settings.max_side` square that centres the photo as preprocessing
     does (so they compare with every other photo's, whatever its shape and resolution), and
-    SIFT descriptors (n, 128) uint8, strongest first, n <= `settings.n_features`."""
+    SIFT descriptors (n, 128) uint8, strongest first, n <= `settings.detected`."""
     image = np.asarray(photo)
     if image.ndim != 2 or image.dtype != np.uint8 or not image.size:
         raise ValueError(f"expected a greyscale uint8 photo, got shape {image.shape} {image.dtype}")
@@ -139,10 +146,10 @@ def extract_photo_features(photo: np.ndarray, settings: KeypointSettings) -> tup
     return ((xy + offset) * (settings.max_side / long_side)).astype(np.float32), descriptors
 
 
-def _records(found: Sequence[tuple[np.ndarray, np.ndarray]], n_features: int) -> np.ndarray:
-    """Cache rows of each photo's (positions, descriptors): (N, n_features) records
+def _records(found: Sequence[tuple[np.ndarray, np.ndarray]], slots: int) -> np.ndarray:
+    """Cache rows of each photo's (positions, descriptors): (N, slots) records
     (`feature_dtype`), unused slots with NaN positions and zero descriptors."""
-    rows = np.zeros((len(found), n_features), feature_dtype())
+    rows = np.zeros((len(found), slots), feature_dtype())
     rows["xy"] = np.nan
     for row, (xy, descriptors) in zip(rows, found):
         row["xy"][:len(xy)] = xy
@@ -151,9 +158,9 @@ def _records(found: Sequence[tuple[np.ndarray, np.ndarray]], n_features: int) ->
 
 
 def feature_rows(squares: np.ndarray, settings: KeypointSettings) -> np.ndarray:
-    """The cache rows of `squares` (N, side, side): (N, n_features) records (`feature_dtype`),
-    unused slots with NaN positions and zero descriptors."""
-    return _records([extract_features(square, settings) for square in squares], settings.n_features)
+    """The cache rows of `squares` (N, side, side): (N, `settings.detected`) records
+    (`feature_dtype`), unused slots with NaN positions and zero descriptors."""
+    return _records([extract_features(square, settings) for square in squares], settings.detected)
 
 
 def photo_feature_rows(paths: Sequence[str | Path], sizes: Sequence[tuple[int, int]], settings: KeypointSettings
@@ -161,7 +168,7 @@ def photo_feature_rows(paths: Sequence[str | Path], sizes: Sequence[tuple[int, i
     """The cache rows of the original photos at `paths` (`sizes`: each one's width and height,
     or zeros), found at `settings.max_side` (`extract_photo_features`)."""
     return _records([extract_photo_features(photo_at_max_side(path, settings.max_side, width, height), settings)
-                     for path, (width, height) in zip(paths, sizes)], settings.n_features)
+                     for path, (width, height) in zip(paths, sizes)], settings.detected)
 
 
 def unpack(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +202,7 @@ def _fill_chunk(cache_path: str, settings: KeypointSettings, first: int, partial
 def build_keypoint_cache(cache_path: str, out_path: str, settings: KeypointSettings, *, n_jobs: int, chunk_size: int,
                          rows: range | None = None, progress=None) -> None:
     """The keypoints of the squares `rows` (default all) of the preprocess cache at `cache_path`
-    (.npy, (N, side, side) uint8) into `out_path` (.npy, (len(rows), n_features) records),
+    (.npy, (N, side, side) uint8) into `out_path` (.npy, (len(rows), detected) records),
     `n_jobs` chunks at a time. `progress(done, total)` is called as chunks finish. Resumes after
     a kill, unless the squares were rebuilt since (`arrays.fill_in_chunks`)."""
     squares = np.load(cache_path, mmap_mode="r")
@@ -205,7 +212,7 @@ def build_keypoint_cache(cache_path: str, out_path: str, settings: KeypointSetti
     rows = range(len(squares)) if rows is None else rows
     if rows.step != 1 or not 0 <= rows.start <= rows.stop <= len(squares):
         raise ValueError(f"{cache_path}: rows {rows.start} to {rows.stop} of a cache of {len(squares)} squares")
-    fill_in_chunks(out_path, (len(rows), settings.n_features), feature_dtype(), chunk_size, inputs=[cache_path],
+    fill_in_chunks(out_path, (len(rows), settings.detected), feature_dtype(), chunk_size, inputs=[cache_path],
                    settings={**asdict(settings), "rows": [rows.start, rows.stop]},
                    fill_chunk=partial(_fill_chunk, str(cache_path), settings, rows.start),
                    n_jobs=n_jobs, progress=progress)
@@ -226,14 +233,14 @@ def build_photo_keypoint_cache(paths: Sequence[str | Path], out_path: str, setti
                                progress=None) -> None:
     """The keypoints of the original photos at `paths`, in order, found at `settings.max_side`
     (`photo_feature_rows`; `sizes`: each one's width and height from the manifest, to decode
-    large JPEGs at reduced scale), into `out_path` (.npy, (N, n_features) records), `n_jobs`
+    large JPEGs at reduced scale), into `out_path` (.npy, (N, detected) records), `n_jobs`
     chunks at a time. Resumes after a kill, unless a photo or a setting changed since
     (`arrays.fill_in_chunks`)."""
     if settings.max_side is None:
         raise ValueError("keypoints of the original photos need max_side")
     paths = [str(path) for path in paths]
     sizes = [(int(w), int(h)) for w, h in sizes] if sizes is not None else [(0, 0)] * len(paths)
-    fill_in_chunks(out_path, (len(paths), settings.n_features), feature_dtype(), chunk_size, inputs=paths,
+    fill_in_chunks(out_path, (len(paths), settings.detected), feature_dtype(), chunk_size, inputs=paths,
                    settings={**asdict(settings), "sizes": sizes},
                    fill_chunk=partial(_fill_photo_chunk, paths, sizes, settings), n_jobs=n_jobs, progress=progress)
 
@@ -286,3 +293,49 @@ def read_weights(weights_npy: str | Path, keypoints: np.ndarray) -> np.ndarray:
         raise ValueError(f"{weights_npy}: keypoint weights of shape {weights.shape} for keypoints of "
                          f"{keypoints.shape}: made from another keypoint cache; rerun local_foreground")
     return weights
+
+
+def keep_on_animal(keypoints: np.ndarray, weights: np.ndarray, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of each photo's keypoint records `keypoints` (photos, slots) and their weights (same shape:
+    P(on the animal), `foreground`), the `n_features` of highest weight (of equal weights the
+    stronger), still strongest first: (records, weights), (photos, n_features); unused slots
+    stay NaN-positioned, weight 0, last."""
+    keypoints, weights = np.asarray(keypoints), np.asarray(weights, np.float32)
+    if keypoints.shape != weights.shape:
+        raise ValueError(f"keypoints of shape {keypoints.shape} and weights of {weights.shape}")
+    used = ~np.isnan(keypoints["xy"][..., 0])
+    slots = np.broadcast_to(np.arange(keypoints.shape[1]), keypoints.shape)
+    # used first, then by weight, then strongest first; the kept put back in the order found
+    order = np.lexsort((slots, -np.where(used, weights, 0), ~used), axis=1)[:, :n_features]
+    kept = np.sort(order, axis=1)
+    records = np.take_along_axis(keypoints, kept, axis=1)
+    kept_used = np.take_along_axis(used, kept, axis=1)
+    kept_weights = np.where(kept_used, np.take_along_axis(weights, kept, axis=1), 0).astype(np.float32)
+    if records.shape[1] < n_features:  # fewer slots than kept: the rest unused
+        pad = np.zeros((len(records), n_features - records.shape[1]), feature_dtype())
+        pad["xy"] = np.nan
+        records = np.concatenate([records, pad], axis=1)
+        kept_weights = np.concatenate([kept_weights, np.zeros(pad.shape, np.float32)], axis=1)
+    return records, kept_weights
+
+
+def write_kept_keypoints(keypoints_npy: str | Path, weights_npy: str | Path, n_features: int,
+                         keypoints_out: str | Path, weights_out: str | Path, chunk_size: int = 1024) -> int:
+    """`keep_on_animal` of the keypoint cache at `keypoints_npy` with its weights at
+    `weights_npy`, a chunk of photos at a time, written as a keypoint cache at `keypoints_out`
+    with its weights at `weights_out`; the photos written."""
+    keypoints = read_keypoint_cache(str(keypoints_npy))
+    weights = read_weights(weights_npy, keypoints)
+    with atomic_output(keypoints_out) as records_partial, atomic_output(weights_out) as weights_partial:
+        records = np.lib.format.open_memmap(records_partial, mode="w+", dtype=feature_dtype(),
+                                            shape=(len(keypoints), n_features))
+        kept_weights = np.lib.format.open_memmap(weights_partial, mode="w+", dtype=np.float32,
+                                                 shape=(len(keypoints), n_features))
+        for start in range(0, len(keypoints), chunk_size):
+            stop = start + chunk_size
+            records[start:stop], kept_weights[start:stop] = keep_on_animal(keypoints[start:stop],
+                                                                           weights[start:stop], n_features)
+        records.flush()
+        kept_weights.flush()
+        del records, kept_weights
+    return len(keypoints)
