@@ -682,7 +682,9 @@ RIGHT_WHALE_CI = merged(TINY, {"preprocess": {"size": 224},
                                "local": {"image_size": 224, "n_features": 150, "shortlist": 5,
                                          "photos_per_individual": 2},
                                "verifier": {"max_queries": 150}, "foreground": {"max_queries": 300}})
-FLOORS = {"baseline": 0.2188, "classifier": 0.20, "metric_learning": 0.20, "local": 0.41, "fused": 0.41}
+# local and fused at 0.40: the same commit (db28544) reached local 0.408 on another x86 machine
+# (issue 29's item 6: two processors diverge), so 0.41 failed on code that had not changed.
+FLOORS = {"baseline": 0.2188, "classifier": 0.20, "metric_learning": 0.20, "local": 0.40, "fused": 0.40}
 
 
 @pytest.mark.slow
