@@ -190,15 +190,21 @@ def test_weights_multiply_votes_and_inliers_and_weights_of_one_change_nothing(sc
     assert photo_votes.sum() > 0
 
 
+def write_train_tables(scenes, folder) -> np.ndarray:
+    """The scenes' train table and a split of it (every fourth photo validation, the rest fit)
+    written as train.csv and split.csv in `folder`; the subsets."""
+    subset = np.where(np.arange(len(scenes.train)) % 4 == 0, "validation", "fit")
+    pd.DataFrame({"image": scenes.train["Image"], "id": scenes.train["Id"], "subset": subset,
+                  "truth": scenes.train["Id"]}).to_csv(folder / "split.csv", index=False)
+    pd.DataFrame({"image": scenes.train["Image"], "id": scenes.train["Id"]}).to_csv(folder / "train.csv", index=False)
+    return subset
+
+
 def test_the_foreground_model_learns_from_fit_photos_only(scenes, tmp_path):
     """A leak test: validation photos' keypoints changed beyond recognition, and the test split
     not given at all, the model and every fit photo's labels are the same."""
     train = scenes.keypoints["train"]
-    subset = np.where(np.arange(len(train)) % 4 == 0, "validation", "fit")
-    pd.DataFrame({"image": scenes.train["Image"], "id": scenes.train["Id"], "subset": subset,
-                  "truth": scenes.train["Id"]}).to_csv(tmp_path / "split.csv", index=False)
-    pd.DataFrame({"image": scenes.train["Image"], "id": scenes.train["Id"]}).to_csv(tmp_path / "train.csv",
-                                                                                   index=False)
+    subset = write_train_tables(scenes, tmp_path)
     scrambled = train.copy()
     rng = np.random.default_rng(0)
     validation = subset == "validation"
@@ -222,11 +228,7 @@ def test_where_more_keypoints_are_found_than_kept_the_model_learns_from_the_stro
     """With local.detected_per_kept above 1, the cache holds weaker keypoints after each photo's
     strongest: the foreground model is the one the strongest alone give, whatever follows them."""
     train = scenes.keypoints["train"]
-    subset = np.where(np.arange(len(train)) % 4 == 0, "validation", "fit")
-    pd.DataFrame({"image": scenes.train["Image"], "id": scenes.train["Id"], "subset": subset,
-                  "truth": scenes.train["Id"]}).to_csv(tmp_path / "split.csv", index=False)
-    pd.DataFrame({"image": scenes.train["Image"], "id": scenes.train["Id"]}).to_csv(tmp_path / "train.csv",
-                                                                                   index=False)
+    write_train_tables(scenes, tmp_path)
     rng = np.random.default_rng(1)
     weaker = train.copy()
     weaker["descriptor"] = rng.integers(0, 256, weaker["descriptor"].shape)
