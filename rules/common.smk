@@ -252,6 +252,29 @@ def verifier_input():
     return [f"{R}/local/verifier/model.joblib"] if config["local"]["scoring"] == "verifier" else []
 
 
+if config["local"]["new_whale_threshold_on"] == "fit_folds" and config["local"]["scoring"] != "verifier":
+    raise WorkflowError(
+        "config: local.new_whale_threshold_on: fit_folds chooses the threshold on the verifier's out-of-fold "
+        f"answers, which local.scoring={config['local']['scoring']!r} does not make; set "
+        "local.new_whale_threshold_on: validation, or local.scoring: verifier"
+    )
+
+
+if config["self_training"]["rounds"] and config["local"]["scoring"] != "verifier":
+    raise WorkflowError(
+        "config: self-training accepts the local method's answers by its verifier's calibrated probability, which "
+        f"local.scoring={config['local']['scoring']!r} does not give; set self_training.rounds: 0, or "
+        "local.scoring: verifier"
+    )
+
+
+def threshold_fold_answers():
+    """The fit photos' out-of-fold answers the local method's new_whale threshold is chosen on, or
+    self-training's acceptance threshold, where either is."""
+    fit_folds = config["local"]["new_whale_threshold_on"] == "fit_folds"
+    return [f"{R}/local/verifier/fold_answers.csv"] if fit_folds or config["self_training"]["rounds"] else []
+
+
 KEEPS_ON_ANIMAL = config["local"]["detected_per_kept"] > 1
 if KEEPS_ON_ANIMAL and config["local"]["foreground"] == "none":
     raise WorkflowError(
@@ -342,8 +365,8 @@ def evidence_input(method):
     """What shows who `method`'s answers are, on the gallery and review pages: its answers and
     threshold; the embeddings (metric_learning, with the photos added to its catalogue; fused,
     for photos no keypoint verified); the local method's keypoints and verified pairs (local,
-    fused), and the individuals' scores (local's shortlists, fused's candidates); the photos a
-    person identified, which are in the test catalogue."""
+    fused), and the individuals' scores (local's shortlists, fused's candidates), and the photos
+    its self-training accepted; the photos a person identified, which are in the test catalogue."""
     inputs = {
         "validation": predictions(method, "validation"),
         "test_predictions": predictions(method, "test"),
@@ -368,6 +391,8 @@ def evidence_input(method):
         for split in ("validation", "test"):
             inputs[f"pairs_{split}"] = f"{R}/local/pairs/{split}.csv"
             inputs[f"scores_{split}"] = f"{R}/{scores}/{split}.csv"
+        # the photos self-training accepted, which verified pairs may show
+        inputs["pseudo_labels"] = f"{R}/local/pseudo_labels.csv"
     return inputs
 
 

@@ -180,8 +180,8 @@ rule local_verifier:
         # every fit photo's verified pairs, with the label and the held-out probability
         pairs=f"{R}/local/verifier/training_pairs.csv",
         reliability=f"{R}/local/verifier/reliability.csv",
-        # each fit photo asked: its rank-1 answer out of fold, by pooling (the auto-accept
-        # threshold is chosen on them)
+        # each fit photo asked: its four best answers out of fold, by pooling (the auto-accept
+        # threshold is chosen on their rank 1, the new_whale threshold on them all)
         fold_answers=f"{R}/local/verifier/fold_answers.csv",
     log:
         f"{R}/logs/local_verifier.log",
@@ -235,13 +235,18 @@ rule local_match:
 
 rule local_identify:
     input:
+        unpack(foreground_input),
         validation_matches=gather.local_queries(f"{R}/local/matches/validation/{{scatteritem}}.npz"),
         test_matches=gather.local_queries(f"{R}/local/matches/test/{{scatteritem}}.npz"),
+        # self-training matches queries against the queries it accepted
+        train=kept_keypoints("train"),
         train_index=f"{R}/local/keypoints/train.csv",
+        test=kept_keypoints("test"),
         test_index=f"{R}/local/keypoints/test.csv",
         split=f"{R}/validation/split.csv",
         manifest=f"{R}/ingest/manifest.csv",
         verifier=verifier_input(),
+        fold_answers=threshold_fold_answers(),
         reviewed=reviewed_input(),
         encounters=encounters_input(),
     output:
@@ -253,6 +258,8 @@ rule local_identify:
         validation_pairs=f"{R}/local/pairs/validation.csv",
         test_pairs=f"{R}/local/pairs/test.csv",
         poolings=f"{R}/local/poolings.csv",
+        # the queries self-training accepted: their photos are catalogue photos of the pairs
+        pseudo_labels=f"{R}/local/pseudo_labels.csv",
     log:
         f"{R}/logs/local_identify.log",
     benchmark:
@@ -261,8 +268,14 @@ rule local_identify:
         code=package_code("local_identify.py"),
         scoring=config["local"]["scoring"],
         thresholds=local_thresholds(),
+        threshold_on=config["local"]["new_whale_threshold_on"],
         # duplicates take first place, up to a pHash distance chosen with the threshold
         phash_distances=duplicate_distances(),
+        self_training=config["self_training"],
+        image_size=keypoint_side(),
+        settings=stage_settings(settings.MatchSettings),
+        threads=config["local"]["threads"],
+    threads: config["local"]["threads"]
     conda:
         "../envs/whaleid.yaml"
     script:

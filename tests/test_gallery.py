@@ -403,7 +403,7 @@ def local_results(tmp_path):
     return r
 
 
-def make_keypoint_galleries(r: Path, method: str) -> tuple[Gallery, Gallery, str]:
+def make_keypoint_galleries(r: Path, method: str, **more) -> tuple[Gallery, Gallery, str]:
     out = r / "report" / "gallery"
     keypoints = r / "local" / "keypoints"
     counts = write_galleries(
@@ -419,7 +419,7 @@ def make_keypoint_galleries(r: Path, method: str) -> tuple[Gallery, Gallery, str
                                     for name in ("train.npy", "train.csv", "test.npy", "test.csv"))),
         pairs={split: r / "local/pairs" / f"{split}.csv" for split in ("validation", "test")},
         scores={split: r / "local/shortlists" / f"{split}.csv" for split in ("validation", "test")},
-        best_hits_out=out / f"{method}_best.html", worst_misses_out=out / f"{method}_worst.html", size=12)
+        best_hits_out=out / f"{method}_best.html", worst_misses_out=out / f"{method}_worst.html", size=12, **more)
     assert counts == {"validation": 1, "test": 2}
     text = (out / f"{method}_best.html").read_text()
     return Gallery(text), Gallery((out / f"{method}_worst.html").read_text()), text
@@ -458,6 +458,23 @@ def test_a_fused_gallery_shows_unverified_answers_by_the_embeddings_most_similar
     assert "no keypoint match: the embedding&#x27;s most similar photo" in text
     _, local_worst, _ = make_keypoint_galleries(local_results, "local")
     assert {c["data-id"]: c for c in local_worst.queries[0]["candidates"]}["A"]["data-photo"] == "a1.jpg"
+
+
+def test_an_answer_verified_by_a_photo_self_training_labelled_is_shown_by_that_photo(local_results):
+    """Self-training accepted t1 as A, and t2 matched t1: A's evidence for t2 is t1, drawn from
+    the test keypoints."""
+    r = local_results
+    pairs = pd.read_csv(r / "local/pairs/test.csv")
+    pd.concat([pairs, pd.DataFrame([("t2.jpg", "A", "t1.jpg", 9, 0.3)], columns=pairs.columns)]).to_csv(
+        r / "local/pairs/test.csv", index=False)
+    pd.DataFrame([("test", "t1.jpg", "A", 0.99, 1)], columns=["split", "image", "id", "probability", "round"]).to_csv(
+        r / "local/pseudo_labels.csv", index=False)
+    _, worst, _ = make_keypoint_galleries(r, "local", pseudo_labels=r / "local/pseudo_labels.csv")
+    t2 = {c["data-id"]: c for c in worst.queries[0]["candidates"]}
+    assert t2["A"]["data-photo"] == "t1.jpg" and "matched" in t2["A"]["class"]
+    # without the labels, a pair with a photo in no catalogue is refused by name
+    with pytest.raises(ValueError, match="not in the catalogue, e.g. \\['t1.jpg'\\]"):
+        make_keypoint_galleries(r, "local")
 
 
 # --- in a browser -------------------------------------------------------------------------

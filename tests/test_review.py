@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from test_gallery import made_up_run
 
-from whaleid.review.auto_accept import (
+from whaleid.identification.auto_accept import (
     ON_FIT_FOLDS,
     auto_accept,
     checked_on_validation,
@@ -146,13 +146,15 @@ def test_a_threshold_chosen_on_out_of_fold_answers_is_checked_on_validation(tmp_
     rng = np.random.default_rng(0)
     probability = rng.uniform(0, 1, 2000)
     answers = pd.DataFrame({"image": [f"f{n}.jpg" for n in range(2000)], "id": "w", "known": True,
-                            "pooling": "max", "answer": "w", "probability": probability,
+                            "pooling": "max", "rank": 0, "answer": "w", "probability": probability,
                             "right": rng.uniform(0, 1, 2000) < probability})
-    # the other pooling's, and photos nothing verified, are not what it is chosen on
+    # the other pooling's, the answers below rank 1, and photos nothing verified, are not what it
+    # is chosen on
     others = answers.assign(pooling="noisy_or", right=False)
-    unanswered = pd.DataFrame({"image": ["u.jpg"], "id": ["w"], "known": [True], "pooling": ["max"], "answer": [""],
-                               "probability": [np.nan], "right": [False]})
-    pd.concat([answers, others, unanswered]).to_csv(tmp_path / "fold_answers.csv", index=False)
+    second = answers.assign(rank=1, probability=0.99, right=False)
+    unanswered = pd.DataFrame({"image": ["u.jpg"], "id": ["w"], "known": [True], "pooling": ["max"], "rank": [0],
+                               "answer": [""], "probability": [np.nan], "right": [False]})
+    pd.concat([answers, others, second, unanswered]).to_csv(tmp_path / "fold_answers.csv", index=False)
     pd.DataFrame({"pooling": ["max", "noisy_or"], "map5": [0.6, 0.5], "threshold": [0.3, 0.3],
                   "chosen": [True, False]}).to_csv(tmp_path / "poolings.csv", index=False)
     accept = fold_auto_accept(tmp_path / "fold_answers.csv", tmp_path / "poolings.csv", 0.95)

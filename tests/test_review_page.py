@@ -17,7 +17,7 @@ from browser import CHROMIUM_SKIP, SKIP_REASON, open_browser, screenshot
 # the query sections, their candidates and every image, as a browser reads a page
 from test_gallery import Gallery
 
-from whaleid.review.auto_accept import ON_FIT_FOLDS, ON_VALIDATION, AutoAccept
+from whaleid.identification.auto_accept import ON_FIT_FOLDS, ON_VALIDATION, AutoAccept
 from whaleid.review.decisions import new_individual_id
 from whaleid.review.html import format_score
 from whaleid.review.review_page import (
@@ -145,6 +145,19 @@ def test_one_section_per_query_in_the_order_given():
     assert text.count('<span class="badge">auto-accepted</span>') == 1
     assert "rank-1 probability &gt; 0.999" in text
     assert "No photo to review." in render([], auto_accept=None)
+
+
+def test_an_answer_shown_by_a_photo_self_training_labelled_says_so():
+    queries = synthetic_queries()
+    through = replace(queries[1].candidates[0], photo="t.jpg", pseudo_round=2)
+    queries[1] = replace(queries[1], candidates=[through, *queries[1].candidates[1:]])
+    page, text = Gallery(render(queries)), render(queries)
+    figures = [figure for section in page.queries for figure in section["candidates"]]
+    assert [figure.get("data-pseudo-round") for figure in figures].count("2") == 1
+    assert figures[5]["data-pseudo-round"] == "2" and figures[5]["data-photo"] == "t.jpg"
+    assert text.count("through a pseudo-label") == 1
+    alts = {image.get("alt") for image in page.images}
+    assert "the query beside w_2's test photo t.jpg, given this id by self-training, 12 inlier matches" in alts
 
 
 def test_odd_names_are_escaped_and_read_back_whole():

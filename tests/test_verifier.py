@@ -103,27 +103,34 @@ def test_an_individual_not_shortlisted_gets_the_share_of_such_individuals_that_w
     assert absent == pytest.approx(2 / 35)
 
 
-def test_each_photo_asked_gets_its_rank_1_answer_out_of_fold_by_each_pooling():
+def test_each_photo_asked_gets_its_best_answers_out_of_fold_by_each_pooling():
     pairs = pd.DataFrame({"query": [0, 0, 0, 1, 1, 2], "id": ["a", "b", "b", "a", "c", "d"], "individual_votes": 1.0,
                           "inliers": [9, 5, 5, 2, 1, 3], "probability": [0.6, 0.5, 0.5, 0.2, 0.1, 0.4]})
     asked = pd.DataFrame({"query": [0, 1, 2, 3], "image": ["q0", "q1", "q2", "q3"], "id": ["a", "c", "new_whale", "e"],
                           "fold": 0, "catalogue_individuals": 10, "known": [True, True, False, True]})
     as_it_is = Calibration("isotonic", np.array([0.0, 1.0]), np.array([0.0, 1.0]), 1.0, 0.0, 0.5, 1.0)
-    answers = fold_answers(pairs, asked, {"max": as_it_is, "noisy_or": as_it_is}).set_index(["pooling", "image"])
-    assert len(answers) == 8
+    answers = fold_answers(pairs, asked, {"max": as_it_is, "noisy_or": as_it_is})
+    answers = answers.set_index(["pooling", "image", "rank"])
+    # q0 and q1 two individuals each, q2 one, q3 none: one row
+    assert len(answers) == 12
     # by its best photo, b (0.5) is below a (0.6); two photos at 0.5 pooled as noisy-or, 0.75, above it
-    assert answers.loc[("max", "q0"), "answer"] == "a" and answers.loc[("max", "q0"), "right"]
-    assert answers.loc[("noisy_or", "q0"), "answer"] == "b" and not answers.loc[("noisy_or", "q0"), "right"]
-    assert answers.loc[("noisy_or", "q0"), "probability"] == pytest.approx(0.75, abs=1e-3)
-    assert answers.loc[("max", "q1"), "answer"] == "a" and not answers.loc[("max", "q1"), "right"]
-    assert not answers.loc[("max", "q2"), "right"]  # a new_whale photo is never answered right
-    assert answers.loc[("max", "q3"), "answer"] == "" and np.isnan(answers.loc[("max", "q3"), "probability"])
-    assert answers.loc[("max", "q3"), "known"] and not answers.loc[("max", "q2"), "known"]
+    assert answers.loc[("max", "q0", 0), "answer"] == "a" and answers.loc[("max", "q0", 0), "right"]
+    assert answers.loc[("max", "q0", 1), "answer"] == "b" and not answers.loc[("max", "q0", 1), "right"]
+    assert answers.loc[("noisy_or", "q0", 0), "answer"] == "b" and not answers.loc[("noisy_or", "q0", 0), "right"]
+    assert answers.loc[("noisy_or", "q0", 0), "probability"] == pytest.approx(0.75, abs=1e-3)
+    assert answers.loc[("noisy_or", "q0", 1), "answer"] == "a" and answers.loc[("noisy_or", "q0", 1), "right"]
+    # q1's own, c, second
+    assert answers.loc[("max", "q1", 0), "answer"] == "a" and not answers.loc[("max", "q1", 0), "right"]
+    assert answers.loc[("max", "q1", 1), "answer"] == "c" and answers.loc[("max", "q1", 1), "right"]
+    assert not answers.loc[("max", "q2", 0), "right"]  # a new_whale photo is never answered right
+    assert answers.loc[("max", "q3", 0), "answer"] == "" and np.isnan(answers.loc[("max", "q3", 0), "probability"])
+    assert answers.loc[("max", "q3", 0), "known"] and not answers.loc[("max", "q2", 0), "known"]
 
 
 def test_the_out_of_fold_answers_most_sure_are_the_rightest(trained):
     pairs, asked, verifier, _, out_of_fold = trained
-    answers = fold_answers(pairs.assign(probability=out_of_fold), asked, verifier.individuals).query("pooling == 'max'")
+    answers = fold_answers(pairs.assign(probability=out_of_fold), asked, verifier.individuals).query(
+        "pooling == 'max' and rank == 0")
     answers = answers.dropna(subset=["probability"]).sort_values("probability", ascending=False)
     sure, unsure = answers.head(len(answers) // 4), answers.tail(len(answers) // 4)
     assert sure["right"].mean() > 0.9 > unsure["right"].mean(), (sure["right"].mean(), unsure["right"].mean())

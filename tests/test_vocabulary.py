@@ -24,6 +24,7 @@ SCHEMA_ENUMS = {
     "local.shortlist_by": v.SHORTLIST_BY,
     "local.transform": v.TRANSFORMS,
     "local.scoring": v.LOCAL_SCORINGS,
+    "local.new_whale_threshold_on": v.THRESHOLD_ON,
     "local.foreground": v.FOREGROUNDS,
     "verifier.calibration": v.CALIBRATIONS,
     "fused.calibration": v.CALIBRATIONS,

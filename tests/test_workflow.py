@@ -318,6 +318,8 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     assert planned_jobs(work, merged(config, {"local": {"foreground": "none"}})) == local
     assert planned_jobs(work, merged(config, {"verifier": {"folds": 3}})) == local
     assert planned_jobs(work, merged(config, {"local": {"new_whale_probabilities": {"step": 0.05}}})) == local_answers
+    assert planned_jobs(work, merged(config, {"local": {"new_whale_threshold_on": "validation"}})) == local_answers
+    assert planned_jobs(work, merged(config, {"self_training": {"rounds": 2}})) == local_answers
     assert planned_jobs(work, merged(config, {"fused": {"weights": [0.0, 0.5, 1.0]}})) == {
         "fused_identify": 1, "report_thresholds": 1, "report_calibration": 1, "report_gallery": 1, "submission": 1,
         "score": 1, "review_page": 1, **table}
@@ -351,7 +353,7 @@ LOCAL_OUTPUTS = ["local/keypoints/train.npy", "local/keypoints/test.npy", "local
                  "local/verifier/fold_answers.csv",
                  "local/predictions/validation.csv", "local/predictions/test.csv", "local/new_whale_threshold.csv",
                  "local/shortlists/validation.csv", "local/shortlists/test.csv", "local/pairs/validation.csv",
-                 "local/pairs/test.csv", "local/poolings.csv"]
+                 "local/pairs/test.csv", "local/poolings.csv", "local/pseudo_labels.csv"]
 
 
 @pytest.mark.slow
@@ -407,6 +409,50 @@ def test_editing_the_package_reruns_exactly_the_stages_that_run_the_edited_file(
                                                                         "all": 1}
     # the demo generator: no stage of a run on given data runs it
     assert planned_after_editing("demo/scenes.py") == {}
+
+
+@pytest.mark.slow
+def test_the_local_new_whale_threshold_chosen_on_fit_folds_reads_no_validation_answer(tiny_run, tmp_path):
+    """On the fit photos' out-of-fold answers (the default), the local method's new_whale threshold
+    of each pooling is the same whoever each validation photo is: their truths shuffled among
+    them, which moves validation's own curve, moves none of them. (Which pooling answers is
+    still validation's choice.)"""
+    from whaleid.identification.fold_threshold import read_fold_answers
+    from whaleid.io.files import read_columns
+    from whaleid.methods.local.identify import identify
+    from whaleid.methods.local.verifier import Verifier
+
+    results = tiny_run["results"]
+    split = pd.read_csv(results / "validation/split.csv", dtype=str, keep_default_na=False)
+    validation = np.flatnonzero(split["subset"] == "validation")
+    shuffled = split.copy()
+    shuffled.loc[validation, "truth"] = np.random.default_rng(0).permutation(split.loc[validation, "truth"].to_numpy())
+    assert (shuffled["truth"] != split["truth"]).sum() > len(validation) // 2
+    shuffled.to_csv(tmp_path / "split.csv", index=False)
+    pairs = {search: [read_columns(path) for path in sorted((results / "local/matches" / search).glob("*.npz"))]
+             for search in ("validation", "test")}
+
+    def identified(split_csv, fold_answers):
+        return identify(pairs, results / "local/keypoints/train.csv", results / "local/keypoints/test.csv", split_csv,
+                        results / "ingest/manifest.csv", scoring="verifier",
+                        verifier=Verifier.load(results / "local/verifier/model.joblib"), phash_distances=[0, 4],
+                        thresholds=list(np.linspace(0, 1, 51)), fold_answers=fold_answers)
+
+    answers = read_fold_answers(results / "local/verifier/fold_answers.csv")
+    given = identified(results / "validation/split.csv", answers)
+    scrambled = identified(tmp_path / "split.csv", answers)
+    by_pooling = ["pooling", "threshold", "fold_map5"]
+    pd.testing.assert_frame_equal(given.poolings[by_pooling], scrambled.poolings[by_pooling])
+    assert given.chosen == given.poolings.loc[given.poolings["chosen"], "threshold"].iloc[0]
+    # what it was chosen on is the best of the out-of-fold curve, drawn beside validation's
+    assert given.curve.loc[given.curve["chosen"], "fold_map5"].iloc[0] == given.curve["fold_map5"].max()
+    # the check: validation's own choice reads whose each photo is
+    on_validation = identified(results / "validation/split.csv", None)
+    assert not on_validation.curve["map5"].equals(identified(tmp_path / "split.csv", None).curve["map5"])
+    # and the run itself chose it so, and said so
+    log = (results / "logs/local_identify.log").read_text()
+    assert re.search(r"new_whale threshold \S+ chosen on \d+ fit photos' out-of-fold answers", log), log[-2000:]
+    assert "fold_map5" in pd.read_csv(results / "local/poolings.csv").columns
 
 
 def copy_of_run(tiny_run, tmp_path: Path) -> Path:
@@ -563,6 +609,7 @@ def test_a_catalogue_of_mostly_one_photo_per_individual_runs_every_method_and_sa
     assert len(submission) == 30 and submission["Id"].str.split().map(len).eq(5).all()
     for log, says in (("local_foreground.log", "foreground NOT LEARNED"),
                       ("local_verifier.log", "verifier NOT LEARNED"),
+                      ("local_identify.log", "new_whale threshold NOT chosen on the fit photos' out-of-fold answers"),
                       ("fused_identify.log", "embedding calibration NOT FITTED")):
         assert says in (results / "logs" / log).read_text(), log
     # inliers alone, uncalibrated, still find most of the known individuals
@@ -607,7 +654,27 @@ GUARDS = {
         lambda data: {"metric_learning": {"new_whale_thresholds": {"start": 0.5, "stop": 0.1, "step": 0.1}}},
         "config: metric_learning: threshold grid stop 0.1 is below its start 0.5"),
     "data folder without test/": (lambda data: {"data_dir": str(data / "train")}, "train.csv not found"),
+    "new_whale threshold on fold answers the inlier scoring does not make": (
+        lambda data: {"local": {"scoring": "inliers"}, "methods": ["baseline", "local"]},
+        "set local.new_whale_threshold_on: validation"),
+    "self-training without the verifier's probabilities": (
+        lambda data: {"local": {"scoring": "inliers", "new_whale_threshold_on": "validation"},
+                      "methods": ["baseline", "local"]},
+        "set self_training.rounds: 0"),
 }
+
+
+def test_no_stage_that_answers_reads_the_test_truth(tmp_path, data_folder):
+    """test_truth.csv scores the answers and shows them in the report; no stage that answers, or
+    self-trains on its answers, or makes the review page, reads it."""
+    data = tmp_path / "data"
+    shutil.copytree(data_folder, data)
+    (data / "test_truth.csv").write_text("Image,Id\n")
+    output = snakemake(tmp_path, "-n", config=merged(TINY, {"data_dir": str(data),
+                                                            "results_dir": str(tmp_path / "results")})).stdout
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    input: (.*)$", output, re.MULTILINE)
+    assert {rule for rule, inputs in jobs if str(data / "test_truth.csv") in inputs} == {
+        "score", "local_shortlist_recall", "report_gallery"}
 
 
 def test_an_encounters_file_in_the_data_folder_is_read_by_every_method_and_the_review_page(tmp_path, data_folder):

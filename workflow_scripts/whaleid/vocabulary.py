@@ -45,6 +45,9 @@ AGGREGATES = ("max", "mean_top_k")
 TRANSFORMS = ("similarity", "affine", "homography")
 SHORTLIST_BY = ("photo", "individual")
 LOCAL_SCORINGS = ("verifier", "inliers")
+# What the local method's new_whale threshold is chosen on: validation's MAP@5, or the fit photos'
+# out-of-fold answers (identification.fold_threshold).
+THRESHOLD_ON = ("fit_folds", "validation")
 FOREGROUNDS = ("learned", "none")
 CALIBRATIONS = (AUTO, "isotonic", "sigmoid")
 

@@ -6,6 +6,10 @@
 - `answers`: from candidates to five answers: duplicates first, `new_whale` below a threshold
   chosen on validation.
 - `calibration`: scores made probabilities, and how reliable they are.
+- `fold_threshold`: the new_whale threshold chosen on out-of-fold answers to the fit photos.
+- `auto_accept`: the score above which rank-1 answers are right as often as asked, chosen on the
+  local method's out-of-fold answers to the fit photos or on validation: the review page
+  accepts them, self-training adds them to the catalogue.
 
 numpy, pandas and scikit-learn only: no TensorFlow.
 """

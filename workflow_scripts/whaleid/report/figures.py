@@ -250,7 +250,9 @@ def _mark_phases(ax, epochs: np.ndarray, phases: np.ndarray) -> None:
 def threshold_figure(curve: pd.DataFrame, method: str, path: str | Path) -> None:
     """Validation MAP@5 against the setting swept on validation: the new_whale `threshold`, one
     line per duplicate `max_distance` where the curve has both; the pHash `max_distance` alone
-    for the baseline. The `chosen` row (else the first best) is starred."""
+    for the baseline. The `chosen` row (else the first best) is starred. Where the threshold was
+    chosen on the fit photos' out-of-fold answers (a ``fold_map5`` column), their weighted MAP@5
+    is drawn beside validation's, dashed."""
     x = "threshold" if "threshold" in curve.columns else "max_distance"
     if x not in curve.columns or "map5" not in curve.columns or curve.empty:
         raise ValueError(f"{method} threshold curve needs rows and columns map5 and threshold or max_distance; "
@@ -267,6 +269,10 @@ def threshold_figure(curve: pd.DataFrame, method: str, path: str | Path) -> None
     else:
         line = curve.sort_values(x)
         ax.plot(line[x], line["map5"], marker="o", color="tab:blue", label="validation MAP@5")
+    if "fold_map5" in curve.columns:
+        line = curve.drop_duplicates("threshold").sort_values("threshold")
+        ax.plot(line["threshold"], pd.to_numeric(line["fold_map5"]), color="black", linestyle="--",
+                label="fit photos out of fold\n(where it was chosen)")
     if "chosen" in curve.columns and _as_bool(curve["chosen"]).any():
         chosen, word = curve[_as_bool(curve["chosen"])].iloc[0], "chosen"
     else:

@@ -5,8 +5,6 @@
 - `html`: what both pages share: their templates and assets, escaping, how scores are written.
 - `gallery`: the candidate gallery's best hits and worst misses, for the report.
 - `review_page`: the page a person reviews the test answers on, by keyboard.
-- `auto_accept`: the score above which rank-1 answers are accepted, chosen on the local method's
-  out-of-fold answers to the fit photos or on validation.
 - `decisions`: the decisions people exported, read back, and the catalogue they grow.
 
 The pages' markup, style and script are files in `templates/`, inlined at render time.

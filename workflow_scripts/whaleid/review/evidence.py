@@ -21,7 +21,7 @@ score. numpy and pandas only: no TensorFlow.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -241,11 +241,13 @@ def _rows_of(names: Sequence[str], index: pd.DataFrame, source: str) -> np.ndarr
 class GalleryQueries:
     """The queries a gallery may show, by split (validation, and test where its truth is
     known): ``queries`` (Photos whose ids are their truths), ``catalogues`` (what each split
-    was answered from: the fit photos of train, all of train) and the method's ``answers``."""
+    was answered from: the fit photos of train, all of train) and the method's ``answers``; and
+    every photo's square by name (``squares``), for photos that joined a catalogue in a run."""
 
     queries: dict[str, Photos]
     catalogues: dict[str, Photos]
     answers: dict[str, list[list[str]]]
+    squares: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def gallery_queries(*, split_csv: str | Path, train_images: str | Path, train_images_index: str | Path,
@@ -265,8 +267,8 @@ def gallery_queries(*, split_csv: str | Path, train_images: str | Path, train_im
                                              read_reviewed(reviewed)).searches()
     # every known photo: train's, then the test photos a person identified
     everyone = test_search.catalogue
-    known_photos = _photos(everyone["image"].tolist(), everyone["id"].tolist(), {**test_squares, **train_squares},
-                           str(train_images))
+    squares = {**test_squares, **train_squares}
+    known_photos = _photos(everyone["image"].tolist(), everyone["id"].tolist(), squares, str(train_images))
     validation = known_photos.subset(validation_search.query_rows)
     validation = Photos(validation.names, validation_search.queries["truth"].tolist(), validation.squares)
     queries = {"validation": validation}
@@ -281,7 +283,7 @@ def gallery_queries(*, split_csv: str | Path, train_images: str | Path, train_im
                                   str(test_images))
         catalogues["test"] = known_photos
         answers["test"] = _answers_of(names, read_predictions(test_predictions), str(test_predictions))
-    return GalleryQueries(queries, catalogues, answers)
+    return GalleryQueries(queries, catalogues, answers, squares)
 
 
 @dataclass(frozen=True)
@@ -344,7 +346,7 @@ def _embedding_evidence(found: GalleryQueries, files: EmbeddingFiles, *, extend:
     return evidence, catalogues
 
 
-def _keypoint_matches(found: GalleryQueries, files: KeypointFiles) -> Matches:
+def _keypoint_matches(found: GalleryQueries, files: KeypointFiles, catalogues: dict[str, Photos]) -> Matches:
     """Draws a pair's inliers (`geometry.inlier_matches`) from the keypoint caches."""
     from whaleid.methods.local.geometry import inlier_matches
     from whaleid.methods.local.keypoints import read_keypoints
@@ -357,8 +359,8 @@ def _keypoint_matches(found: GalleryQueries, files: KeypointFiles) -> Matches:
     def matches(split: str, query: int, photo: int) -> np.ndarray:
         name = found.queries[split].names[query]
         query_features = train[train_row[name]] if split == "validation" else test[test_row[name]]
-        photo_name = found.catalogues[split].names[photo]
-        # a test catalogue's reviewed photos are test photos
+        photo_name = catalogues[split].names[photo]
+        # a test catalogue's reviewed and pseudo-labelled photos are test photos
         photo_features = train[train_row[photo_name]] if photo_name in train_row else test[test_row[photo_name]]
         query_xy, photo_xy = inlier_matches(query_features, photo_features, files.settings, files.image_size)
         return np.hstack([query_xy, photo_xy]) / files.image_size
@@ -384,6 +386,8 @@ def evidence_files(inputs, matching: dict | None) -> dict:
                                            inputs["keypoints_test.npy"], inputs["keypoints_test.csv"],
                                            matching["image_size"], MatchSettings(**matching["settings"]))
         files["pairs"] = {split: inputs[f"pairs_{split}"] for split in ("validation", "test")}
+        if "pseudo_labels" in given:
+            files["pseudo_labels"] = inputs["pseudo_labels"]
         files["scores"] = {split: inputs[f"scores_{split}"] for split in ("validation", "test")}
     return files
 
@@ -392,26 +396,32 @@ def evidence_files(inputs, matching: dict | None) -> dict:
 class MethodEvidence:
     """What speaks for a method's answers, by split (`Evidence`), the catalogues its photos are
     rows of, how its scores are named (a key of SCORES), how to draw a verified pair's inliers
-    (None: the method verifies nothing) and the caption of an answer no keypoint verified."""
+    (None: the method verifies nothing) and the caption of an answer no keypoint verified;
+    and the photos self-training put in the catalogues, by split (name: round)."""
 
     evidence: dict[str, Evidence]
     catalogues: dict[str, Photos]
     score_name: str
     matches: Matches | None = None
     unverified: str = "not verified"
+    # by split, the catalogue photos that are queries self-training accepted: name to round
+    pseudo_labelled: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def method_evidence(method: str, found: GalleryQueries, *, embeddings: EmbeddingFiles | None = None,
                     keypoints: KeypointFiles | None = None, pairs: dict[str, str | Path] | None = None,
-                    scores: dict[str, str | Path] | None = None, any_method: bool = False) -> MethodEvidence:
+                    scores: dict[str, str | Path] | None = None, pseudo_labels: str | Path | None = None,
+                    any_method: bool = False) -> MethodEvidence:
     """The `MethodEvidence` of `method`'s answers to the `found` queries, with their truths:
     from `embeddings` (``metric_learning``, whose test catalogue includes its additions), or
     from the verified `pairs` and the individuals' `scores` of each split (``local``: its
     shortlists; ``fused``: its candidates, with the `embeddings`' most similar photo where
-    keypoints verified none), drawn with their inliers from `keypoints`. With `any_method`, a
+    keypoints verified none), drawn with their inliers from `keypoints`; the queries the local
+    method's self-training accepted (`pseudo_labels`: split, image, id, round) are catalogue
+    photos of their split there, with the id they were given. With `any_method`, a
     method that is none of these (baseline, classifier) is shown by each answer's first
     catalogue photo, scores unknown."""
-    catalogues, matches, unverified = found.catalogues, None, "not verified"
+    catalogues, matches, unverified, pseudo_labelled = found.catalogues, None, "not verified", {}
     if method == "metric_learning":
         if embeddings is None:
             raise ValueError("the metric-learning evidence needs the embeddings")
@@ -421,6 +431,8 @@ def method_evidence(method: str, found: GalleryQueries, *, embeddings: Embedding
         if keypoints is None or pairs is None or scores is None or (method == "fused" and embeddings is None):
             raise ValueError(f"the {method} evidence needs the keypoints, the verified pairs, the individuals' scores"
                              + (" and the embeddings" if method == "fused" else ""))
+        if pseudo_labels is not None:
+            catalogues, pseudo_labelled = _with_pseudo_labelled(found, read_table(pseudo_labels), str(pseudo_labels))
         evidence = {}
         for split, queries in found.queries.items():
             ranked = read_table(scores[split])
@@ -436,11 +448,28 @@ def method_evidence(method: str, found: GalleryQueries, *, embeddings: Embedding
                         for split, queries in found.queries.items()}
             unverified = "no keypoint match: one of its photos"
         evidence = {split: with_fallback_photos(evidence[split], fallback[split]) for split in evidence}
-        matches = _keypoint_matches(found, keypoints)
+        matches = _keypoint_matches(found, keypoints, catalogues)
     elif any_method:
         evidence = {split: first_photos(with_truths(found.answers[split], queries.ids), catalogues[split].ids)
                     for split, queries in found.queries.items()}
         score_name = "score"
     else:
         raise ValueError(f"no candidate gallery for method {method!r}: expected metric_learning, local or fused")
-    return MethodEvidence(evidence, catalogues, score_name, matches, unverified)
+    return MethodEvidence(evidence, catalogues, score_name, matches, unverified, pseudo_labelled)
+
+
+def _with_pseudo_labelled(found: GalleryQueries, labels: pd.DataFrame, source: str
+                          ) -> tuple[dict[str, Photos], dict[str, dict[str, int]]]:
+    """`found`'s catalogues with the queries self-training accepted (`labels`: split, image, id,
+    round) as photos of the ids it gave them, and those photos' rounds by split."""
+    catalogues, rounds = dict(found.catalogues), {}
+    for split, catalogue in found.catalogues.items():
+        given = labels[labels["split"] == split]
+        missing = sorted(set(given["image"]) - set(found.squares))
+        if missing:
+            raise ValueError(f"{source}: {len(missing)} pseudo-labelled photos of {split} have no square, "
+                             f"e.g. {missing[:3]}")
+        names = given["image"].tolist()
+        catalogues[split] = catalogue.extended(names, given["id"].tolist(), [found.squares[name] for name in names])
+        rounds[split] = dict(zip(names, given["round"].astype(int)))
+    return catalogues, rounds

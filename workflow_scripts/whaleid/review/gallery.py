@@ -222,8 +222,8 @@ def write_galleries(*, method: str, split_csv: str | Path, validation_prediction
                     best_hits_out: str | Path, worst_misses_out: str | Path, size: int,
                     test_truth: str | Path | None = None, embeddings: EmbeddingFiles | None = None,
                     keypoints: KeypointFiles | None = None, pairs: dict[str, str | Path] | None = None,
-                    scores: dict[str, str | Path] | None = None, reviewed: str | Path | None = None
-                    ) -> dict[str, int]:
+                    scores: dict[str, str | Path] | None = None, pseudo_labels: str | Path | None = None,
+                    reviewed: str | Path | None = None) -> dict[str, int]:
     """Write `method`'s best-hits and worst-misses pages of `size` queries each (see the module).
 
     Validation queries are shown against the fit photos of train, test queries (where
@@ -237,7 +237,8 @@ def write_galleries(*, method: str, split_csv: str | Path, validation_prediction
                             test_images=test_images, test_images_index=test_images_index,
                             validation_predictions=validation_predictions, test_predictions=test_predictions,
                             test_truth=test_truth, reviewed=reviewed)
-    shown = method_evidence(method, found, embeddings=embeddings, keypoints=keypoints, pairs=pairs, scores=scores)
+    shown = method_evidence(method, found, embeddings=embeddings, keypoints=keypoints, pairs=pairs, scores=scores,
+                            pseudo_labels=pseudo_labels)
     table = pd.concat([query_table(queries, split, queries.ids, found.answers[split], shown.evidence[split], threshold)
                        for split, queries in found.queries.items()], ignore_index=True)
     counts = {split: int((table["split"] == split).sum()) for split in found.queries}

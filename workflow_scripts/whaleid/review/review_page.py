@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from whaleid.identification.auto_accept import AutoAccept, auto_accept, checked_on_validation, fold_auto_accept
 from whaleid.identification.search import read_encounters, read_reviewed
 from whaleid.io.files import write_csv, write_text
-from whaleid.review.auto_accept import AutoAccept, auto_accept, checked_on_validation, fold_auto_accept
 from whaleid.review.decisions import new_individual_id
 from whaleid.review.evidence import chosen_threshold, confidence, gallery_queries, method_evidence
 from whaleid.review.html import check_score_name, render
@@ -67,6 +67,8 @@ class ReviewCandidate:
     lines: tuple[tuple[float, float, float, float], ...] | None = None
     # the query photo the lines start from, where an encounter's other photo matched best (None: the query's)
     query: str | None = None
+    # where the photo is a test photo self-training gave this id, the round it did (None: a catalogue photo)
+    pseudo_round: int | None = None
 
     @property
     def inliers(self) -> int | None:
@@ -236,11 +238,11 @@ def _candidate(query: str, rank: int, candidate: ReviewCandidate) -> _Candidate:
         alt = "new_whale: a new individual"
     elif candidate.photo is None:
         alt = f"{candidate.id}: no photo"
-    elif candidate.inliers is None:
-        alt = f"{candidate.id}, catalogue photo {candidate.photo}"
     else:
-        alt = (f"the query beside {candidate.id}'s catalogue photo {candidate.photo}, "
-               f"{candidate.inliers} inlier matches")
+        photo = (f"catalogue photo {candidate.photo}" if candidate.pseudo_round is None else
+                 f"test photo {candidate.photo}, given this id by self-training")
+        alt = (f"{candidate.id}, {photo}" if candidate.inliers is None else
+               f"the query beside {candidate.id}'s {photo}, {candidate.inliers} inlier matches")
     pair = _pair(query, candidate) if candidate.lines is not None and candidate.photo is not None else None
     return _Candidate(rank, candidate, alt, pair)
 
@@ -330,7 +332,8 @@ def review_queries(found, shown, threshold: float, accept_at: float, skip: set[s
                 if verified and shown.matches is not None:
                     lines = tuple(tuple(float(v) for v in line) for line in shown.matches("test", q, photo))
             candidates.append(ReviewCandidate(individual, score, name, lines,
-                                              None if q == first else queries.names[q]))
+                                              None if q == first else queries.names[q],
+                                              shown.pseudo_labelled.get("test", {}).get(name)))
         first_score = candidates[0].score
         # the encounter's best score of any known individual (NaN where none has one)
         best_known = np.fmax.reduce(evidence.best_known[members])

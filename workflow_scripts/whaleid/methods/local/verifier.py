@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from whaleid.identification.calibration import Calibration, fit_calibration, prior_calibration
+from whaleid.identification.candidates import N_CANDIDATES
 from whaleid.io.files import atomic_output
 from whaleid.io.tables import train_table
 from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
@@ -236,27 +237,28 @@ def individual_calibrations(pairs: pd.DataFrame, asked: pd.DataFrame, method: st
 
 
 def fold_answers(pairs: pd.DataFrame, asked: pd.DataFrame, individuals: dict[str, Calibration]) -> pd.DataFrame:
-    """Each photo `asked`'s rank-1 answer out of fold, by each pooling (as `fold_pairs` returns
-    them; `pairs` with each pair's out-of-fold ``probability``): ``image``, its ``id`` and
-    whether that individual is in its fold's catalogue (``known``), the ``pooling``, the rank-1
-    individual (``answer``; empty where nothing verified), its ``probability`` of being the
-    photo's individual through `individuals` (the verifier's calibrations, by pooling; NaN where
-    nothing verified) and whether it is (``right``). Thousands of answers whose truth is known,
-    given as identification gives them, which the auto-accept threshold is chosen on
-    (`review.auto_accept`)."""
+    """Each photo `asked`'s answers out of fold, by each pooling (as `fold_pairs` returns them;
+    `pairs` with each pair's out-of-fold ``probability``): its `N_CANDIDATES` best individuals,
+    as identification ranks them. ``image``, its ``id`` and whether that individual is in its
+    fold's catalogue (``known``), the ``pooling``, the ``rank`` (from 0), the individual there
+    (``answer``), its ``probability`` of being the photo's individual through `individuals`
+    (the verifier's calibrations, by pooling) and whether it is (``right``); a photo nothing
+    verified for has one row, rank 0, answer empty, probability NaN. Thousands of answers whose
+    truth is known, given as identification gives them: the auto-accept threshold is chosen on
+    their rank 1 (`identification.auto_accept`), the new_whale threshold on all of them
+    (`identification.fold_threshold`)."""
     tables = []
     for pooling in POOLINGS:
-        first = individual_scores(pairs, "verifier", pooling).query("rank == 0").set_index("query")
-        answer = asked["query"].map(first["id"])
-        score = asked["query"].map(first["score"]).to_numpy(np.float64)
-        probability = np.full(len(asked), np.nan)
-        answered = np.isfinite(score)
-        probability[answered] = individuals[pooling](score[answered])
-        tables.append(pd.DataFrame({"image": asked["image"].to_numpy(), "id": asked["id"].to_numpy(),
-                                    "known": asked["known"].to_numpy(bool), "pooling": pooling,
-                                    "answer": answer.fillna("").to_numpy(str), "probability": probability,
-                                    "right": (answer == asked["id"]).to_numpy(bool)
-                                    & (asked["id"] != NEW_WHALE).to_numpy()}))
+        best = individual_scores(pairs, "verifier", pooling).query(f"rank < {N_CANDIDATES}")
+        table = asked[["query", "image", "id", "known"]].merge(
+            best[["query", "rank", "id", "score"]].rename(columns={"id": "answer"}), on="query", how="left")
+        answered = table["score"].notna().to_numpy()
+        probability = np.full(len(table), np.nan)
+        probability[answered] = individuals[pooling](table["score"].to_numpy(np.float64)[answered])
+        table = table.assign(pooling=pooling, rank=table["rank"].fillna(0).astype(int),
+                             answer=table["answer"].fillna("").astype(str), probability=probability)
+        table["right"] = (table["answer"] == table["id"]) & (table["id"] != NEW_WHALE)
+        tables.append(table[["image", "id", "known", "pooling", "rank", "answer", "probability", "right"]])
     return pd.concat(tables, ignore_index=True)
 
 

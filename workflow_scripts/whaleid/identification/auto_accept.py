@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from whaleid.identification.fold_threshold import read_fold_answers
+
 # What a threshold is chosen on: AutoAccept.chosen_on.
 ON_VALIDATION = "validation"
 ON_FIT_FOLDS = "out-of-fold fit queries"
@@ -109,8 +111,13 @@ def fold_auto_accept(fold_answers_csv, poolings_csv, precision: float) -> AutoAc
     pooling = poolings.loc[poolings["chosen"].astype(bool), "pooling"]
     if len(pooling) != 1:
         raise ValueError(f"{poolings_csv}: expected one chosen pooling, found {len(pooling)}")
-    answers = pd.read_csv(fold_answers_csv, keep_default_na=False, na_values={"probability": [""]})
-    answers = answers[(answers["pooling"] == pooling.iloc[0]) & (answers["answer"] != "")]
+    return fold_answers_auto_accept(read_fold_answers(fold_answers_csv), pooling.iloc[0], precision)
+
+
+def fold_answers_auto_accept(answers: pd.DataFrame, pooling: str, precision: float) -> AutoAccept:
+    """The auto-accept threshold chosen on the rank-1 `answers` out of fold (`verifier.fold_answers`)
+    by `pooling`, those with an answer; see `auto_accept`."""
+    answers = answers[(answers["pooling"] == pooling) & (answers["rank"] == 0) & (answers["answer"] != "")]
     return auto_accept(answers["probability"].to_numpy(np.float64), answers["right"].to_numpy(bool), precision,
                        ON_FIT_FOLDS)
 
