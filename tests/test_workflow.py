@@ -436,7 +436,8 @@ def test_the_local_new_whale_threshold_chosen_on_fit_folds_reads_no_validation_a
         return identify(pairs, results / "local/keypoints/train.csv", results / "local/keypoints/test.csv", split_csv,
                         results / "ingest/manifest.csv", scoring="verifier",
                         verifier=Verifier.load(results / "local/verifier/model.joblib"), phash_distances=[0, 4],
-                        thresholds=list(np.linspace(0, 1, 51)), fold_answers=fold_answers)
+                        thresholds=list(np.linspace(0, 1, 51)),
+                        threshold_on="validation" if fold_answers is None else "fit_folds", fold_answers=fold_answers)
 
     answers = read_fold_answers(results / "local/verifier/fold_answers.csv")
     given = identified(results / "validation/split.csv", answers)

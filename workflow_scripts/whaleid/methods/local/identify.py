@@ -5,7 +5,7 @@ shortlist by voting, then a geometric check) in chunks, each a job of its own (`
 rule local_match); once gathered (`identify`), each shortlisted individual is scored (`pooling`),
 and each query's four best individuals by score (then inliers, then votes) are its
 `candidates.Candidates`; where it self-trains (`self_training`), the queries answered surely
-join the catalogue and the others are matched against them (`keypoint_matcher`). The method then
+join the catalogue and the others are matched again against it (`keypoint_matcher`). The method then
 ends as every method does (`answers.answer`): duplicates first, `new_whale` below a threshold
 chosen on the fit photos' out-of-fold answers (`fold_threshold`) or on validation.
 """
@@ -60,7 +60,7 @@ class SelfTraining:
     """How the local method self-trains (`self_training.self_train`): at most `rounds` rounds,
     accepting the answers at or above the probability where the fit photos' out-of-fold answers
     are right `precision` of the time (with 90% confidence); `matcher(search)` matches some of
-    a search's queries against others (`keypoint_matcher`)."""
+    a search's queries again, against its catalogue grown by others (`keypoint_matcher`)."""
 
     rounds: int
     precision: float
@@ -243,9 +243,14 @@ def identify(pairs: dict[str, Sequence[pd.DataFrame]], train_index: str | Path, 
     pseudo_labels = {}
     if self_trains:
         accept = fold_answers_auto_accept(fold_answers, pooling, self_training.precision)
-        log.info("self-training accepts answers at or above %.4g: %d of %d fit photos' out-of-fold answers there, "
-                 "%.1f%% right (at least %.1f%%, 90%% confidence)", accept.threshold, accept.chosen_accepted,
-                 accept.chosen_answers, 100 * accept.chosen_precision, 100 * accept.lower_bound)
+        if accept.chosen_accepted:
+            log.info("self-training accepts answers at or above %.4g: %d of %d fit photos' out-of-fold answers there, "
+                     "%.1f%% right (at least %.1f%%, 90%% confidence)", accept.threshold, accept.chosen_accepted,
+                     accept.chosen_answers, 100 * accept.chosen_precision, 100 * accept.lower_bound)
+        else:
+            log.warning("self-training accepts NOTHING: no probability made the fit photos' %d out-of-fold answers "
+                        "above it right %g%% of the time with 90%% confidence", accept.chosen_answers,
+                        100 * self_training.precision)
         for search in searches:
             matched[search.split], labels = self_train(
                 matched[search.split], len(search.queries), rank=lambda found: ranked(found, pooling),
