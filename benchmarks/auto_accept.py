@@ -46,7 +46,9 @@ def review_at(results: Path, configfiles: list[str], precision: float, on_fit_fo
                                 keypoints / "test.csv", KeypointSettings.defaults(*configfiles).side,
                                 MatchSettings.defaults(*configfiles)),
         pairs={split: local / f"pairs/{split}.csv" for split in ("validation", "test")},
-        scores={split: local / f"shortlists/{split}.csv" for split in ("validation", "test")})
+        scores={split: local / f"shortlists/{split}.csv" for split in ("validation", "test")},
+        # the test photos self-training accepted, which verified pairs may show
+        pseudo_labels=local / "pseudo_labels.csv" if (local / "pseudo_labels.csv").exists() else None)
     return accept, pd.read_csv(out / "queue.csv", dtype={"answer": str, "image": str})
 
 

@@ -271,3 +271,26 @@ def test_an_encounter_is_one_query_each_answer_shown_by_the_photo_that_matched_i
     by_id = {c.id: c for c in t1.candidates}
     assert by_id["B"].query is None and by_id["B"].photo == "b1.jpg"
     assert by_id["D"].query == "t4.jpg" and by_id["D"].score == pytest.approx(np.cos(np.radians(30)), abs=1e-4)
+
+
+def test_an_answer_a_pseudo_label_speaks_for_is_never_auto_accepted():
+    """Self-training accepted t1 as A; t2's answer A at 0.99 is spoken for by t1, t3's by a
+    catalogue photo: only t3 is accepted, the threshold's promise being measured on catalogue
+    photos."""
+    from whaleid.review.evidence import Evidence, GalleryQueries, MethodEvidence, Photos
+    from whaleid.review.review_page import review_queries
+
+    square = np.zeros((8, 8), np.uint8)
+    others = ["B", "C", "D", "new_whale"]
+    found = GalleryQueries({"test": Photos(["t2.jpg", "t3.jpg"], ["new_whale"] * 2, [square] * 2)},
+                           {"test": Photos(["a1.jpg", "t1.jpg"], ["A", "A"], [square] * 2)},
+                           {"test": [["A", *others], ["A", *others]]})
+    evidence = Evidence(np.array([[1, -1, -1, -1, -1], [0, -1, -1, -1, -1]]), np.full((2, 5), 0.001),
+                        np.array([0.99, 0.99]), np.array([[True] + [False] * 4] * 2))
+    evidence.score[:, 0] = 0.99
+    shown = MethodEvidence({"test": evidence}, found.catalogues, "probability",
+                           pseudo_labelled={"test": {"t1.jpg": 1}})
+    queries, _ = review_queries(found, shown, 0.5, 0.9, set())
+    by_image = {query.image: query for query in queries}
+    assert by_image["t2.jpg"].candidates[0].pseudo_round == 1 and not by_image["t2.jpg"].accepted
+    assert by_image["t3.jpg"].candidates[0].pseudo_round is None and by_image["t3.jpg"].accepted
