@@ -238,7 +238,7 @@ rule local_identify:
         unpack(foreground_input),
         validation_matches=gather.local_queries(f"{R}/local/matches/validation/{{scatteritem}}.npz"),
         test_matches=gather.local_queries(f"{R}/local/matches/test/{{scatteritem}}.npz"),
-        # self-training matches queries against the queries it accepted
+        # self-training matches queries again, against the catalogue grown by those it accepted
         train=kept_keypoints("train"),
         train_index=f"{R}/local/keypoints/train.csv",
         test=kept_keypoints("test"),
