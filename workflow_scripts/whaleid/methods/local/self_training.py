@@ -35,8 +35,6 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-LABEL_COLUMNS = ["query", "id", "probability", "round"]
-
 
 def self_train(pairs: pd.DataFrame, n_queries: int, *, rank: Callable[[pd.DataFrame], pd.DataFrame],
                match: Callable[[np.ndarray, np.ndarray, np.ndarray], pd.DataFrame], accept: float, rounds: int,
@@ -46,9 +44,9 @@ def self_train(pairs: pd.DataFrame, n_queries: int, *, rank: Callable[[pd.DataFr
 
     `rank(pairs)` ranks each query's individuals (``query``, ``rank`` from 0, ``id``,
     ``probability``, as `pooling.individual_scores` with the calibrated probability);
-    `match(catalogue, ids, queries)` verifies the `queries` (numbers) against the catalogue grown
-    by the photos of the queries `catalogue` as photos of `ids`, giving all their pairs as
-    `pairs` are (``photo`` the name of a query photo where it is one of those). A query is
+    `match(added, ids, queries)` verifies the `queries` (numbers) against the catalogue grown by
+    the photos of the queries `added` as photos of `ids`, giving all their pairs as `pairs` are
+    (``photo`` the name of a query photo where it is one of those). A query is
     accepted where its first answer's probability is at least `accept`, unless `fixed` (a person
     identified it). `what` names the queries in the log.
 
