@@ -268,6 +268,25 @@ if config["self_training"]["rounds"] and config["local"]["scoring"] != "verifier
     )
 
 
+def proposes_new_individuals():
+    """Whether the local method's test photos answered new_whale are matched against each other
+    and proposed as new individuals (rule local_new_individuals)."""
+    return "local" in config["methods"] and config["new_individuals"]["propose"]
+
+
+if proposes_new_individuals() and config["local"]["scoring"] != "verifier":
+    raise WorkflowError(
+        "config: new individuals are proposed where the local method's verifier's calibrated probability "
+        f"links two test photos, which local.scoring={config['local']['scoring']!r} does not give; set "
+        "new_individuals.propose: false, or local.scoring: verifier"
+    )
+
+
+def new_individuals_input():
+    """The test photos proposed as new individuals, which the review page shows side by side."""
+    return {"new_individuals": f"{R}/local/new_individuals.csv"} if proposes_new_individuals() else {}
+
+
 def threshold_fold_answers():
     """The fit photos' out-of-fold answers the local method's new_whale threshold is chosen on, or
     self-training's acceptance threshold, where either is."""

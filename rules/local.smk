@@ -300,3 +300,39 @@ rule local_shortlist_recall:
         "../envs/whaleid.yaml"
     script:
         "../workflow_scripts/local_shortlist_recall.py"
+
+
+# The test photos answered new_whale first, matched against each other: those that match surely
+# are proposed on the review page as one new individual (new_individuals.propose).
+rule local_new_individuals:
+    input:
+        unpack(foreground_input),
+        test_predictions=identification_output("local")["test"],
+        train=kept_keypoints("train"),
+        train_index=f"{R}/local/keypoints/train.csv",
+        test=kept_keypoints("test"),
+        test_index=f"{R}/local/keypoints/test.csv",
+        split=f"{R}/validation/split.csv",
+        manifest=f"{R}/ingest/manifest.csv",
+        verifier=f"{R}/local/verifier/model.joblib",
+        fold_answers=f"{R}/local/verifier/fold_answers.csv",
+        poolings=f"{R}/local/poolings.csv",
+        reviewed=reviewed_input(),
+    output:
+        # each photo proposed with others: its group, the group's size, its surest link
+        proposed=f"{R}/local/new_individuals.csv",
+    log:
+        f"{R}/logs/local_new_individuals.log",
+    benchmark:
+        f"{R}/benchmarks/local_new_individuals.tsv"
+    params:
+        code=package_code("local_new_individuals.py"),
+        precision=config["new_individuals"]["precision"],
+        image_size=keypoint_side(),
+        settings=stage_settings(settings.MatchSettings),
+        threads=config["local"]["threads"],
+    threads: config["local"]["threads"]
+    conda:
+        "../envs/whaleid.yaml"
+    script:
+        "../workflow_scripts/local_new_individuals.py"

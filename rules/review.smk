@@ -32,6 +32,7 @@ rule review_page:
     input:
         unpack(lambda wildcards: evidence_input(review_method())),
         unpack(lambda wildcards: fold_answers_input()),
+        unpack(lambda wildcards: new_individuals_input()),
         split=f"{R}/validation/split.csv",
         # the pictures: the preprocessed squares, whatever the method read
         train_images=f"{R}/preprocess/train.npy",

@@ -706,6 +706,29 @@ def test_verification_on_two_threads_gives_the_same_table(shortlists):
     pd.testing.assert_frame_equal(match_queries(catalogue, query_features, n_jobs=2), pairs)
 
 
+def test_a_query_the_catalogue_holds_is_never_checked_against_its_own_photo():
+    """As self-training and the new individuals' proposal match the test photos they added: w101
+    has a second photo to be found by; w106's only photo is the query's own, so it is not
+    shortlisted at all."""
+    rows = feature_rows(np.stack(shortlist_catalogue_squares()), SETTINGS)
+    ids = INDIVIDUALS + INDIVIDUALS[:5] + [NEW_WHALE, NEW_WHALE]
+    catalogue = LocalCatalogue(rows, ids, SIDE, replace(MATCHING, shortlist=4, photos_per_individual=2))
+    position = np.full(len(rows), -1)
+    position[catalogue.photos] = np.arange(len(catalogue))
+    queries = rows[[0, 5]]
+    alone = individual_scores(match_queries(catalogue, queries), "inliers").query("rank == 0")
+    # against itself each query is identical: nothing else comes near
+    assert alone["id"].tolist() == ["w101", "w106"] and (alone["inliers"] >= 2 * MANY_INLIERS).all()
+    pairs = match_queries(catalogue, queries, own_photos=position[[0, 5]])
+    assert position[0] not in set(pairs.loc[pairs["query"] == 0, "photo"])
+    assert "w106" not in set(pairs.loc[pairs["query"] == 1, "id"])
+    first = individual_scores(pairs, "inliers").query("rank == 0").set_index("query")
+    assert first.loc[0, "id"] == "w101" and first.loc[0, "inliers"] >= MANY_INLIERS
+    assert first.loc[1, "inliers"] <= FEW_INLIERS
+    with pytest.raises(ValueError, match="1 own photos for 2 queries"):
+        match_queries(catalogue, queries, own_photos=[0])
+
+
 def test_shortlists_become_candidates_and_answers(shortlists):
     _, query_features, _, table = shortlists
     candidates = shortlist_candidates(table, len(query_features), fallback=INDIVIDUALS)

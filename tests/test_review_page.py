@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 from browser import CHROMIUM_SKIP, SKIP_REASON, open_browser, screenshot
 
@@ -27,6 +28,7 @@ from whaleid.review.review_page import (
     auto_accept_statement,
     render_review_page,
     storage_key,
+    with_proposals,
 )
 from whaleid.vocabulary import NEW_WHALE
 
@@ -390,6 +392,39 @@ def test_an_encounter_is_decided_once_and_exported_as_a_row_for_each_photo(brows
     session.close()
     with pytest.raises(ValueError, match="name the photo 'a2.jpg' twice"):
         render([together, ReviewQuery("a2.jpg", [], math.nan, False)])
+
+
+def proposal(*groups: list[str]) -> pd.DataFrame:
+    """new_individuals.csv's image and group columns: each list a proposed individual."""
+    return pd.DataFrame([{"image": image, "group": group} for group, images in enumerate(groups, start=1)
+                         for image in images])
+
+
+def test_each_photo_is_shown_beside_those_proposed_as_the_same_new_individual_on_the_page():
+    together = ReviewQuery("a.jpg", [], math.nan, False, others=("a2.jpg",))
+    queries = [together, *(ReviewQuery(image, [], math.nan, False) for image in ("b.jpg", "c.jpg", "d.jpg"))]
+    # gone.jpg was decided before: not on the page; a2.jpg speaks for its encounter
+    shown = with_proposals(queries, proposal(["b.jpg", "a2.jpg", "gone.jpg"], ["c.jpg", "x.jpg"]))
+    assert [query.proposed for query in shown] == [("b.jpg",), ("a2.jpg",), (), ()]
+    text = render(shown)
+    assert text.count('class="proposed-photo"') == 2 and 'data-proposed="[&quot;b.jpg&quot;]"' in text
+    with pytest.raises(ValueError, match="'x.jpg', which is not a photo on the page"):
+        render([replace(queries[1], proposed=("x.jpg",))])
+
+
+@CHROMIUM_SKIP
+def test_same_as_offers_the_photo_proposed_as_the_same_new_individual_first(browser, tmp_path):
+    queries = with_proposals([query(image, [NEW_WHALE, "w_1", "w_2", "w_3", "w_4"], math.nan)
+                              for image in ("a.jpg", "b.jpg", "c.jpg")], proposal(["a.jpg", "c.jpg"]))
+    page_path = tmp_path / "proposed.html"
+    page_path.write_text(render(queries), encoding="utf-8")
+    session = Session(browser, page_path)
+    session.press("n", "n", "s")  # a.jpg and b.jpg new, b.jpg the more recent; c.jpg same as...
+    assert session.states()["c.jpg"] == ("new", "new-a", "person", "a.jpg")  # ...a.jpg, proposed with it
+    session.press("s")  # then the others, most recent first
+    assert session.states()["c.jpg"] == ("new", "new-b", "person", "b.jpg")
+    assert session.errors == []
+    session.close()
 
 
 @CHROMIUM_SKIP

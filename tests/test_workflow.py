@@ -278,18 +278,19 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     retrieval_and_fused = {**retrieval, "fused_identify": 1, "report_thresholds": 2, "report_gallery": 2,
                            "report_calibration": 1, "submission": 2, "score": 2, "review_page": 1}
     metric = {"metric_learning_train": 1, "report_training": 1, "metric_learning_embed": 2, **retrieval_and_fused}
-    # the local method's answers: its shortlist recall, and the fused method's that reads them;
-    # both methods' reliability and gallery
-    local_answers = {"local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2, "fused_identify": 1,
-                     "report_gallery": 2, "report_thresholds": 2, "submission": 2, "score": 2, "review_page": 1,
-                     **table}
+    # the local method's answers: its shortlist recall, its new individuals proposed, and the
+    # fused method's that reads them; both methods' reliability and gallery
+    local_answers = {"local_identify": 1, "local_shortlist_recall": 1, "local_new_individuals": 1,
+                     "report_calibration": 2, "fused_identify": 1, "report_gallery": 2, "report_thresholds": 2,
+                     "submission": 2, "score": 2, "review_page": 1, **table}
     # the verifier learns from pairs matched as identification matches them, and gives each
     # matched pair its probability (3 chunks of each search's queries)
     local = {"local_verifier_pairs": 3, "local_verifier": 1, "local_match": 6, **local_answers}
     # matching settings: and so does the foreground model, which both read
     matching = {"local_foreground_matches": 3, "local_foreground": 1, **local}
     every_method = {"classifier_identify": 1, "metric_learning_identify": 1, "report_gallery": 3,
-                    "local_identify": 1, "local_shortlist_recall": 1, "report_calibration": 2, "fused_identify": 1,
+                    "local_identify": 1, "local_shortlist_recall": 1, "local_new_individuals": 1,
+                    "report_calibration": 2, "fused_identify": 1,
                     "submission": 5, "score": 5, "report_thresholds": 5, "review_page": 1, **table}
     # the local method's keypoints (each split's photos in the tiny run's 3 chunks, then joined)
     # and its matching jobs, in 3 chunks too
@@ -320,6 +321,11 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     assert planned_jobs(work, merged(config, {"local": {"new_whale_probabilities": {"step": 0.05}}})) == local_answers
     assert planned_jobs(work, merged(config, {"local": {"new_whale_threshold_on": "validation"}})) == local_answers
     assert planned_jobs(work, merged(config, {"self_training": {"rounds": 2}})) == local_answers
+    # the proposal of new individuals is what the review page shows beside each photo
+    assert planned_jobs(work, merged(config, {"new_individuals": {"precision": 0.9}})) == {
+        "local_new_individuals": 1, "review_page": 1, "report_resources": 1, "all": 1}
+    assert planned_jobs(work, merged(config, {"new_individuals": {"propose": False}})) == {
+        "review_page": 1, "report_resources": 1, "all": 1}
     assert planned_jobs(work, merged(config, {"fused": {"weights": [0.0, 0.5, 1.0]}})) == {
         "fused_identify": 1, "report_thresholds": 1, "report_calibration": 1, "report_gallery": 1, "submission": 1,
         "score": 1, "review_page": 1, **table}
@@ -353,7 +359,7 @@ LOCAL_OUTPUTS = ["local/keypoints/train.npy", "local/keypoints/test.npy", "local
                  "local/verifier/fold_answers.csv",
                  "local/predictions/validation.csv", "local/predictions/test.csv", "local/new_whale_threshold.csv",
                  "local/shortlists/validation.csv", "local/shortlists/test.csv", "local/pairs/validation.csv",
-                 "local/pairs/test.csv", "local/poolings.csv", "local/pseudo_labels.csv"]
+                 "local/pairs/test.csv", "local/poolings.csv", "local/pseudo_labels.csv", "local/new_individuals.csv"]
 
 
 @pytest.mark.slow
@@ -366,7 +372,8 @@ def test_the_local_method_s_outputs_are_the_same_bytes_in_one_chunk_as_in_three(
     targets = [f"results/{output}" for output in LOCAL_OUTPUTS]
     assert planned_jobs(work, config, "--", *targets) == {
         "local_keypoints_chunk": 2, "local_keypoints": 2, "local_foreground_matches": 1, "local_foreground": 1,
-        "local_verifier_pairs": 1, "local_verifier": 1, "local_match": 2, "local_identify": 1}
+        "local_verifier_pairs": 1, "local_verifier": 1, "local_match": 2, "local_identify": 1,
+        "local_new_individuals": 1}
     snakemake(work, "--", *targets, config=config)
     assert sorted(path.name for path in (work / "results" / "local" / "matches" / "test").iterdir()) == [
         "1-of-1.npz", "1-of-3.npz", "2-of-3.npz", "3-of-3.npz"]
@@ -399,7 +406,7 @@ def test_editing_the_package_reruns_exactly_the_stages_that_run_the_edited_file(
     # the verifier's module runs where the verifier learns and where it scores: as a verifier setting
     assert planned_after_editing("methods/local/verifier.py") == {
         "local_verifier_pairs": 3, "local_verifier": 1, "local_match": 6, "local_identify": 1,
-        "local_shortlist_recall": 1,
+        "local_shortlist_recall": 1, "local_new_individuals": 1,
         "report_calibration": 2, "fused_identify": 1, "report_gallery": 2, "report_thresholds": 2, "submission": 2,
         "score": 2, "review_page": 1, "collect_scores": 1, "chosen_submission": 1, "report_resources": 1, "all": 1}
     # the gallery page's module: the galleries, and the table of what jobs cost that follows any job
@@ -662,6 +669,10 @@ GUARDS = {
         lambda data: {"local": {"scoring": "inliers", "new_whale_threshold_on": "validation"},
                       "methods": ["baseline", "local"]},
         "set self_training.rounds: 0"),
+    "new individuals proposed without the verifier's probabilities": (
+        lambda data: {"local": {"scoring": "inliers", "new_whale_threshold_on": "validation"},
+                      "self_training": {"rounds": 0}, "methods": ["baseline", "local"]},
+        "set new_individuals.propose: false"),
 }
 
 

@@ -17,5 +17,7 @@ write_review(
     encounters=i.encounters[0] if i.encounters else None,
     # the local method's out-of-fold answers, where the threshold is chosen on them, not on validation
     fold_answers=(i.fold_answers, i.poolings) if "fold_answers" in i.keys() else None,
+    # the test photos the local method proposes as new individuals, where it does
+    new_individuals=i.new_individuals if "new_individuals" in i.keys() else None,
     page_out=o.page, queue_out=o.queue, auto_accept_out=o.auto_accept, **evidence_files(i, p.matching),
 )

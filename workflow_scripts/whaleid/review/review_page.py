@@ -33,7 +33,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,13 +81,16 @@ class ReviewQuery:
     name), the method's ``candidates`` (best first), ``confidence`` (the rank-1 score, NaN: none)
     and whether it is ``accepted`` (auto-accepted: a known individual at rank 1, scored at or
     above the threshold). ``others``: the other photos of its encounter, decided with it (one
-    decision, exported as a row for each photo)."""
+    decision, exported as a row for each photo). ``proposed``: the other photos on the page
+    proposed as the same new individual (`new_individuals.propose`), which a person deciding it
+    new may take it to be ("same as")."""
 
     image: str
     candidates: list[ReviewCandidate]
     confidence: float
     accepted: bool
     others: tuple[str, ...] = ()
+    proposed: tuple[str, ...] = ()
 
 
 def _threshold_text(value: float, score_name: str) -> str:
@@ -148,7 +151,12 @@ def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name
     if twice:
         raise ValueError(f"review queries name the photo {twice[0]!r} twice: each photo is decided once")
     seen: dict[str, str] = {}
+    on_page = {image for query in queries for image in (query.image, *query.others)}
     for query in queries:
+        elsewhere = sorted(set(query.proposed) - on_page)
+        if elsewhere:
+            raise ValueError(f"{query.image}: proposed as the same individual as {elsewhere[0]!r}, which is not a "
+                             "photo on the page")
         if not query.image:
             raise ValueError("a review query without an image name")
         new_id = new_individual_id(query.image)
@@ -162,7 +170,7 @@ def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name
                              f"{N_ANSWERS} (keys 1 to {N_ANSWERS})")
         if query.accepted and (not query.candidates or query.candidates[0].id == NEW_WHALE):
             raise ValueError(f"{query.image} is auto-accepted but its rank 1 is not a known individual")
-        named = [query.image, *query.others] + [candidate.photo for candidate in query.candidates
+        named = [query.image, *query.others, *query.proposed] + [candidate.photo for candidate in query.candidates
                                                 if candidate.photo is not None]
         missing = [name for name in named if name not in photos]
         if missing:
@@ -206,15 +214,16 @@ class _Candidate:
 @dataclass(frozen=True)
 class _Section:
     """A query as its section shows it, at ``position`` in the queue: the id it is given if
-    decided new (``new_id``), its rank-1 answer, its encounter's ``others`` (a JSON list, for the
-    script), how it stands before a person decides (``decision``, ``decided_id``, ``by``,
-    ``status``), and its ``candidates``."""
+    decided new (``new_id``), its rank-1 answer, its encounter's ``others`` and the photos
+    ``proposed`` as the same new individual (JSON lists, for the script), how it stands before a
+    person decides (``decision``, ``decided_id``, ``by``, ``status``), and its ``candidates``."""
 
     position: int
     query: ReviewQuery
     new_id: str
     rank1: str
     others: str
+    proposed: str
     decision: str
     decided_id: str
     by: str
@@ -253,7 +262,7 @@ def _section(position: int, query: ReviewQuery) -> _Section:
     decision, decided_id, by, status = (("confirmed", rank1, "auto", f"auto-accepted: {rank1}") if query.accepted
                                         else ("", "", "", "to decide"))
     return _Section(position, query, new_individual_id(query.image), rank1, json.dumps(list(query.others)),
-                    decision, decided_id, by, status,
+                    json.dumps(list(query.proposed)), decision, decided_id, by, status,
                     [_candidate(query.image, rank, candidate) for rank, candidate in enumerate(query.candidates,
                                                                                               start=1)])
 
@@ -269,7 +278,7 @@ def render_review_page(queries: Sequence[ReviewQuery], *, photos: Mapping[str, s
     is stated in the header (None: no threshold); `known_ids` are the ids a person may type.
     Raises ValueError on queries the page cannot show (`_check`)."""
     _check(queries, photos, score_name)
-    used = ({image for query in queries for image in (query.image, *query.others)}
+    used = ({image for query in queries for image in (query.image, *query.others, *query.proposed)}
             | {c.photo for query in queries for c in query.candidates if c.photo})
     images = [query.image for query in queries]
     # counted in photos: an encounter's are decided together, but each is a photo looked at
@@ -352,13 +361,41 @@ def review_queries(found, shown, threshold: float, accept_at: float, skip: set[s
     return [shown_queries[i] for i in order], pictures
 
 
+def with_proposals(queries: Sequence[ReviewQuery], proposed: pd.DataFrame) -> list[ReviewQuery]:
+    """`queries` with the photos `proposed` (``image``, ``group``: `new_individuals.PROPOSED_COLUMNS`)
+    as the same new individual as each: the other photos of its photos' groups that are on the
+    page, less its encounter's (decided with it already)."""
+    group_of = dict(zip(proposed["image"].astype(str), proposed["group"].astype(np.int64)))
+    members: dict[int, list[str]] = {}
+    on_page = [image for query in queries for image in (query.image, *query.others)]
+    for image in on_page:
+        if image in group_of:
+            members.setdefault(group_of[image], []).append(image)
+    shown = []
+    for query in queries:
+        own = (query.image, *query.others)
+        mates = [image for group in dict.fromkeys(group_of[i] for i in own if i in group_of)
+                 for image in members[group] if image not in own]
+        shown.append(replace(query, proposed=tuple(mates)))
+    return shown
+
+
+def read_proposed(path: str | Path) -> pd.DataFrame:
+    """new_individuals.csv as rule local_new_individuals writes it (image, group, ...)."""
+    proposed = pd.read_csv(path, dtype={"image": str, "linked_to": str})
+    missing = {"image", "group"} - set(proposed.columns)
+    if missing:
+        raise ValueError(f"{path}: no column {', '.join(sorted(missing))}; rerun local_new_individuals")
+    return proposed
+
+
 def write_review(*, method: str, run: str, precision: float, split_csv: str | Path,
                  validation_predictions: str | Path, test_predictions: str | Path, threshold_curve: str | Path,
                  train_images: str | Path, train_images_index: str | Path, test_images: str | Path,
                  test_images_index: str | Path, page_out: str | Path, queue_out: str | Path,
                  auto_accept_out: str | Path, reviewed: str | Path | None = None,
                  encounters: str | Path | None = None, fold_answers: tuple[str | Path, str | Path] | None = None,
-                 **files) -> AutoAccept:
+                 new_individuals: str | Path | None = None, **files) -> AutoAccept:
     """The review page of `method`'s test answers (`review_page.render_review_page`), its queue
     (position, image, answer: rank 1, score, accepted) and the auto-accept figures: the score
     at `precision` (`auto_accept`), chosen on the local method's out-of-fold answers where
@@ -366,7 +403,9 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
     checked on validation, else chosen on validation; and how many test photos it accepts and
     leaves to a person. `files`: where the method's evidence is (`evidence.method_evidence`).
     Photos already decided (`reviewed`) are not asked again; the photos of one of `encounters`
-    (the data folder's encounters.csv) are one query (`review_queries`)."""
+    (the data folder's encounters.csv) are one query (`review_queries`). Each photo is shown beside
+    those proposed as the same new individual in `new_individuals` (rule local_new_individuals'
+    file, None: none proposed)."""
     found = gallery_queries(split_csv=split_csv, train_images=train_images, train_images_index=train_images_index,
                             test_images=test_images, test_images_index=test_images_index,
                             validation_predictions=validation_predictions, test_predictions=test_predictions,
@@ -382,6 +421,8 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
     decided = set(read_reviewed(reviewed)["image"])
     queue, pictures = review_queries(found, shown, chosen_threshold(threshold_curve), accept.threshold, decided,
                                      read_encounters(encounters, found.queries["test"].names))
+    if new_individuals is not None:
+        queue = with_proposals(queue, read_proposed(new_individuals))
     catalogue_ids = sorted(set(shown.catalogues["test"].ids) - {NEW_WHALE})
     write_text(render_review_page(queue, photos=pictures, run=run, method=method, score_name=shown.score_name,
                                   auto_accept=accept, known_ids=catalogue_ids), page_out)

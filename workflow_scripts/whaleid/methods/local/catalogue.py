@@ -161,12 +161,14 @@ class LocalCatalogue:
     def __len__(self) -> int:
         return len(self.photos)
 
-    def votes(self, distances: np.ndarray, neighbours: np.ndarray, query_weights: np.ndarray | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def votes(self, distances: np.ndarray, neighbours: np.ndarray, query_weights: np.ndarray | None = None,
+              own: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """LNBNN votes (individuals,) and (photos,) of one query from its descriptors' squared
         distances to and positions of their k+1 nearest catalogue descriptors (faiss's output).
         Each vote is weighed by both keypoints' weights (`query_weights`, None: 1): a match of
-        two keypoints on the animal counts, one of rocks at the same site hardly."""
+        two keypoints on the animal counts, one of rocks at the same site hardly. `own`: the
+        query's own photo where the catalogue holds it (its position, -1: none), which gets no
+        vote."""
         k = neighbours.shape[1] - 1
         distance = np.sqrt(np.maximum(distances, 0))
         weight = np.maximum(distance[:, k:] - distance[:, :k], 0)
@@ -176,17 +178,18 @@ class LocalCatalogue:
         found = neighbours[:, :k].ravel()
         valid = found >= 0
         photo = self.photo_of_descriptor[np.where(valid, found, 0)]
-        weight = np.where(valid, weight * self.descriptor_weight[np.where(valid, found, 0)], 0)
+        weight = np.where(valid & (photo != own), weight * self.descriptor_weight[np.where(valid, found, 0)], 0)
         descriptor = np.repeat(np.arange(len(neighbours)), k)
         photo_votes = _best_per_key(descriptor, photo, weight, len(self.photos))
         individual_votes = _best_per_key(descriptor, self.individual_of_photo[photo], weight, len(self.individuals))
         return individual_votes, photo_votes
 
-    def block_votes(self, descriptors: Sequence[np.ndarray], weights: Sequence[np.ndarray | None]
-                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def block_votes(self, descriptors: Sequence[np.ndarray], weights: Sequence[np.ndarray | None],
+                    own: Sequence[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """The `votes` of several queries (each one's RootSIFT `descriptors` and keypoint
-        `weights`, None: 1), their descriptors searched in one faiss call, which keeps its
-        threads busy where a call per query would not."""
+        `weights`, None: 1; `own`: each one's own photo in the catalogue, -1 or None: none),
+        their descriptors searched in one faiss call, which keeps its threads busy where a call
+        per query would not."""
         if self.neighbours < 1:
             raise ValueError("the catalogue holds fewer than two descriptors to vote with")
         counts = [len(d) for d in descriptors]
@@ -194,34 +197,43 @@ class LocalCatalogue:
             return [(np.zeros(len(self.individuals)), np.zeros(len(self)))] * len(counts)
         distances, neighbours = self.index.search(np.concatenate(descriptors), self.neighbours + 1)
         bounds = np.cumsum([0, *counts])
-        return [self.votes(distances[a:b], neighbours[a:b], w) for a, b, w in zip(bounds[:-1], bounds[1:], weights)]
+        own = [-1] * len(counts) if own is None else own
+        return [self.votes(distances[a:b], neighbours[a:b], w, o)
+                for a, b, w, o in zip(bounds[:-1], bounds[1:], weights, own)]
 
-    def shortlist(self, individual_votes: np.ndarray, photo_votes: np.ndarray) -> np.ndarray:
+    def shortlist(self, individual_votes: np.ndarray, photo_votes: np.ndarray, own: int = -1) -> np.ndarray:
         """The `settings.shortlist` individuals of one query to verify, as positions in
         ``individuals``, most votes first. By ``individual`` votes (each descriptor's best vote
         among all of an individual's photos), an individual with 20 photos gathers more than one
         with a single photo of the same quality; by ``photo``, an individual has its best photo's
-        votes, so each is judged by its best likeness alone."""
+        votes, so each is judged by its best likeness alone. An individual whose only photo is
+        the query's `own` (its position, -1: none) is not shortlisted."""
         if self.settings.shortlist_by == "photo":
             votes = np.zeros(len(self.individuals))
             np.maximum.at(votes, self.individual_of_photo, photo_votes)
         else:
-            votes = individual_votes
-        return np.argsort(-votes, kind="stable")[:self.settings.shortlist]
+            votes = individual_votes.copy()
+        if own >= 0 and len(self.photos_of_individual[self.individual_of_photo[own]]) == 1:
+            votes[self.individual_of_photo[own]] = -np.inf
+        shortlist = np.argsort(-votes, kind="stable")[:self.settings.shortlist]
+        return shortlist[np.isfinite(votes[shortlist])]
 
     def verify(self, query_xy: np.ndarray, query_descriptors: np.ndarray, individual_votes: np.ndarray,
-               photo_votes: np.ndarray, query_weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+               photo_votes: np.ndarray, query_weights: np.ndarray | None = None, own: int = -1
+               ) -> dict[str, np.ndarray]:
         """Every pair of one query and a catalogue photo that is checked geometrically (of each
         shortlisted individual, its `photos_per_individual` photos with most votes), with the
         statistics of the pair (`VERIFIED_COLUMNS`): one array a column, one row a pair.
         ``foreground_inliers`` sums each inlier's two keypoints' weights multiplied
-        (`query_weights`, None: 1), so it is the inlier count where nothing is weighed."""
+        (`query_weights`, None: 1), so it is the inlier count where nothing is weighed. The
+        query's `own` photo (its position in the catalogue, -1: none) is never checked."""
         if query_weights is None:
             query_weights = np.ones(len(query_xy), np.float32)
-        shortlist = self.shortlist(individual_votes, photo_votes)
+        shortlist = self.shortlist(individual_votes, photo_votes, own)
         checked = []  # (shortlist position, photo)
         for position, individual in enumerate(shortlist):
             photos = self.photos_of_individual[individual]
+            photos = photos[photos != own]
             photos = photos[np.argsort(-photo_votes[photos], kind="stable")[:self.settings.photos_per_individual]]
             checked += [(position, photo) for photo in photos]
         keypoints = [self.photo_keypoints(photo) for _, photo in checked]
@@ -261,9 +273,9 @@ def _best_per_key(descriptor: np.ndarray, key: np.ndarray, weight: np.ndarray, n
 
 
 def _verify_block(catalogue: LocalCatalogue, queries: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                  votes: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    return [catalogue.verify(xy, descriptors, *vote, weights)
-            for (xy, descriptors, weights), vote in zip(queries, votes)]
+                  votes: list[tuple[np.ndarray, np.ndarray]], own: list[int]) -> list[dict[str, np.ndarray]]:
+    return [catalogue.verify(xy, descriptors, *vote, weights, photo)
+            for (xy, descriptors, weights), vote, photo in zip(queries, votes, own)]
 
 
 def query_keypoints(rows: np.ndarray, weights: np.ndarray | None = None
@@ -276,15 +288,20 @@ def query_keypoints(rows: np.ndarray, weights: np.ndarray | None = None
 
 
 def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_weights: np.ndarray | None = None, *,
-                  n_jobs: int = 1, progress=None) -> pd.DataFrame:
+                  own_photos: np.ndarray | None = None, n_jobs: int = 1, progress=None) -> pd.DataFrame:
     """Every pair of a query photo (a row of `query_features`, its keypoints' weights a row of
     `query_weights`, None: all 1) and a catalogue photo that is verified, with its statistics:
     one row a pair, columns ``query`` (the row), ``id`` and `VERIFIED_COLUMNS`, ordered by
     query, then shortlist rank, then the photo's votes. Queries without keypoints have none.
+    `own_photos`: where the catalogue holds the queries themselves, each query's own photo (its
+    position in the catalogue, -1: none), which it neither votes for nor is checked against.
     Verification runs on `n_jobs` threads (OpenCV releases the GIL); `progress(done, total)`."""
     if catalogue.neighbours < 1:
         raise ValueError("the catalogue holds fewer than two descriptors to vote with")
     found, n = [], len(query_features)
+    own_photos = np.full(n, -1, np.int64) if own_photos is None else np.asarray(own_photos, np.int64)
+    if len(own_photos) != n:
+        raise ValueError(f"{len(own_photos)} own photos for {n} queries")
     if progress:
         progress(0, n)
     with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
@@ -293,10 +310,12 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_w
             queries = query_keypoints(query_features[start:start + block],
                                       None if query_weights is None else query_weights[start:start + block])
             counts = [len(xy) for xy, _, _ in queries]
-            votes = catalogue.block_votes([d for _, d, _ in queries], [w for _, _, w in queries])
+            own = own_photos[start:start + block].tolist()
+            votes = catalogue.block_votes([d for _, d, _ in queries], [w for _, _, w in queries], own)
             with_keypoints = [i for i, c in enumerate(counts) if c]
             parts = np.array_split(np.array(with_keypoints, int), max(1, min(n_jobs, len(with_keypoints))))
-            results = parallel(delayed(_verify_block)(catalogue, [queries[i] for i in part], [votes[i] for i in part])
+            results = parallel(delayed(_verify_block)(catalogue, [queries[i] for i in part], [votes[i] for i in part],
+                                                      [own[i] for i in part])
                                for part in parts if len(part))
             for part, result in zip([p for p in parts if len(p)], results):
                 for i, pairs in zip(part.tolist(), result):

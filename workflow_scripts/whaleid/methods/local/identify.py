@@ -7,7 +7,9 @@ and each query's four best individuals by score (then inliers, then votes) are i
 `candidates.Candidates`; where it self-trains (`self_training`), the queries answered surely
 join the catalogue and the others are matched again against it (`keypoint_matcher`). The method then
 ends as every method does (`answers.answer`): duplicates first, `new_whale` below a threshold
-chosen on the fit photos' out-of-fold answers (`fold_threshold`) or on validation.
+chosen on the fit photos' out-of-fold answers (`fold_threshold`) or on validation. Once answered,
+the test photos answered new_whale first are matched against each other, and those that match
+surely proposed as one new individual (`propose_new_individuals`, rule local_new_individuals).
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whaleid.evaluation.submission import most_frequent_ids
+from whaleid.evaluation.submission import most_frequent_ids, read_predictions
 from whaleid.identification.answers import Identification, answer, choose_on_validation
-from whaleid.identification.auto_accept import fold_answers_auto_accept
+from whaleid.identification.auto_accept import AutoAccept, fold_answers_auto_accept
 from whaleid.identification.candidates import Candidates, Individuals
 from whaleid.identification.fold_threshold import can_weigh, fold_threshold
 from whaleid.identification.search import Queries, Search
 from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
 from whaleid.methods.local.chunks import chunk_rows, gather_tables
 from whaleid.methods.local.keypoints import read_keypoints, read_weights
+from whaleid.methods.local.new_individuals import no_proposal, propose
 from whaleid.methods.local.pooling import POOLINGS, individual_scores, shortlist_candidates
 from whaleid.methods.local.self_training import self_train
 from whaleid.settings import MatchSettings
@@ -133,7 +136,7 @@ def keypoint_matcher(train: tuple[str | Path, str | Path], test: tuple[str | Pat
     .csv; `weights`: theirs, or None: all 1): for a `Search`, the function that matches some of
     its queries (numbers) against its catalogue grown by the photos of others as photos of given
     ids, as `match_chunk` matches them against the catalogue, their pairs as `named_pairs` gives
-    them."""
+    them. A query among those added is never matched with its own photo."""
     import faiss  # only the matching jobs need it
 
     faiss.omp_set_num_threads(n_jobs)
@@ -158,8 +161,13 @@ def keypoint_matcher(train: tuple[str | Path, str | Path], test: tuple[str | Pat
             catalogue = LocalCatalogue(grown(train_keypoints, test_keypoints, added),
                                        np.concatenate([search.catalogue_ids, ids]), image_size, settings,
                                        grown(train_weights, test_weights, added))
+            # each added photo's position in the catalogue (which sorts its photos by individual)
+            position = np.full(len(search.catalogue_ids) + len(added), -1, np.int64)
+            position[catalogue.photos] = np.arange(len(catalogue.photos))
+            added_at = dict(zip(added.tolist(), position[len(search.catalogue_ids):].tolist()))
+            own = np.array([added_at.get(query, -1) for query in queries.tolist()], np.int64)
             found = match_queries(catalogue, values(train_keypoints, test_keypoints, queries),
-                                  values(train_weights, test_weights, queries), n_jobs=n_jobs)
+                                  values(train_weights, test_weights, queries), own_photos=own, n_jobs=n_jobs)
             names = np.concatenate([search.catalogue["image"].to_numpy(), images[added]])
             return named_pairs(found, queries, images, names[catalogue.photos], verifier)
 
@@ -305,3 +313,45 @@ def fold_and_validation_curve(fold_curve: pd.DataFrame, validation: Search, cand
     curve["chosen"] = (curve["max_distance"] == picked["max_distance"]) & (curve["threshold"] == picked["threshold"])
     return curve.merge(fold_curve[["threshold", "map5"]].rename(columns={"map5": "fold_map5"}), on="threshold",
                        how="left")
+
+
+def propose_new_individuals(test_predictions: str | Path, train_index: str | Path, test_index: str | Path,
+                            split_csv: str | Path, manifest_csv: str | Path, *, matcher, verifier,
+                            fold_answers: pd.DataFrame, poolings_csv: str | Path, precision: float,
+                            reviewed: str | Path | None = None) -> tuple[pd.DataFrame, AutoAccept]:
+    """The test photos the local method answered new_whale first (`test_predictions`, its
+    predictions/test.csv), less those a person decided (`reviewed`), matched against each other
+    by `matcher` (`keypoint_matcher`) and proposed as new individuals (`new_individuals.propose`):
+    linked at the probability where the fit photos' out-of-fold answers (`fold_answers`, by the
+    pooling chosen in `poolings_csv`) are right `precision` of the time with 90% confidence, as
+    self-training accepts (`fold_answers_auto_accept`). Returns the proposal (`PROPOSED_COLUMNS`) and
+    that threshold."""
+    poolings = pd.read_csv(poolings_csv)
+    pooling = poolings.loc[poolings["chosen"].astype(bool), "pooling"]
+    if len(pooling) != 1:
+        raise ValueError(f"{poolings_csv}: expected one chosen pooling, found {len(pooling)}")
+    pooling = pooling.iloc[0]
+    accept = fold_answers_auto_accept(fold_answers, pooling, precision)
+    queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed)
+    test = queries.searches()[1]
+    images = test.queries["image"].to_numpy()
+    answers = read_predictions(test_predictions)
+    missing = sorted(set(images) - set(answers))
+    if missing:
+        raise ValueError(f"{test_predictions}: no answer for the test photo {missing[0]!r} ({len(missing)} missing): "
+                         "the predictions are of another run; rerun local_identify")
+    decided = set(queries.reviewed["image"])
+    new = np.flatnonzero([answers[image][0] == NEW_WHALE and image not in decided for image in images])
+    if not np.isfinite(accept.threshold):
+        log.warning("no new individual proposed: no probability made the fit photos' %d out-of-fold answers above it "
+                    "right %g%% of the time with 90%% confidence", accept.chosen_answers, 100 * precision)
+        return no_proposal(), accept
+    log.info("%d test photos answered new_whale first are matched against each other; linked at or above %.4g (%s "
+             "pooling: %d of %d fit photos' out-of-fold answers there, %.1f%% right)", len(new), accept.threshold,
+             pooling, accept.chosen_accepted, accept.chosen_answers, 100 * accept.chosen_precision)
+
+    def rank(found: pd.DataFrame) -> pd.DataFrame:
+        shortlists = individual_scores(found, "verifier", pooling)
+        return shortlists.assign(probability=verifier.individuals[pooling](shortlists["score"]))
+
+    return propose(new, images, match=matcher(test), rank=rank, accept=accept.threshold), accept

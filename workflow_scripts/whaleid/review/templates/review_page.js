@@ -148,15 +148,21 @@
     confirmCandidate(current, candidate);
   }
 
-  // The new ids other photos were decided with, the most recently marked first.
+  // The new ids other photos were decided with: those of the photos proposed as the same new
+  // individual first, then the most recently marked first.
   function newIdsOfOthers(section) {
     const latest = new Map();
+    const proposed = new Set(JSON.parse(section.dataset.proposed || "[]"));
+    const ofProposed = new Set();
     Object.keys(decisions).forEach(function (image) {
       const d = decisions[image];
       if (image === section.dataset.image || d.decision !== "new" || d.id === section.dataset.newId) return;
       if (!latest.has(d.id) || latest.get(d.id) < d.seq) latest.set(d.id, d.seq);
+      if (proposed.has(image)) ofProposed.add(d.id);
     });
-    return Array.from(latest.keys()).sort(function (a, b) { return latest.get(b) - latest.get(a); });
+    return Array.from(latest.keys()).sort(function (a, b) {
+      return (ofProposed.has(b) - ofProposed.has(a)) || (latest.get(b) - latest.get(a));
+    });
   }
 
   // The first press takes the most recent new individual; a further press on the same photo an earlier one.
