@@ -553,7 +553,7 @@ def test_a_person_reviews_the_page_by_keyboard_and_the_decisions_grow_every_meth
     assert planned_jobs(work, config) == {
         "review_catalogue": 1, "baseline_identify": 1, "classifier_identify": 1, "metric_learning_identify": 1,
         "local_match": 6, "local_identify": 1, "fused_identify": 1, "local_shortlist_recall": 1,
-        "report_calibration": 2, "report_gallery": 3, "review_page": 1, **answers}
+        "local_new_individuals": 1, "report_calibration": 2, "report_gallery": 3, "review_page": 1, **answers}
     snakemake(work, "--", *(f"results/{method}/submission.csv" for method in METHODS), "results/review/page.html",
               config=config)
     catalogue = pd.read_csv(results / "review" / "catalogue.csv", dtype=str, keep_default_na=False)
