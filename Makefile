@@ -21,9 +21,14 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib
 	touch $@
 
+# The demo's console: a line a finished stage (Snakemake's logger plugin in
+# workflow_scripts/snakemake_logger_plugin_whaleid); VERBOSE=1 gives Snakemake's own, each job described.
+CONSOLE := $(if $(VERBOSE),,--logger whaleid)
+
 demo: $(BIN)/.installed
-	$(BIN)/snakemake --cores $(CORES) --configfile presets/cpu.yaml presets/demo.yaml
-	$(BIN)/snakemake --cores $(CORES) --configfile presets/cpu.yaml presets/demo.yaml --report results/report.html
+	PYTHONPATH=workflow_scripts $(BIN)/snakemake --cores $(CORES) $(CONSOLE) --configfile presets/cpu.yaml presets/demo.yaml
+	PYTHONPATH=workflow_scripts $(BIN)/snakemake --cores $(CORES) $(CONSOLE) --configfile presets/cpu.yaml presets/demo.yaml \
+		--report results/report.html
 	@PYTHONPATH=workflow_scripts $(BIN)/python -m whaleid.evaluation.summary results
 	@echo "report: $(abspath results/report.html)"
 

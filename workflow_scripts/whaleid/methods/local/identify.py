@@ -327,6 +327,9 @@ def propose_new_individuals(test_predictions: str | Path, train_index: str | Pat
     self-training accepts (`fold_answers_auto_accept`). Returns the proposal (`PROPOSED_COLUMNS`) and
     that threshold."""
     poolings = pd.read_csv(poolings_csv)
+    missing = sorted({"pooling", "chosen"} - set(poolings.columns))
+    if missing:
+        raise ValueError(f"{poolings_csv}: expected a {' and a '.join(missing)} column; rerun local_identify")
     pooling = poolings.loc[poolings["chosen"].astype(bool), "pooling"]
     if len(pooling) != 1:
         raise ValueError(f"{poolings_csv}: expected one chosen pooling, found {len(pooling)}")

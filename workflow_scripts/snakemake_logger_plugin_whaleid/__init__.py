@@ -1,0 +1,46 @@
+"""Snakemake's logger plugin ``whaleid`` (`snakemake --logger whaleid`, with workflow_scripts on
+PYTHONPATH, as `make demo` runs it): the console a person reads, a line a finished stage
+(`whaleid.console.StageConsole`), in place of Snakemake's job descriptions. Snakemake finds it
+by its module's name, as it finds every installed logger plugin."""
+
+import sys
+
+from snakemake_interface_logger_plugins.base import LogHandlerBase
+
+from whaleid.console import StageConsole
+
+
+class LogHandler(LogHandlerBase):
+    def __post_init__(self) -> None:
+        self.console = StageConsole(self._write)
+
+    @staticmethod
+    def _write(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def emit(self, record) -> None:
+        try:
+            self.console.handle(record)
+        except Exception:  # a console line must never stop the run: logging's own report instead
+            self.handleError(record)
+
+    @property
+    def writes_to_stream(self) -> bool:
+        return True
+
+    @property
+    def writes_to_file(self) -> bool:
+        return False
+
+    @property
+    def has_filter(self) -> bool:
+        # the console chooses its records by their event, not by Snakemake's --quiet filter
+        return True
+
+    @property
+    def has_formatter(self) -> bool:
+        return True
+
+    @property
+    def needs_rulegraph(self) -> bool:
+        return False
