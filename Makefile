@@ -58,6 +58,7 @@ benchmark: $(BIN)/.installed
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local_max_side.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/local_foreground.py
 	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/scale.py
+	PYTHONPATH=workflow_scripts $(BIN)/python benchmarks/opencv_isa.py
 
 clean:
 	rm -rf results resources .snakemake

@@ -12,6 +12,7 @@ from snakemake.utils import validate
 # library only (tests/test_weights.py checks), so `snakemake -n` stays fast.
 sys.path.append(os.path.join(workflow.basedir, "workflow_scripts"))
 import whaleid.learning.pretrained as pretrained
+import whaleid.reproducibility as reproducibility
 import whaleid.settings as settings
 from whaleid.code_digest import code_digest
 from whaleid.vocabulary import BEST, DATA_SPLITS, METHODS, SCORED_SPLITS
@@ -27,6 +28,11 @@ def package_code(script):
 
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+# OpenCV picks its kernels when it loads, by the processor's instructions: every job starts with
+# it held to those of every x86-64 processor (whaleid.reproducibility), TensorFlow's in its jobs.
+if config["reproducible"]:
+    os.environ.update(reproducibility.held_environment(os.environ))
 
 # The generated demo dataset: flukes at sea, or with demo.scene_sites the scene variant, kept
 # apart so that neither overwrites the other.

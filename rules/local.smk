@@ -31,6 +31,8 @@ rule local_keypoints_chunk:
         settings=stage_settings(settings.KeypointSettings),
         # images per parallel task and resume checkpoint, as for preprocessing; a chunk is whole ones
         chunk_size=config["preprocess"]["chunk_size"],
+        # SIFT's descriptors differ by OpenCV's kernels, which the Snakefile holds where it is set
+        reproducible=config["reproducible"],
     threads: config["local"]["threads"]
     conda:
         "../envs/whaleid.yaml"

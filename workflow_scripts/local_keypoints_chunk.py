@@ -10,10 +10,13 @@ from whaleid.io.logs import Progress, log_to_file
 from whaleid.io.tables import read_table
 from whaleid.methods.local.chunks import chunk_rows, parse_chunk
 from whaleid.methods.local.keypoints import build_keypoint_cache, build_photo_keypoint_cache
+from whaleid.reproducibility import opencv_kernels
 from whaleid.settings import KeypointSettings
 
 log = log_to_file(snakemake.log[0])
 i, p, w = snakemake.input, snakemake.params, snakemake.wildcards
+# what another processor may compute otherwise (whaleid.reproducibility): ? marks a kernel held off or missing
+log.info("OpenCV's kernels: %s; reproducible: %s", opencv_kernels(), p.reproducible)
 settings = KeypointSettings(**p.settings)
 chunk, chunks = parse_chunk(w.scatteritem)
 # Either way, photo i of the chunk is row rows.start + i of the preprocess cache's order, which
