@@ -9,7 +9,8 @@ confirmed unless a person decides otherwise.
 
 A person decides each photo: ``confirmed`` (one of the candidates, or another known individual
 typed in), ``new`` (a new individual: its id is `new_individual_id` of the photo, or, "same as",
-the id of another photo already decided new) or ``unsure``. Decisions are kept in the browser's
+the id of another photo already decided new, those the local method proposes as the same new
+individual first: `with_proposals`) or ``unsure``. Decisions are kept in the browser's
 localStorage, under a key of the run, the method and the photos (`storage_key`), so a reload or
 another run's page loses nothing; they are exported as ``decisions.csv`` (EXPORTED_COLUMNS: one
 row a decided photo, ``by`` person or auto), which `decisions.read_decisions` reads back.
