@@ -1,4 +1,4 @@
-"""The console a person reads (whaleid.console and Snakemake's logger plugin `whaleid`): a line
+"""The console a person reads (whaleid.io.console and Snakemake's logger plugin `whaleid`): a line
 a finished stage, and for a failed one its log's last lines and where the log is."""
 
 import logging
@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 from test_workflow import copy_of_run, merged, snakemake
 
-from whaleid.console import StageConsole, stage_name
+from whaleid.io.console import StageConsole, stage_name
 
 
 def record(event: str | None, message: str = "", level: int = logging.INFO, **fields) -> logging.LogRecord:

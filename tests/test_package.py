@@ -15,7 +15,7 @@ PACKAGE = REPO / "workflow_scripts" / "whaleid"
 # The layers, lowest first: a module may import its own folder's modules and those of the layers
 # below, never a layer above nor another folder of its own layer.
 LAYERS = [
-    {"vocabulary", "code_digest"},
+    {"vocabulary", "code_digest", "reproducibility"},
     {"settings"},
     {"io"},
     {"data", "evaluation", "demo"},

@@ -36,7 +36,7 @@ def save_like_keras_applications(model: keras.Model, path: Path) -> None:
 def test_the_modules_the_snakefile_imports_bring_no_heavy_library():
     # As rules/common.smk does: import both, and build (and so check) every stage's settings.
     check = ("import sys; import whaleid.learning.pretrained, whaleid.vocabulary, whaleid.code_digest, "
-             "whaleid.settings as s; "
+             "whaleid.reproducibility, whaleid.settings as s; "
              "[kind.defaults() for kind in (s.AutoencoderSettings, s.ClassifierSettings, s.MetricLearningSettings, "
              "s.KeypointSettings, s.MatchSettings)]; "
              "print(sorted(m for m in ('numpy', 'pandas', 'cv2', 'keras', 'tensorflow') if m in sys.modules))")

@@ -744,7 +744,8 @@ def test_snakefile_imports_nothing_heavy():
             assert not re.search(rf"^\s*(import|from)\s+{heavy}\b", text, re.MULTILINE), (source, heavy)
         # Of the package, only the standard-library-only modules (test_weights.py checks them).
         assert set(re.findall(r"^\s*(?:import|from)\s+(whaleid[\w.]*)", text, re.MULTILINE)) <= {
-            "whaleid.learning.pretrained", "whaleid.settings", "whaleid.vocabulary", "whaleid.code_digest"}, source
+            "whaleid.learning.pretrained", "whaleid.settings", "whaleid.vocabulary", "whaleid.code_digest",
+            "whaleid.reproducibility"}, source
 
 
 # ../shared/data/right_whale (1,249 train and 1,746 test photos of real right whales), at what a

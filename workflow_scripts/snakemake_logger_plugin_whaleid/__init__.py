@@ -1,13 +1,13 @@
 """Snakemake's logger plugin ``whaleid`` (`snakemake --logger whaleid`, with workflow_scripts on
 PYTHONPATH, as `make demo` runs it): the console a person reads, a line a finished stage
-(`whaleid.console.StageConsole`), in place of Snakemake's job descriptions. Snakemake finds it
+(`whaleid.io.console.StageConsole`), in place of Snakemake's job descriptions. Snakemake finds it
 by its module's name, as it finds every installed logger plugin."""
 
 import sys
 
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 
-from whaleid.console import StageConsole
+from whaleid.io.console import StageConsole
 
 
 class LogHandler(LogHandlerBase):
