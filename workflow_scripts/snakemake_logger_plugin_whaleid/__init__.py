@@ -24,23 +24,10 @@ class LogHandler(LogHandlerBase):
         except Exception:  # a console line must never stop the run: logging's own report instead
             self.handleError(record)
 
-    @property
-    def writes_to_stream(self) -> bool:
-        return True
-
-    @property
-    def writes_to_file(self) -> bool:
-        return False
-
-    @property
-    def has_filter(self) -> bool:
-        # the console chooses its records by their event, not by Snakemake's --quiet filter
-        return True
-
-    @property
-    def has_formatter(self) -> bool:
-        return True
-
-    @property
-    def needs_rulegraph(self) -> bool:
-        return False
+    # What Snakemake asks of every handler: this one is the console (so Snakemake's own stream
+    # handler stands down), and chooses its records by their event, not by --quiet's filter.
+    writes_to_stream = True
+    writes_to_file = False
+    has_filter = True
+    has_formatter = True
+    needs_rulegraph = False

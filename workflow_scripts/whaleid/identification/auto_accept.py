@@ -105,13 +105,21 @@ def checked_on_validation(accept: AutoAccept, scores: Sequence[float], correct: 
 def fold_auto_accept(fold_answers_csv, poolings_csv, precision: float) -> AutoAccept:
     """The auto-accept threshold on the local method's probability, chosen on its out-of-fold
     answers to the fit photos (`verifier.fold_answers`, in `fold_answers_csv`) by the pooling it
-    answers with (the ``chosen`` row of `poolings_csv`), those with an answer (none: nothing is
+    answers with (`chosen_pooling` of `poolings_csv`), those with an answer (none: nothing is
     accepted); see `auto_accept`."""
+    return fold_answers_auto_accept(read_fold_answers(fold_answers_csv), chosen_pooling(poolings_csv), precision)
+
+
+def chosen_pooling(poolings_csv) -> str:
+    """The pooling the local method answers with: the ``chosen`` row of its poolings.csv."""
     poolings = pd.read_csv(poolings_csv)
+    missing = sorted({"pooling", "chosen"} - set(poolings.columns))
+    if missing:
+        raise ValueError(f"{poolings_csv}: expected a {' and a '.join(missing)} column; rerun local_identify")
     pooling = poolings.loc[poolings["chosen"].astype(bool), "pooling"]
     if len(pooling) != 1:
         raise ValueError(f"{poolings_csv}: expected one chosen pooling, found {len(pooling)}")
-    return fold_answers_auto_accept(read_fold_answers(fold_answers_csv), pooling.iloc[0], precision)
+    return pooling.iloc[0]
 
 
 def fold_answers_auto_accept(answers: pd.DataFrame, pooling: str, precision: float) -> AutoAccept:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from whaleid.evaluation.submission import most_frequent_ids, read_predictions
 from whaleid.identification.answers import Identification, answer, choose_on_validation
-from whaleid.identification.auto_accept import AutoAccept, fold_answers_auto_accept
+from whaleid.identification.auto_accept import AutoAccept, chosen_pooling, fold_answers_auto_accept
 from whaleid.identification.candidates import Candidates, Individuals
 from whaleid.identification.fold_threshold import can_weigh, fold_threshold
 from whaleid.identification.search import Queries, Search
@@ -176,6 +176,18 @@ def keypoint_matcher(train: tuple[str | Path, str | Path], test: tuple[str | Pat
     return matcher
 
 
+def ranked_individuals(found: pd.DataFrame, scoring: str, pooling: str, verifier=None) -> pd.DataFrame:
+    """Each query's shortlisted individuals in `found` (its verified pairs) scored by `scoring`
+    and `pooling` (`pooling.individual_scores`), and where `verifier` is given, with the
+    ``probability`` it calibrates that score to."""
+    shortlists = individual_scores(found, scoring, pooling)
+    if verifier is not None:
+        # P(the individual is the query's): the pooled score calibrated, strictly increasing,
+        # so the ranking is the score's and the new_whale threshold is a probability
+        shortlists["probability"] = verifier.individuals[pooling](shortlists["score"])
+    return shortlists
+
+
 def identify(pairs: dict[str, Sequence[pd.DataFrame]], train_index: str | Path, test_index: str | Path,
              split_csv: str | Path, manifest_csv: str | Path, *, scoring: str, verifier=None,
              phash_distances: Sequence[int], thresholds: Sequence[float], threshold_on: str = "validation",
@@ -212,16 +224,8 @@ def identify(pairs: dict[str, Sequence[pd.DataFrame]], train_index: str | Path, 
                              "with another validation split or test set; rerun local_match")
         fallback[search.split] = most_frequent_ids(search.catalogue_ids, len(Individuals.of(search.catalogue_ids).ids))
 
-    def ranked(found: pd.DataFrame, pooling: str) -> pd.DataFrame:
-        shortlists = individual_scores(found, scoring, pooling)
-        if verifier is not None:
-            # P(the individual is the query's): the pooled score calibrated, strictly increasing,
-            # so the ranking is the score's and the new_whale threshold is a probability
-            shortlists["probability"] = verifier.individuals[pooling](shortlists["score"])
-        return shortlists
-
     def candidates(search: Search, pooling: str) -> tuple[pd.DataFrame, Candidates]:
-        shortlists = ranked(matched[search.split], pooling)
+        shortlists = ranked_individuals(matched[search.split], scoring, pooling, verifier)
         return shortlists, shortlist_candidates(shortlists, len(search.queries), fallback[search.split],
                                                 "score" if verifier is None else "probability")
 
@@ -261,7 +265,8 @@ def identify(pairs: dict[str, Sequence[pd.DataFrame]], train_index: str | Path, 
                         100 * self_training.precision)
         for search in searches:
             matched[search.split], labels = self_train(
-                matched[search.split], len(search.queries), rank=lambda found: ranked(found, pooling),
+                matched[search.split], len(search.queries),
+                rank=lambda found: ranked_individuals(found, scoring, pooling, verifier),
                 match=self_training.matcher(search), accept=accept.threshold, rounds=self_training.rounds,
                 fixed=search.queries["image"].isin(queries.reviewed["image"]).to_numpy(),
                 what=f"{search.split} photos")
@@ -326,14 +331,7 @@ def propose_new_individuals(test_predictions: str | Path, train_index: str | Pat
     pooling chosen in `poolings_csv`) are right `precision` of the time with 90% confidence, as
     self-training accepts (`fold_answers_auto_accept`). Returns the proposal (`PROPOSED_COLUMNS`) and
     that threshold."""
-    poolings = pd.read_csv(poolings_csv)
-    missing = sorted({"pooling", "chosen"} - set(poolings.columns))
-    if missing:
-        raise ValueError(f"{poolings_csv}: expected a {' and a '.join(missing)} column; rerun local_identify")
-    pooling = poolings.loc[poolings["chosen"].astype(bool), "pooling"]
-    if len(pooling) != 1:
-        raise ValueError(f"{poolings_csv}: expected one chosen pooling, found {len(pooling)}")
-    pooling = pooling.iloc[0]
+    pooling = chosen_pooling(poolings_csv)
     accept = fold_answers_auto_accept(fold_answers, pooling, precision)
     queries = Queries.read(train_index, test_index, split_csv, manifest_csv, reviewed)
     test = queries.searches()[1]
@@ -352,9 +350,6 @@ def propose_new_individuals(test_predictions: str | Path, train_index: str | Pat
     log.info("%d test photos answered new_whale first are matched against each other; linked at or above %.4g (%s "
              "pooling: %d of %d fit photos' out-of-fold answers there, %.1f%% right)", len(new), accept.threshold,
              pooling, accept.chosen_accepted, accept.chosen_answers, 100 * accept.chosen_precision)
-
-    def rank(found: pd.DataFrame) -> pd.DataFrame:
-        shortlists = individual_scores(found, "verifier", pooling)
-        return shortlists.assign(probability=verifier.individuals[pooling](shortlists["score"]))
-
-    return propose(new, images, match=matcher(test), rank=rank, accept=accept.threshold), accept
+    proposal = propose(new, images, match=matcher(test), accept=accept.threshold,
+                       rank=lambda found: ranked_individuals(found, "verifier", pooling, verifier))
+    return proposal, accept
