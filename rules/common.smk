@@ -62,38 +62,101 @@ def submission_candidates():
     return config["methods"] if config["submit"] == BEST else [config["submit"]]
 
 
+def inside(path, folder):
+    return os.path.commonpath([os.path.abspath(path), os.path.abspath(folder)]) == os.path.abspath(folder)
+
+
+# The folders layout's catalogue/<id>/ and queries/ (whaleid.data.folders): rule
+# catalogue_folders links them in PHOTOS as the playground layout every stage reads.
+CATALOGUE = os.path.normpath(os.path.join(DATA, config["folders"]["catalogue"]))
+QUERIES = os.path.normpath(os.path.join(DATA, config["folders"]["queries"]))
+
+
+def data_layout():
+    """The layout of data_dir, playground or folders; auto is decided by what the folder holds."""
+    if USING_DEMO or config["data_layout"] == "playground":
+        return "playground"
+    if config["data_layout"] == "folders" or not os.path.exists(os.path.join(DATA, "train.csv")):
+        return "folders"
+    return "playground"
+
+
+DATA_LAYOUT = data_layout()
+# Where the stages find train.csv, train/ and test/.
+PHOTOS = DATA if DATA_LAYOUT == "playground" else f"{R}/data"
+
 # A wrong data folder should fail now, not after the first jobs have run.
 if not USING_DEMO:
     if not os.path.isdir(DATA):
         raise WorkflowError(f"data_dir {DATA!r}: folder not found")
-    for needed in ("train.csv", "train", "test"):
-        if not os.path.exists(os.path.join(DATA, needed)):
+    if DATA_LAYOUT == "playground":
+        for needed in ("train.csv", "train", "test"):
+            if not os.path.exists(os.path.join(DATA, needed)):
+                raise WorkflowError(
+                    f"data_dir {DATA!r}: {needed} not found; expected the Kaggle playground "
+                    "layout (train.csv with Image,Id, train/, test/)"
+                )
+    if DATA_LAYOUT == "folders" and config["data_layout"] == "auto" and not os.path.isdir(CATALOGUE):
+        raise WorkflowError(
+            f"data_dir {DATA!r}: train.csv not found, nor {CATALOGUE}; expected the Kaggle playground "
+            "layout (train.csv with Image,Id, train/, test/) or a folder per individual (catalogue/<id>/<photo>, "
+            "queries/<photo>)"
+        )
+    for folder, holds in ((CATALOGUE, "a folder of photos per individual"), (QUERIES, "the photos to identify")):
+        if DATA_LAYOUT == "folders" and not os.path.isdir(folder):
+            raise WorkflowError(f"data_dir {DATA!r}: {folder} not found; the folders layout's {folder} holds {holds}")
+        if DATA_LAYOUT == "folders" and inside(folder, R):
             raise WorkflowError(
-                f"data_dir {DATA!r}: {needed} not found; expected the Kaggle playground "
-                "layout (train.csv with Image,Id, train/, test/)"
+                f"{folder} is inside results_dir {R!r}, which this run writes: give the new season a new "
+                "results_dir (the review's export, <results_dir>/review/catalogue, is read where it is)"
             )
-if os.path.commonpath([os.path.abspath(R), os.path.abspath(DATA)]) == os.path.abspath(DATA):
-    raise WorkflowError(f"results_dir {R!r} is inside data_dir {DATA!r}; the data folder is never written to")
+SOURCES = [("data_dir", DATA)] + ([("folders", CATALOGUE), ("folders", QUERIES)] if DATA_LAYOUT == "folders" else [])
+for what, source in SOURCES:
+    if inside(R, source):
+        raise WorkflowError(f"results_dir {R!r} is inside {what} {source!r}; the data folder is never written to")
+
+
+def individual_folders():
+    """The folders layout's folder of each individual: a photo added to one changes its time,
+    not the catalogue folder's, and must relink the catalogue."""
+    with os.scandir(CATALOGUE) as entries:
+        return sorted(entry.path for entry in entries if entry.is_dir())
+
+
+def test_truth_file():
+    return os.path.join(DATA, "test_truth.csv" if DATA_LAYOUT == "playground" else "queries_truth.csv")
 
 
 def has_test_truth():
-    return USING_DEMO or os.path.exists(os.path.join(DATA, "test_truth.csv"))
+    return USING_DEMO or os.path.exists(test_truth_file())
 
 
 def test_truth_input():
-    return [os.path.join(DATA, "test_truth.csv")] if has_test_truth() else []
+    return [test_truth_file()] if has_test_truth() else []
+
+
+def given_encounters():
+    path = os.path.join(DATA, "encounters.csv")
+    return path if os.path.exists(path) else None
+
+
+def encounters_from_exif():
+    """Whether the test photos' encounters are found from their EXIF (rule exif_encounters)."""
+    return given_encounters() is None and config["encounters"]["from_exif"]
 
 
 def encounters_input():
-    """The data folder's encounters.csv (Image,Encounter), where it has one: the test photos of
-    one encounter are identified and reviewed together."""
-    path = os.path.join(DATA, "encounters.csv")
-    return [path] if os.path.exists(path) else []
+    """The encounters (Image,Encounter): the data folder's encounters.csv, where it has one, else
+    those found from the photos' EXIF, where asked. The test photos of one encounter are identified
+    and reviewed together."""
+    if given_encounters():
+        return [given_encounters()]
+    return [f"{R}/ingest/encounters.csv"] if encounters_from_exif() else []
 
 
 def sample_submission_input():
     path = os.path.join(DATA, "sample_submission.csv")
-    return [path] if USING_DEMO or os.path.exists(path) else []
+    return [path] if USING_DEMO or (DATA_LAYOUT == "playground" and os.path.exists(path)) else []
 
 
 def model_input(method, split, kind):
@@ -139,7 +202,7 @@ def stage_settings(kind):
 
 
 KERAS_HOME = os.path.normpath(config["keras_home"])
-if os.path.commonpath([os.path.abspath(KERAS_HOME), os.path.abspath(DATA)]) == os.path.abspath(DATA):
+if inside(KERAS_HOME, DATA):
     raise WorkflowError(f"keras_home {KERAS_HOME!r} is inside data_dir {DATA!r}; the data folder is never written to")
 
 
@@ -443,7 +506,7 @@ def keypoint_input(wildcards):
     `local.max_side` is set the original photos (the manifest lists them)."""
     if config["local"]["max_side"] is None:
         return {"cache": f"{R}/preprocess/{wildcards.split}.npy", "index": f"{R}/preprocess/{wildcards.split}.csv"}
-    return {"manifest": f"{R}/ingest/manifest.csv", "images": f"{DATA}/{wildcards.split}"}
+    return {"manifest": f"{R}/ingest/manifest.csv", "images": f"{PHOTOS}/{wildcards.split}"}
 
 
 def keypoint_chunks(wildcards):
@@ -456,7 +519,13 @@ def keypoint_side():
     return config["local"]["image_size"] if config["local"]["max_side"] is None else config["local"]["max_side"]
 
 
-REVIEW_OUTPUTS = [f"{R}/review/page.html", f"{R}/review/catalogue.csv", f"{R}/review/individuals.csv"]
+REVIEW_OUTPUTS = [
+    f"{R}/review/page.html",
+    f"{R}/review/catalogue.csv",
+    f"{R}/review/individuals.csv",
+    f"{R}/review/catalogue",
+    f"{R}/review/wildbook_import.csv",
+]
 
 # What every job of a run cost: made last, from every other job's benchmark file (report.smk).
 REPORT_RESOURCES = [f"{R}/report/resources.csv", f"{R}/report/resources.png"]

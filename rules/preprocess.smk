@@ -4,7 +4,7 @@
 rule preprocess:
     input:
         manifest=f"{R}/ingest/manifest.csv",
-        images=f"{DATA}/{{split}}",
+        images=f"{PHOTOS}/{{split}}",
     output:
         cache=f"{R}/preprocess/{{split}}.npy",
         index=f"{R}/preprocess/{{split}}.csv",

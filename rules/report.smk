@@ -54,7 +54,7 @@ rule report_preprocessing:
         cache=f"{R}/preprocess/train.npy",
         index=f"{R}/preprocess/train.csv",
         # the original photos, named by the cache's index (the manifest's train rows)
-        images=f"{DATA}/train",
+        images=f"{PHOTOS}/train",
     output:
         figure=report(
             f"{R}/report/preprocessing.png",

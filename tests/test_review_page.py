@@ -1,13 +1,17 @@
-"""The review page: what it shows and says, that it fetches nothing, and, in a real browser, that a
-person's keys decide the photos, that the decisions survive a reload and export as decisions.csv."""
+"""The review page: what it shows and says, that it fetches nothing from the network, its
+thumbnails of the photos themselves and where the inlier lines land in them, and, in a real
+browser, that a person's keys decide the photos, that the decisions survive a reload and export as
+decisions.csv, and that a key shows a pair at full resolution."""
 
 from __future__ import annotations
 
-import base64
 import csv
+import json
 import math
 import re
+import struct
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,32 +19,37 @@ import pandas as pd
 import pytest
 from browser import CHROMIUM_SKIP, SKIP_REASON, open_browser, screenshot
 
-# the query sections, their candidates and every image, as a browser reads a page
-from test_gallery import Gallery
+# the query sections, their candidates and every image, as a browser reads a page; a made-up run
+from test_gallery import TEST as GALLERY_TEST
+from test_gallery import TRAIN as GALLERY_TRAIN
+from test_gallery import Gallery, made_up_run
 
+from whaleid.data.images import BadImage, read_gray, square_image
 from whaleid.identification.auto_accept import ON_FIT_FOLDS, ON_VALIDATION, AutoAccept
+from whaleid.methods.local.keypoints import extract_features, extract_photo_features, photo_at_max_side
 from whaleid.review.decisions import new_individual_id
+from whaleid.review.evidence import EmbeddingFiles
 from whaleid.review.html import format_score
+from whaleid.review.pictures import Original, in_photo_frame, thumbnail_file, write_thumbnails
 from whaleid.review.review_page import (
     EXPORTED_COLUMNS,
+    PagePhoto,
     ReviewCandidate,
     ReviewQuery,
     auto_accept_statement,
+    original_photos,
     render_review_page,
     storage_key,
     with_proposals,
+    write_page_photos,
+    write_review,
 )
+from whaleid.settings import KeypointSettings
 from whaleid.vocabulary import NEW_WHALE
 
 # An image name with every character that HTML, a script or a CSV could stumble on.
 ODD = 'o,dd "x" <&>.jpg'
 KNOWN = [f"w_{i}" for i in range(1, 10)]
-
-
-def png_uri(value: int, width: int = 8, height: int = 8) -> str:
-    ok, png = cv2.imencode(".png", np.full((height, width, 3), value, np.uint8))
-    assert ok
-    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
 
 
 def candidate(individual: str, score: float, *, photo: bool = True, inliers: int | None = None) -> ReviewCandidate:
@@ -58,11 +67,48 @@ def query(image: str, answers: list[str], confidence: float, accepted: bool = Fa
     return ReviewQuery(image, candidates, confidence, accepted)
 
 
-def pictures(queries) -> dict[str, str]:
-    """A picture of every photo the queries show, each its own grey."""
-    names = sorted({image for q in queries for image in (q.image, *q.others)}
-                   | {c.photo for q in queries for c in q.candidates if c.photo})
-    return {name: png_uri(20 + 3 * i) for i, name in enumerate(names)}
+def shown_photos(queries) -> list[str]:
+    """The names of every photo the queries show."""
+    return sorted({image for q in queries for image in (q.image, *q.others)}
+                  | {c.photo for q in queries for c in q.candidates if c.photo})
+
+
+def frame(i: int) -> tuple[int, int]:
+    """The width and height of the i-th made-up photo: landscape and portrait in turn."""
+    return (600, 400) if i % 2 == 0 else (300, 450)
+
+
+def pictures(queries) -> dict[str, PagePhoto]:
+    """Every photo the queries show as the page has it: a thumbnail beside the page, its file
+    elsewhere (neither written)."""
+    return {name: PagePhoto(f"thumbnails/{thumbnail_file(name)}", *frame(i), Path("/photos", name).as_uri())
+            for i, name in enumerate(shown_photos(queries))}
+
+
+def colour(i: int) -> tuple[int, int, int]:
+    """The i-th made-up photo's colour (BGR): each its own."""
+    return (40 + 23 * i % 200, 200 - 31 * i % 160, 90 + 57 * i % 150)
+
+
+def photo_files(queries, folder: Path) -> dict[str, Original]:
+    """A photo file of every photo the queries show, in `folder`: each its own colour and frame."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for i, name in enumerate(shown_photos(queries)):
+        width, height = frame(i)
+        ok, png = cv2.imencode(".png", np.full((height, width, 3), colour(i), np.uint8))
+        (folder / name).write_bytes(png.tobytes())  # a PNG, whatever its name says: OpenCV reads either
+        files[name] = Original(folder / name, width, height)
+    return files
+
+
+def written_page(queries, tmp_path: Path, name: str = "review.html", **options) -> Path:
+    """The page of `queries` at tmp_path / `name`, its thumbnails beside it made of photo files."""
+    page = tmp_path / name
+    photos = write_page_photos(photo_files(queries, tmp_path / "photos"), tmp_path / "thumbnails", page,
+                               long_side=800)
+    page.write_text(render(queries, photos=photos, **options), encoding="utf-8")
+    return page
 
 
 def synthetic_queries() -> list[ReviewQuery]:
@@ -139,11 +185,12 @@ def test_one_section_per_query_in_the_order_given():
                                    for q in queries)
     text = render(queries)
     assert text.count('class="placeholder"') == sum(c.photo is None for q in queries for c in q.candidates)
-    # every inlier a line between the two photos, each photo's picture in the page once
+    # every inlier a line between the two photos; every image of a photo shows its thumbnail
     drawn = re.findall(r'<path class="lines" d="([^"]*)"', text)
     assert [d.count("M") for d in drawn] == [c.inliers for q in queries for c in q.candidates if c.lines is not None]
-    for name, picture in pictures(queries).items():
-        assert text.count(picture) == 1, name
+    photos = pictures(queries)
+    assert all(image["src"] == photos[image["data-photo-name"]].thumbnail for image in page.images)
+    assert all(image["loading"] == "lazy" for image in page.images)
     assert text.count('<span class="badge">auto-accepted</span>') == 1
     assert "rank-1 probability &gt; 0.999" in text
     assert "No photo to review." in render([], auto_accept=None)
@@ -208,7 +255,7 @@ def test_without_a_threshold_every_photo_goes_to_a_person():
     assert "Nothing is auto-accepted: a person has to look at every photo (5)." in render(queries, auto_accept=None)
 
 
-def test_the_page_fetches_nothing():
+def test_the_page_fetches_nothing_from_the_network():
     text = render().lower()
     assert "http://" not in text and "https://" not in text
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(?!data:)[a-z]+:""", text)
@@ -216,8 +263,9 @@ def test_the_page_fetches_nothing():
     for outside in ("<link", "@import", "<iframe", "fetch(", "xmlhttprequest", "import("):
         assert outside not in text, outside
     assert not re.search(r"(?<![a-z])url\(", text)  # a CSS url(): createObjectURL( is the export's download
-    # the pictures are handed to the images by the script, from the page's own JSON
-    assert all("src" not in image and image["data-photo-name"] for image in Gallery(render()).images)
+    # the images are the thumbnails beside the page; the view's photo files are this machine's
+    assert all(image["src"].startswith("thumbnails/") for image in Gallery(render()).images)
+    assert all(url.startswith("file:///photos/") for url in re.findall(r'"original": "([^"]*)"', render()))
 
 
 def test_two_runs_keep_separate_decisions():
@@ -239,12 +287,224 @@ def test_queries_the_page_cannot_show_are_refused(queries, message):
         render(queries)
 
 
-def test_every_photo_shown_needs_a_picture_that_is_its_own_data():
+@pytest.mark.parametrize("changed, message", [
+    ({"thumbnail": "https://example.org/a.jpg"}, "thumbnail of 'a.jpg' is not a file beside the page"),
+    ({"thumbnail": "/results/review/thumbnails/a.jpg"}, "not a file beside the page"),
+    ({"thumbnail": "thumbnails/../../a.jpg"}, "not a file beside the page"),
+    ({"thumbnail": "file:///a.jpg"}, "not a file beside the page"),
+    ({"original": "https://example.org/a.jpg"}, "original of 'a.jpg' is not a file: URL"),
+    ({"width": 0}, "'a.jpg' has no frame"),
+])
+def test_every_photo_shown_needs_a_thumbnail_beside_the_page(changed, message):
     queries = [query("a.jpg", ["w_1", "w_2"], 0.5)]
     with pytest.raises(ValueError, match="a.jpg: no picture of 'w_2_photo.jpg'"):
-        render(queries, photos={name: uri for name, uri in pictures(queries).items() if name != "w_2_photo.jpg"})
-    with pytest.raises(ValueError, match="picture of 'a.jpg' is not an image data URI"):
-        render(queries, photos={**pictures(queries), "a.jpg": "https://example.org/a.jpg"})
+        render(queries, photos={name: photo for name, photo in pictures(queries).items() if name != "w_2_photo.jpg"})
+    photos = pictures(queries)
+    with pytest.raises(ValueError, match=message):
+        render(queries, photos={**photos, "a.jpg": replace(photos["a.jpg"], **changed)})
+
+
+# --- the photos themselves: thumbnails, and where the inlier lines land --------------------
+
+def jpeg(image: np.ndarray, quality: int = 95) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return data.tobytes()
+
+
+def with_exif_orientation(data: bytes, orientation: int) -> bytes:
+    """A JPEG with an EXIF block whose one tag is its orientation (6: turn 90 degrees clockwise to show)."""
+    entry = struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)  # Orientation, SHORT, one value
+    exif = b"Exif\x00\x00" + b"II*\x00" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + data[2:]
+
+
+def halves(width: int, height: int, left=(0, 0, 230), right=(230, 90, 0)) -> np.ndarray:
+    """A colour photo (BGR): its left half red, its right half blue."""
+    photo = np.empty((height, width, 3), np.uint8)
+    photo[:, :width // 2], photo[:, width // 2:] = left, right
+    return photo
+
+
+def thumbnails_of(photos: dict, tmp_path: Path, long_side: int = 800) -> tuple[dict, Path]:
+    folder = tmp_path / "thumbnails"
+    return write_thumbnails(photos, folder, long_side), folder
+
+
+@pytest.mark.parametrize("width, height, expected", [(2400, 1400, (800, 467)), (1000, 2000, (400, 800)),
+                                                     (300, 200, (300, 200))])
+def test_a_thumbnail_is_the_whole_photo_in_colour_its_long_side_at_most_as_asked(tmp_path, width, height,
+                                                                                  expected):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(jpeg(halves(width, height)))
+    thumbnails, folder = thumbnails_of({"photo.jpg": Original(path, width, height)}, tmp_path)
+    thumbnail = cv2.imread(str(folder / thumbnails["photo.jpg"].file), cv2.IMREAD_UNCHANGED)
+    # the whole frame, never enlarged; a large JPEG decoded at reduced scale keeps the frame's shape
+    assert thumbnail.shape == (expected[1], expected[0], 3)
+    assert thumbnails["photo.jpg"].width / thumbnails["photo.jpg"].height == pytest.approx(width / height, rel=0.01)
+    # in colour: red on the left, blue on the right
+    left, right = thumbnail[:, : expected[0] // 4].mean(axis=(0, 1)), thumbnail[:, -expected[0] // 4:].mean(axis=(0, 1))
+    assert np.abs(left - (0, 0, 230)).max() < 12 and np.abs(right - (230, 90, 0)).max() < 12
+
+
+def test_grey_sixteen_bit_and_tiff_photos_are_shown_as_they_are(tmp_path):
+    grey = np.tile(np.linspace(0, 255, 640).astype(np.uint8), (480, 1))
+    deep = (halves(500, 300).astype(np.uint16) * 257)  # 16 bits a channel, as a scientific camera writes
+    files = {"grey.png": grey, "deep.tif": deep, "alpha.png": np.dstack([halves(400, 300), np.full((300, 400), 128,
+                                                                                                    np.uint8)])}
+    for name, image in files.items():
+        assert cv2.imwrite(str(tmp_path / name), image)
+    thumbnails, folder = thumbnails_of({name: Original(tmp_path / name) for name in files}, tmp_path, 320)
+    shown = {name: cv2.imread(str(folder / thumbnail.file), cv2.IMREAD_UNCHANGED)
+             for name, thumbnail in thumbnails.items()}
+    # a grey photo stays grey, in one channel; its gradient kept
+    assert shown["grey.png"].shape == (240, 320)
+    assert np.abs(shown["grey.png"][120].astype(int) - np.linspace(0, 255, 320)).max() < 8
+    for name in ("deep.tif", "alpha.png"):
+        assert shown[name].shape[2] == 3 and shown[name].dtype == np.uint8, name
+        assert np.abs(shown[name][:, :40].mean(axis=(0, 1)) - (0, 0, 230)).max() < 12, name
+
+
+def test_a_photo_turned_by_its_exif_orientation_is_shown_turned_as_the_methods_read_it(tmp_path):
+    stored = halves(800, 400)  # stored landscape, red on the left; shown turned a quarter clockwise
+    data = with_exif_orientation(jpeg(stored), 6)
+    (tmp_path / "turned.jpg").write_bytes(data)
+    thumbnails, folder = thumbnails_of({"turned.jpg": Original(tmp_path / "turned.jpg", 800, 400)}, tmp_path)
+    thumbnail = cv2.imread(str(folder / thumbnails["turned.jpg"].file), cv2.IMREAD_UNCHANGED)
+    # portrait, red on top: as preprocessing's decode (read_gray) turns it, so the lines match
+    assert thumbnail.shape[:2] == read_gray(data).shape == (800, 400)
+    assert (thumbnails["turned.jpg"].width, thumbnails["turned.jpg"].height) == (400, 800)
+    assert np.abs(thumbnail[:100].mean(axis=(0, 1)) - (0, 0, 230)).max() < 12
+
+
+def test_a_photo_that_cannot_be_read_is_named_and_the_thumbnails_written_before_are_kept(tmp_path):
+    (tmp_path / "good.jpg").write_bytes(jpeg(halves(200, 100)))
+    _, folder = thumbnails_of({"good.jpg": Original(tmp_path / "good.jpg")}, tmp_path)
+    before = sorted(path.name for path in folder.iterdir())
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not a photo")
+    for name, message in (("bad.jpg", "bad.jpg: not a readable image"),
+                          ("gone.jpg", "gone.jpg: the photo cannot be read for its thumbnail")):
+        with pytest.raises(BadImage, match=message):
+            thumbnails_of({"good.jpg": Original(tmp_path / "good.jpg"), name: Original(tmp_path / name)}, tmp_path)
+    assert sorted(path.name for path in folder.iterdir()) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.jpg", "good.jpg", "thumbnails"]
+    # written again, the folder holds the new photos' thumbnails alone
+    thumbnails, _ = thumbnails_of({ODD: Original(tmp_path / "good.jpg")}, tmp_path)
+    assert [path.name for path in folder.iterdir()] == [thumbnails[ODD].file] == [thumbnail_file(ODD)]
+    assert re.fullmatch(r"o_dd__x_____-[0-9a-f]{10}\.jpg", thumbnail_file(ODD))
+    assert thumbnail_file("a.jpg") != thumbnail_file("a.png") != thumbnail_file("a_jpg")
+
+
+def blob_photo(width: int, height: int, centre: tuple[float, float], sigma: float = 6.0) -> np.ndarray:
+    """A grey photo with one bright blob, centred at `centre` (x, y: pixels from the photo's edge)."""
+    x, y = np.arange(width) + 0.5, np.arange(height) + 0.5
+    blob = np.exp(-((x[None] - centre[0]) ** 2 + (y[:, None] - centre[1]) ** 2) / (2 * sigma ** 2))
+    return (40 + 180 * blob).astype(np.uint8)
+
+
+@pytest.mark.parametrize("width, height, centre", [(600, 300, (412.0, 121.0)), (300, 600, (121.0, 412.0)),
+                                                   (601, 299, (350.3, 170.7))])
+def test_the_local_methods_keypoints_map_into_the_photo_where_they_were_found(tmp_path, width, height, centre):
+    """Keypoints lie in the square that centres the photo, found on the preprocessed square or,
+    with local.max_side, on the photo itself: either way in_photo_frame puts the blob's keypoint
+    on the blob, within a pixel of the photo (of either orientation)."""
+    grey = blob_photo(width, height, centre)
+    path = tmp_path / "blob.png"
+    cv2.imwrite(str(path), grey)
+    settings = KeypointSettings.defaults(n_features=20, image_size=448, border=0.0)
+    on_square = extract_features(square_image(grey, 896), settings)[0] / settings.image_size
+    at_max_side = replace(settings, max_side=400)
+    on_photo = extract_photo_features(photo_at_max_side(path, 400), at_max_side)[0] / at_max_side.side
+    for shares in (on_square, on_photo):
+        found = in_photo_frame(shares, width, height) * (width, height)
+        assert np.linalg.norm(found - centre, axis=1).min() < 1.0
+    # the photo's corners, and its centre, wherever the padding puts them in the square
+    long_side = max(width, height)
+    corners = np.array([[(long_side - width) / 2, (long_side - height) / 2],
+                        [(long_side + width) / 2, (long_side + height) / 2], [long_side / 2] * 2]) / long_side
+    assert in_photo_frame(corners, width, height) == pytest.approx(np.array([[0, 0], [1, 1], [0.5, 0.5]]))
+
+
+def test_the_inlier_lines_land_on_each_photo_where_its_row_shows_it():
+    """A landscape query beside a portrait photo, each shown whole in its box: the line from the
+    query's top-left corner to the photo's, and from centre to centre."""
+    lines = ((0.0, 0.25, 0.25, 0.0), (0.5, 0.5, 0.5, 0.5))
+    verified = ReviewCandidate("w_1", 0.9, "w_1_photo.jpg", lines)
+    queries = [ReviewQuery("a.jpg", [verified], 0.9, False)]
+    photos = {"a.jpg": PagePhoto("thumbnails/a.jpg", 600, 300),
+              "w_1_photo.jpg": PagePhoto("thumbnails/w.jpg", 300, 600)}
+    text = render(queries, photos=photos)
+    # the query 100 x 50, 25 from the top; the photo 50 x 100, 25 into its box at 104
+    assert re.findall(r'<path class="lines" d="([^"]*)"', text) == ["M0.00 25.00L129.00 0.00M50.00 50.00L154.00 50.00"]
+    assert re.findall(r'<path class="ends" d="([^"]*)"', text) == [
+        "M0.00 25.00h0M129.00 0.00h0M50.00 50.00h0M154.00 50.00h0"]
+
+
+def test_the_page_shows_the_photo_files_of_a_run_and_names_one_it_cannot_find(tmp_path):
+    """write_review on the made-up run of test_gallery.py, with a photo file of each photo: the
+    page's images are thumbnails of those files, beside it; its view links the files."""
+    r = made_up_run(tmp_path)
+    data, rows = tmp_path / "data", []
+    for split, names in (("train", [row[0] for row in GALLERY_TRAIN]), ("test", [row[0] for row in GALLERY_TEST])):
+        (data / split).mkdir(parents=True)
+        for i, name in enumerate(names):
+            width, height = frame(i)
+            (data / split / name).write_bytes(jpeg(np.full((height, width, 3), colour(i), np.uint8)))
+            rows.append((name, split, width, height))
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame(rows, columns=["image", "split", "width", "height"]).to_csv(manifest, index=False)
+    files, out = r / "metric_learning", tmp_path / "review"
+
+    def review(thumbnails_out=out / "thumbnails", **options):
+        return write_review(method="metric_learning", run="made up", precision=0.9,
+                            split_csv=r / "validation/split.csv",
+                            validation_predictions=files / "predictions/validation.csv",
+                            test_predictions=files / "predictions/test.csv",
+                            threshold_curve=files / "new_whale_threshold.csv", train_images=r / "preprocess/train.npy",
+                            train_images_index=r / "preprocess/train.csv", test_images=r / "preprocess/test.npy",
+                            test_images_index=r / "preprocess/test.csv", page_out=out / "page.html",
+                            thumbnails_out=thumbnails_out, queue_out=out / "queue.csv",
+                            auto_accept_out=out / "auto_accept.csv", manifest=manifest,
+                            photo_folders={"train": data / "train", "test": data / "test"},
+                            embeddings=EmbeddingFiles(*(files / "embeddings" / name for name in
+                                                        ("train.npy", "train.csv", "test.npy", "test.csv"))),
+                            **options)
+
+    review(n_jobs=2)
+    text = (out / "page.html").read_text()
+    images = Gallery(text).images
+    assert {image["data-photo-name"] for image in images} >= {"t1.jpg", "t2.jpg", "t3.jpg", "t4.jpg", "b1.jpg"}
+    originals = json.loads(re.search(r'<script type="application/json" id="photos">(.*?)</script>', text).group(1))
+    for image in images:
+        name = image["data-photo-name"]
+        thumbnail = cv2.imread(str(out / image["src"]), cv2.IMREAD_UNCHANGED)
+        split = "test" if name.startswith("t") else "train"
+        photo = cv2.imread(str(data / split / name))
+        assert thumbnail.shape == photo.shape, name  # the whole photo (all under 800 pixels), in colour
+        assert np.abs(thumbnail.astype(int) - photo).mean() < 3, name
+        assert originals[name]["original"] == (data / split / name).resolve().as_uri()
+    assert sorted(path.name for path in (out / "thumbnails").iterdir()) == sorted(
+        thumbnail_file(name) for name in originals)
+    (data / "train" / "b1.jpg").unlink()
+    with pytest.raises(BadImage, match="b1.jpg: the photo cannot be read"):
+        review()
+    with pytest.raises(ValueError, match="thumbnails .* must be a folder beside it"):
+        review(thumbnails_out=tmp_path / "elsewhere")
+
+
+def test_a_photo_not_in_the_manifest_is_looked_for_among_the_catalogue_additions(tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame([("a.jpg", "train", 600, 400), ("t.jpg", "test", 30, 20)],
+                 columns=["image", "split", "width", "height"]).to_csv(manifest, index=False)
+    (tmp_path / "added").mkdir()
+    (tmp_path / "added" / "e.jpg").write_bytes(b"")
+    folders = {"train": tmp_path / "train", "test": tmp_path / "test"}
+    found = original_photos(["t.jpg", "a.jpg", "e.jpg"], manifest, folders, tmp_path / "added")
+    assert found == {"t.jpg": Original(tmp_path / "test" / "t.jpg", 30, 20),
+                     "a.jpg": Original(tmp_path / "train" / "a.jpg", 600, 400),
+                     "e.jpg": Original(tmp_path / "added" / "e.jpg")}
+    with pytest.raises(ValueError, match="x.jpg: no photo of that name in .*manifest.csv nor in .*added"):
+        original_photos(["x.jpg"], manifest, folders, tmp_path / "added")
 
 
 # --- in a browser --------------------------------------------------------------------------
@@ -259,9 +519,7 @@ def browser():
 
 @pytest.fixture
 def review_html(tmp_path):
-    path = tmp_path / "review.html"
-    path.write_text(render(), encoding="utf-8")
-    return path
+    return written_page(synthetic_queries(), tmp_path)
 
 
 class Session:
@@ -368,8 +626,7 @@ def test_an_encounter_is_decided_once_and_exported_as_a_row_for_each_photo(brows
     together = ReviewQuery("a.jpg", query("a.jpg", ["w_1", "w_2", "w_3", NEW_WHALE, "w_5"], 0.2).candidates, 0.2,
                            False, others=("a2.jpg", "a3.jpg"))
     queries = [together, query("b.jpg", ["w_2", "w_1", "w_4", "w_5", NEW_WHALE], 0.3)]
-    page_path = tmp_path / "encounter.html"
-    page_path.write_text(render(queries), encoding="utf-8")
+    page_path = written_page(queries, tmp_path, "encounter.html")
     text = page_path.read_text()
     assert "4 test photos in 2 queries" in text and text.count('class="encounter-photo"') == 2
     session = Session(browser, page_path)
@@ -382,12 +639,11 @@ def test_an_encounter_is_decided_once_and_exported_as_a_row_for_each_photo(brows
         rows = list(csv.reader(file))
     assert rows[1:] == [["a.jpg", "new", "new-a", "person"], ["a2.jpg", "new", "new-a", "person"],
                         ["a3.jpg", "new", "new-a", "person"], ["b.jpg", "confirmed", "w_2", "person"]]
-    # every photo of the encounter is shown, each given its own picture
+    # every photo of the encounter is shown, each by its own thumbnail
     shown = session.page.eval_on_selector_all('section.query[data-image="a.jpg"] img',
                                                "all => all.map(i => [i.dataset.photoName, i.src])")
-    pictured = pictures(queries)
     assert {"a.jpg", "a2.jpg", "a3.jpg"} <= {name for name, _ in shown}
-    assert all(src == pictured[name] for name, src in shown)
+    assert all(src == (tmp_path / "thumbnails" / thumbnail_file(name)).as_uri() for name, src in shown)
     assert session.errors == []
     session.close()
     with pytest.raises(ValueError, match="name the photo 'a2.jpg' twice"):
@@ -416,9 +672,7 @@ def test_each_photo_is_shown_beside_those_proposed_as_the_same_new_individual_on
 def test_same_as_offers_the_photo_proposed_as_the_same_new_individual_first(browser, tmp_path):
     queries = with_proposals([query(image, [NEW_WHALE, "w_1", "w_2", "w_3", "w_4"], math.nan)
                               for image in ("a.jpg", "b.jpg", "c.jpg")], proposal(["a.jpg", "c.jpg"]))
-    page_path = tmp_path / "proposed.html"
-    page_path.write_text(render(queries), encoding="utf-8")
-    session = Session(browser, page_path)
+    session = Session(browser, written_page(queries, tmp_path, "proposed.html"))
     session.press("n", "n", "s")  # a.jpg and b.jpg new, b.jpg the more recent; c.jpg same as...
     assert session.states()["c.jpg"] == ("new", "new-a", "person", "a.jpg")  # ...a.jpg, proposed with it
     session.press("s")  # then the others, most recent first
@@ -428,7 +682,7 @@ def test_same_as_offers_the_photo_proposed_as_the_same_new_individual_first(brow
 
 
 @CHROMIUM_SKIP
-def test_the_order_a_typed_id_and_a_click(browser, review_html):
+def test_the_order_a_typed_id_and_a_click(browser, review_html, tmp_path):
     session = Session(browser, review_html)
     queue = [s["image"] for s in session.sections()]
     by_individual = [s["image"] for s in sorted(session.sections(), key=lambda s: (s["rank1"], s["image"]))]
@@ -463,8 +717,7 @@ def test_the_order_a_typed_id_and_a_click(browser, review_html):
     assert session.states()[ODD] == ("confirmed", "w_1", "person", "")
     assert session.current() == "e.jpg"
     # another run's page in the same browser reads none of these decisions
-    other = review_html.with_name("other.html")
-    other.write_text(render(run="results_2"), encoding="utf-8")
+    other = written_page(synthetic_queries(), tmp_path, "other.html", run="results_2")
     session.page.goto(other.as_uri(), wait_until="load")
     assert all(state in (UNDECIDED, ("confirmed", "w_3", "auto", "")) for state in session.states().values())
     assert session.errors == []
@@ -478,3 +731,90 @@ def test_a_screenshot_of_the_page(browser, review_html, tmp_path):
     image = cv2.imread(str(png))
     assert image.shape == (600, 800, 3)
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 10  # drawn, not blank
+
+
+def viewer_images(session: Session) -> list[dict]:
+    return session.page.eval_on_selector_all("#viewer-frame img", """all => all.map(i => ({
+        name: i.dataset.photoName, shown: i.dataset.shown, src: i.currentSrc, width: i.naturalWidth,
+        height: i.naturalHeight}))""")
+
+
+def viewer_scale(session: Session) -> float:
+    return float(session.page.eval_on_selector("#viewer-stage", "s => s.style.getPropertyValue('--scale')"))
+
+
+@CHROMIUM_SKIP
+def test_a_key_shows_the_photo_beside_its_candidate_at_full_resolution_to_zoom_into(browser, review_html, tmp_path):
+    session = Session(browser, review_html)
+    page = session.page
+    assert "<kbd>v</kbd> view the photo beside its candidate (the one chosen, else the first) at full " \
+           "resolution" in page.content()
+    # the row shows the thumbnail of the photo file: its whole frame (600 x 400, not enlarged)
+    query_photo = 'section.query[data-image="a.jpg"] figure.query-photo img'
+    page.wait_for_function(f"() => document.querySelector('{query_photo}').naturalWidth > 0")
+    assert page.eval_on_selector(query_photo, "i => [i.naturalWidth, i.naturalHeight]") == [600, 400]
+
+    session.press("v")  # a.jpg beside its rank 1, w_1, verified: drawn with its inlier lines
+    assert page.is_visible("#viewer") and page.get_attribute("#viewer", "data-rank") == "1"
+    assert page.inner_text("#viewer-title") == "a.jpg beside candidate 1, w_1 (w_1_photo.jpg), 12 inlier matches"
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#viewer-frame img'))"
+                           ".every(i => i.dataset.shown === 'original' && i.complete && i.naturalWidth > 0)")
+    shown = viewer_images(session)
+    files = {name: (tmp_path / "photos" / name).as_uri() for name in ("a.jpg", "w_1_photo.jpg")}
+    assert [(image["name"], image["src"]) for image in shown] == list(files.items())
+    row_lines = page.get_attribute('section.query[data-image="a.jpg"] figure[data-rank="1"] path.lines', "d")
+    assert page.get_attribute("#viewer-frame path.lines", "d") == row_lines and row_lines.count("M") == 12
+
+    # zoom by key about the centre, by the wheel about the pointer; move by dragging; 0: the whole pair
+    fitted = viewer_scale(session)
+    session.press("+")
+    assert viewer_scale(session) == pytest.approx(1.5 * fitted)
+    session.press("0")
+    assert viewer_scale(session) == pytest.approx(fitted)
+    page.mouse.move(400, 500)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(f"() => parseFloat(document.getElementById('viewer-stage').style.getPropertyValue("
+                           f"'--scale')) > {fitted * 2}")
+    before = page.eval_on_selector("#viewer-stage", "s => s.style.transform")
+    page.mouse.down()
+    page.mouse.move(300, 450, steps=4)
+    page.mouse.up()
+    assert page.eval_on_selector("#viewer-stage", "s => s.style.transform") != before
+    # while the view is open, keys decide nothing; 2 shows the next candidate, unverified: no lines
+    session.press("n", "u", "j")
+    assert session.states()["a.jpg"] == UNDECIDED and session.current() == "a.jpg"
+    session.press("2")
+    assert page.get_attribute("#viewer", "data-rank") == "2" and page.query_selector("#viewer-frame svg") is None
+    assert [image["name"] for image in viewer_images(session)] == ["a.jpg", "w_2_photo.jpg"]
+    session.press("Escape")
+    assert not page.is_visible("#viewer") and viewer_images(session) == []
+    # closed, the keys decide again; the view opens on the candidate chosen
+    session.press("3", "k", "v")
+    assert session.states()["a.jpg"] == ("confirmed", "w_3", "person", "")
+    assert page.get_attribute("#viewer", "data-rank") == "3"
+    session.press("v")
+    assert not page.is_visible("#viewer")
+    # f.jpg's rank 1 is new_whale, no photo: the view opens on the first candidate with one
+    session.press("j", "j", "j", "j", "j", "v")
+    assert session.current() == "f.jpg" and page.get_attribute("#viewer", "data-rank") == "2"
+    assert session.errors == []
+    session.close()
+
+
+@CHROMIUM_SKIP
+def test_where_the_photo_files_cannot_be_reached_the_view_shows_the_thumbnails(browser, review_html, tmp_path):
+    """As on another machine than the photos: the page and its thumbnails, the photo files gone."""
+    for photo in (tmp_path / "photos").iterdir():
+        photo.unlink()
+    session = Session(browser, review_html)
+    session.press("v")
+    session.page.wait_for_function("() => Array.from(document.querySelectorAll('#viewer-frame img'))"
+                                   ".every(i => i.dataset.shown === 'unreachable')")
+    shown = viewer_images(session)
+    assert [image["src"] for image in shown] == [(tmp_path / "thumbnails" / thumbnail_file(name)).as_uri()
+                                                  for name in ("a.jpg", "w_1_photo.jpg")]
+    assert all(image["width"] > 0 for image in shown)
+    assert "its file cannot be shown here" in session.page.inner_text("#viewer-note")
+    # what the browser says of each file it could not read, and nothing else
+    assert session.errors and all("ERR_FILE_NOT_FOUND" in error for error in session.errors)
+    session.close()

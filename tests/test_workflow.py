@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -553,15 +554,19 @@ def test_a_person_reviews_the_page_by_keyboard_and_the_decisions_grow_every_meth
     assert planned_jobs(work, config) == {
         "review_catalogue": 1, "baseline_identify": 1, "classifier_identify": 1, "metric_learning_identify": 1,
         "local_match": 6, "local_identify": 1, "fused_identify": 1, "local_shortlist_recall": 1,
-        "local_new_individuals": 1, "report_calibration": 2, "report_gallery": 3, "review_page": 1, **answers}
+        "local_new_individuals": 1, "report_calibration": 2, "report_gallery": 3, "review_page": 1,
+        "review_catalogue_folders": 1, **answers}
     snakemake(work, "--", *(f"results/{method}/submission.csv" for method in METHODS), "results/review/page.html",
-              config=config)
+              "results/review/catalogue", config=config)
     catalogue = pd.read_csv(results / "review" / "catalogue.csv", dtype=str, keep_default_na=False)
     reviewed = catalogue[catalogue["split"] == "test"].set_index("image")
     assert {image: (reviewed.loc[image, "decision"], reviewed.loc[image, "id"]) for image in expected} == expected
     assert len(reviewed) == len(expected) + len(auto)
     individuals = pd.read_csv(results / "review" / "individuals.csv", dtype=str).set_index("id")
     assert individuals.loc[new_id, "images"].split() == [second, third]
+    # and as a folder per individual, next season's catalogue: the new individual's with its two photos
+    assert sorted(os.listdir(results / "review" / "catalogue" / new_id)) == sorted([second, third])
+    assert len(list((results / "review" / "catalogue").glob("*/*"))) == len(catalogue)
     # every method answers the decided photos with their ids first, and answers from them
     for method in METHODS:
         answered = first_answers(results, method)
@@ -662,6 +667,8 @@ GUARDS = {
         lambda data: {"metric_learning": {"new_whale_thresholds": {"start": 0.5, "stop": 0.1, "step": 0.1}}},
         "config: metric_learning: threshold grid stop 0.1 is below its start 0.5"),
     "data folder without test/": (lambda data: {"data_dir": str(data / "train")}, "train.csv not found"),
+    "folders layout without its catalogue": (lambda data: {"data_layout": "folders"},
+                                             "catalogue not found; the folders layout's"),
     "new_whale threshold on fold answers the inlier scoring does not make": (
         lambda data: {"local": {"scoring": "inliers"}, "methods": ["baseline", "local"]},
         "set local.new_whale_threshold_on: validation"),
@@ -691,20 +698,24 @@ def test_no_stage_that_answers_reads_the_test_truth(tmp_path, data_folder):
 
 def test_an_encounters_file_in_the_data_folder_is_read_by_every_method_and_the_review_page(tmp_path, data_folder):
     """The data folder's optional encounters.csv: the stages that answer the test photos, and the
-    review page, read it where it is, and only there."""
+    review page, read it where it is, and only there; without one, those found from the photos'
+    EXIF, unless encounters.from_exif is false."""
     data = tmp_path / "data"
     shutil.copytree(data_folder, data)
-    readers = {f"{method}_identify" for method in METHODS} | {"review_page", "report_gallery"}
+    readers = {f"{method}_identify" for method in METHODS} | {"review_page", "report_gallery", "review_wildbook"}
+    from_exif = tmp_path / "results" / "ingest" / "encounters.csv"
 
-    def reading(config) -> set[str]:
+    def reading(config, encounters) -> set[str]:
         output = snakemake(tmp_path, "-n", config=config).stdout
         jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    input: (.*)$", output, re.MULTILINE)
-        return {rule for rule, inputs in jobs if str(data / "encounters.csv") in inputs}
+        return {rule for rule, inputs in jobs if str(encounters) in inputs}
 
     config = merged(TINY, {"data_dir": str(data), "results_dir": str(tmp_path / "results")})
-    assert reading(config) == set()
+    assert reading(config, from_exif) == readers
+    assert reading(merged(config, {"encounters": {"from_exif": False}}), from_exif) == set()
     (data / "encounters.csv").write_text("Image,Encounter\n")
-    assert reading(config) == readers
+    assert reading(config, data / "encounters.csv") == readers
+    assert "exif_encounters" not in snakemake(tmp_path, "-n", config=config).stdout
 
 
 @pytest.mark.parametrize("guard", list(GUARDS))

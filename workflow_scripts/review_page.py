@@ -19,5 +19,10 @@ write_review(
     fold_answers=(i.fold_answers, i.poolings) if "fold_answers" in i.keys() else None,
     # the test photos the local method proposes as new individuals, where it does
     new_individuals=i.new_individuals if "new_individuals" in i.keys() else None,
-    page_out=o.page, queue_out=o.queue, auto_accept_out=o.auto_accept, **evidence_files(i, p.matching),
+    # the photo files, shown whole and in colour (the catalogue additions', where there are some)
+    manifest=i.manifest, photo_folders={"train": i.train_photos, "test": i.test_photos},
+    added_photos=i.added_photos[0] if i.added_photos else None, thumbnail_side=p.thumbnail_side,
+    n_jobs=snakemake.threads,
+    page_out=o.page, thumbnails_out=o.thumbnails, queue_out=o.queue, auto_accept_out=o.auto_accept,
+    **evidence_files(i, p.matching),
 )

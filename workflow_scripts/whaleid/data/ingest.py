@@ -5,6 +5,7 @@ Nothing here writes into the data folder: it is read, and only read.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -116,6 +117,13 @@ def list_test_images(data_dir: str | Path) -> tuple[list[str], list[dict]]:
     return names, rejected
 
 
+def shown_path(data_dir: Path, split: str, image: str) -> str:
+    """The photo as a rejection names it: where a link in the folders layout points (the
+    photo a person must fix), else its place in the data folder."""
+    path = data_dir / split / image
+    return os.readlink(path) if path.is_symlink() else f"{split}/{image}"
+
+
 def inspect_file(path: Path, max_pixels: int) -> dict:
     try:
         if not path.is_file():
@@ -151,7 +159,8 @@ def build_manifest(data_dir: str | Path, *, max_pixels: int, max_rejected_fracti
     for (split, image, whale_id, row), info in zip(entries, infos):
         if "error" in info:
             source = "train.csv" if split == "train" else "test/"
-            rejected.append(_rejection(image, split, source, row, f"{split}/{image}: {info['error']}"))
+            reason = f"{shown_path(data_dir, split, image)}: {info['error']}"
+            rejected.append(_rejection(image, split, source, row, reason))
         else:
             manifest_rows.append({"image": image, "split": split, "id": whale_id, **info})
     manifest = pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS)

@@ -15,16 +15,21 @@ localStorage, under a key of the run, the method and the photos (`storage_key`),
 another run's page loses nothing; they are exported as ``decisions.csv`` (EXPORTED_COLUMNS: one
 row a decided photo, ``by`` person or auto), which `decisions.read_decisions` reads back.
 
-The page is one self-contained HTML file: inline CSS and script, pictures as data URIs, no
-server and nothing fetched. Each photo's picture is in it once (a photo that speaks for many
-queries is not repeated), in a JSON block the script hands to the images as they come near the
-view; a candidate's inlier matches are lines of an SVG drawn over the query and the catalogue
-photo side by side. So a run of 1,746 test photos makes a page of tens of megabytes, not
-hundreds. Its markup, style and script are `templates/review_page.*` (`html.render`): here are
-the values they show.
+The page is one HTML file (inline CSS and script) beside a folder, ``thumbnails/``, of the
+photos it shows (`PagePhoto`): each photo itself, whole and in colour, as a JPEG of long side
+review.thumbnail_side (`pictures.write_thumbnails`), referred to by a relative URL and loaded as
+it comes near the view. So the page opens from disk with no server and fetches nothing from the
+network; copied, it takes the folder with it. Inlined as data URIs, 800-pixel pictures of the
+thousands of photos a run's page shows would make it hundreds of megabytes; as files, the page
+is a few megabytes and the browser reads only the pictures in view. A candidate's inlier matches
+are lines of an SVG drawn over the query and the catalogue photo side by side, in each photo's
+frame (`pictures.in_photo_frame`). A key opens the pair on the whole screen, to zoom into the
+pattern: the photo files themselves (file: URLs of this machine; where the page is opened on
+another, the thumbnails). Its markup, style and script are `templates/review_page.*`
+(`html.render`): here are the values they show.
 
 `write_review` makes the page of a run: its queue of test photos (`review_queries`), their
-photos and evidence drawn as the candidate gallery draws them (`evidence`, `pictures`).
+evidence as the candidate gallery finds it (`evidence`), and their thumbnails (`pictures`).
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -43,10 +50,11 @@ import pandas as pd
 from whaleid.identification.auto_accept import AutoAccept, auto_accept, checked_on_validation, fold_auto_accept
 from whaleid.identification.search import read_encounters, read_reviewed
 from whaleid.io.files import write_csv, write_text
+from whaleid.io.tables import read_table
 from whaleid.review.decisions import new_individual_id
 from whaleid.review.evidence import chosen_threshold, confidence, gallery_queries, method_evidence
 from whaleid.review.html import check_score_name, render
-from whaleid.review.pictures import jpeg_uri
+from whaleid.review.pictures import Original, in_photo_frame, write_thumbnails
 from whaleid.vocabulary import N_ANSWERS, NEW_WHALE
 
 # What decisions.csv holds, as the page exports it.
@@ -59,8 +67,9 @@ class ReviewCandidate:
     """One of the method's answers for a query: ``id`` (an individual, or new_whale: no known
     individual), its ``score`` (NaN: none), the name of the catalogue ``photo`` that speaks for it
     (None: a placeholder), and where the method verified that photo, its inlier ``lines``: (query
-    x, y, photo x, y) each a share of its square's side, drawn between the two side by side (None:
-    the photo alone)."""
+    x, y, photo x, y) each a share of the side of its photo's square (the square that centres
+    the photo, as the local method's keypoints lie in it: `pictures.in_photo_frame`), drawn
+    between the two side by side (None: the photo alone)."""
 
     id: str
     score: float
@@ -92,6 +101,19 @@ class ReviewQuery:
     accepted: bool
     others: tuple[str, ...] = ()
     proposed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PagePhoto:
+    """A photo as the page shows it: its ``thumbnail`` (a URL relative to the page, of a file
+    in a folder beside it), the ``width`` and ``height`` of the frame the thumbnail shows (their
+    ratio places the photo and its inlier lines), and its ``original``, the photo file itself
+    (a file: URL; None: the thumbnail is all there is), which the full-screen view shows."""
+
+    thumbnail: str
+    width: int
+    height: int
+    original: str | None = None
 
 
 def _threshold_text(value: float, score_name: str) -> str:
@@ -144,7 +166,14 @@ def auto_accept_statement(auto_accept: AutoAccept | None, photos: int, accepted:
     return statement + f" A person still has to look at {to_look_at}."
 
 
-def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name: str) -> None:
+def _beside_the_page(url: str) -> bool:
+    """Whether `url` names a file in the page's folder or below it: relative, and never up."""
+    parts = urlsplit(url)
+    return bool(parts.path) and not (parts.scheme or parts.netloc or url.startswith("/")
+                                     or ".." in parts.path.split("/"))
+
+
+def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, PagePhoto], score_name: str) -> None:
     """Raise ValueError on queries the page cannot show or keep decisions of."""
     check_score_name(score_name)
     twice = sorted(image for image, n in Counter(image for query in queries
@@ -176,14 +205,19 @@ def _check(queries: Sequence[ReviewQuery], photos: Mapping[str, str], score_name
         missing = [name for name in named if name not in photos]
         if missing:
             raise ValueError(f"{query.image}: no picture of {', '.join(map(repr, missing))} among the page's photos")
-    for name, picture in photos.items():
-        # anything else would be fetched: the page must show the same thing offline
-        if not picture.startswith("data:image/"):
-            raise ValueError(f"the picture of {name!r} is not an image data URI ({picture[:40]!r}...)")
+    for name, photo in photos.items():
+        # the page shows what goes with it, wherever it is opened: nothing from the network
+        if not _beside_the_page(photo.thumbnail):
+            raise ValueError(f"the thumbnail of {name!r} is not a file beside the page ({photo.thumbnail[:60]!r})")
+        if photo.original is not None and not photo.original.startswith("file:"):
+            raise ValueError(f"the original of {name!r} is not a file: URL ({photo.original[:60]!r})")
+        if min(photo.width, photo.height) < 1:
+            raise ValueError(f"the photo {name!r} has no frame ({photo.width} x {photo.height})")
 
 
-# The SVG's units: each photo a PAIR_SIDE square, the catalogue photo PAIR_GAP to the right of the
-# query, as the style's .pair places them (in pixels), so that a row of five candidates fits 1280.
+# The SVG's units: each photo shown whole in a PAIR_SIDE square, the catalogue photo PAIR_GAP to
+# the right of the query, as the style's .pair places them (in pixels), so that a row of five
+# candidates fits 1280; the full-screen view scales the same drawing up.
 PAIR_SIDE, PAIR_GAP = 100, 4
 
 
@@ -232,18 +266,27 @@ class _Section:
     candidates: list[_Candidate]
 
 
-def _pair(query: str, candidate: ReviewCandidate) -> _Pair:
+def _in_box(shares: np.ndarray, photo: PagePhoto, left: float) -> np.ndarray:
+    """Positions in `photo` (shares of its square's side, n x 2) in the SVG's units, the photo
+    shown whole in the PAIR_SIDE square at `left`, centred, as the style's object-fit places it."""
+    frame = np.array([photo.width, photo.height], np.float64)
+    shown = frame * (PAIR_SIDE / frame.max())
+    return in_photo_frame(shares, photo.width, photo.height) * shown + (PAIR_SIDE - shown) / 2 + [left, 0]
+
+
+def _pair(query: str, candidate: ReviewCandidate, photos: Mapping[str, PagePhoto]) -> _Pair:
     """The query and a verified catalogue photo side by side, the inlier matches between them."""
-    lines, ends = [], []
-    for qx, qy, px, py in candidate.lines or ():
-        x1, y1 = qx * PAIR_SIDE, qy * PAIR_SIDE
-        x2, y2 = PAIR_SIDE + PAIR_GAP + px * PAIR_SIDE, py * PAIR_SIDE
-        lines.append(f"M{x1:.1f} {y1:.1f}L{x2:.1f} {y2:.1f}")
-        ends.append(f"M{x1:.1f} {y1:.1f}h0M{x2:.1f} {y2:.1f}h0")
-    return _Pair(candidate.query or query, "".join(lines), "".join(ends))
+    query = candidate.query or query
+    matched = np.asarray(candidate.lines or (), np.float64).reshape(-1, 4)
+    starts = _in_box(matched[:, :2], photos[query], 0)
+    stops = _in_box(matched[:, 2:], photos[candidate.photo], PAIR_SIDE + PAIR_GAP)
+    # hundredths of a unit: finer than a keypoint at max_side 1600 when the view zooms in on it
+    lines = "".join(f"M{x1:.2f} {y1:.2f}L{x2:.2f} {y2:.2f}" for (x1, y1), (x2, y2) in zip(starts, stops))
+    ends = "".join(f"M{x1:.2f} {y1:.2f}h0M{x2:.2f} {y2:.2f}h0" for (x1, y1), (x2, y2) in zip(starts, stops))
+    return _Pair(query, lines, ends)
 
 
-def _candidate(query: str, rank: int, candidate: ReviewCandidate) -> _Candidate:
+def _candidate(query: str, rank: int, candidate: ReviewCandidate, photos: Mapping[str, PagePhoto]) -> _Candidate:
     if candidate.id == NEW_WHALE:
         alt = "new_whale: a new individual"
     elif candidate.photo is None:
@@ -253,27 +296,28 @@ def _candidate(query: str, rank: int, candidate: ReviewCandidate) -> _Candidate:
                  f"test photo {candidate.photo}, given this id by self-training")
         alt = (f"{candidate.id}, {photo}" if candidate.inliers is None else
                f"the query beside {candidate.id}'s {photo}, {candidate.inliers} inlier matches")
-    pair = _pair(query, candidate) if candidate.lines is not None and candidate.photo is not None else None
+    pair = (_pair(query, candidate, photos) if candidate.lines is not None and candidate.photo is not None
+            else None)
     return _Candidate(rank, candidate, alt, pair)
 
 
-def _section(position: int, query: ReviewQuery) -> _Section:
+def _section(position: int, query: ReviewQuery, photos: Mapping[str, PagePhoto]) -> _Section:
     rank1 = query.candidates[0].id if query.candidates else ""
     # the page as written, before its script runs: an auto-accepted photo is confirmed
     decision, decided_id, by, status = (("confirmed", rank1, "auto", f"auto-accepted: {rank1}") if query.accepted
                                         else ("", "", "", "to decide"))
     return _Section(position, query, new_individual_id(query.image), rank1, json.dumps(list(query.others)),
                     json.dumps(list(query.proposed)), decision, decided_id, by, status,
-                    [_candidate(query.image, rank, candidate) for rank, candidate in enumerate(query.candidates,
-                                                                                              start=1)])
+                    [_candidate(query.image, rank, candidate, photos)
+                     for rank, candidate in enumerate(query.candidates, start=1)])
 
 
-def render_review_page(queries: Sequence[ReviewQuery], *, photos: Mapping[str, str], run: str, method: str,
+def render_review_page(queries: Sequence[ReviewQuery], *, photos: Mapping[str, PagePhoto], run: str, method: str,
                        score_name: str, auto_accept: AutoAccept | None, known_ids: Sequence[str]) -> str:
     """The page's HTML.
 
-    One section a query, in the order given (least sure first), each photo shown by its picture
-    in `photos` (name: a data URI; every query and candidate photo named); `score_name` (a key of
+    One section a query, in the order given (least sure first), each photo shown as `photos`
+    has it (every query and candidate photo named); `score_name` (a key of
     `html.SCORE_FORMATS`) is how the scores are labelled and written; `run` and `method` title the page
     and, with the queries' images, key its decisions in the browser (`storage_key`); `auto_accept`
     is stated in the header (None: no threshold); `known_ids` are the ids a person may type.
@@ -290,19 +334,16 @@ def render_review_page(queries: Sequence[ReviewQuery], *, photos: Mapping[str, s
                   n_photos=n_photos, n_answers=N_ANSWERS,
                   statement=auto_accept_statement(auto_accept, n_photos, accepted, score_name),
                   known_ids=sorted(set(known_ids) - {NEW_WHALE}),
-                  sections=[_section(position, query) for position, query in enumerate(queries, start=1)],
-                  pictures={name: photos[name] for name in sorted(used)})
-
-
-# Pixels on the long side of a photo's picture on the review page: a reviewer needs the pattern's
-# detail, and a run's page holds every test photo and every catalogue photo that speaks for one.
-REVIEW_SIDE = 160
+                  sections=[_section(position, query, photos) for position, query in enumerate(queries, start=1)],
+                  # what the full-screen view shows of each photo
+                  pictures={name: {"thumbnail": photos[name].thumbnail, "original": photos[name].original}
+                            for name in sorted(used)})
 
 
 def review_queries(found, shown, threshold: float, accept_at: float, skip: set[str],
                    encounters: dict[str, str] | None = None) -> tuple[list, dict[str, str]]:
     """The test queries of `found` (`evidence.GalleryQueries`) as the review page shows them,
-    least sure first, and the pictures of the photos they show (name: JPEG data URI): each query
+    least sure first, and the photos they show (name: its preprocessed square): each query
     with its five answers shown by `shown` (`evidence.MethodEvidence`), verified photos with their
     inlier lines; rank 1 accepted where it is a known individual scored at or above `accept_at`,
     unless the photo that speaks for it is a test photo self-training labelled.
@@ -315,11 +356,10 @@ def review_queries(found, shown, threshold: float, accept_at: float, skip: set[s
     for q, image in enumerate(queries.names):
         if image not in skip:
             groups.setdefault((encounters or {}).get(image, "\0" + image), []).append(q)
-    shown_queries, margins, pictures = [], [], {}
+    shown_queries, margins, squares = [], [], {}
 
     def picture(name: str, square) -> None:
-        if name not in pictures:
-            pictures[name] = jpeg_uri(square, REVIEW_SIDE)
+        squares.setdefault(name, square)
 
     for members in groups.values():
         for q in members:
@@ -359,7 +399,7 @@ def review_queries(found, shown, threshold: float, accept_at: float, skip: set[s
     margins = np.asarray(margins, np.float64)
     # least sure first; scores unknown (a method that shows none) keep the answers' order
     order = np.argsort(np.where(np.isfinite(margins), margins, np.inf), kind="stable")
-    return [shown_queries[i] for i in order], pictures
+    return [shown_queries[i] for i in order], squares
 
 
 def with_proposals(queries: Sequence[ReviewQuery], proposed: pd.DataFrame) -> list[ReviewQuery]:
@@ -390,13 +430,54 @@ def read_proposed(path: str | Path) -> pd.DataFrame:
     return proposed
 
 
+def original_photos(names: Iterable[str], manifest: str | Path, folders: Mapping[str, str | Path],
+                    added: str | Path | None = None) -> dict[str, Original]:
+    """Where each photo of `names` is: in its split's folder of `folders` (train, test) where
+    the ingest `manifest` (image, split, width, height) lists it, else in `added` (the catalogue
+    additions' photos). Raises ValueError naming a photo found in neither."""
+    listed = read_table(manifest)
+    where = {image: (split, int(width), int(height))
+             for image, split, width, height in listed[["image", "split", "width", "height"]].itertuples(index=False)}
+    originals = {}
+    for name in names:
+        if name in where:
+            split, width, height = where[name]
+            originals[name] = Original(Path(folders[split], name), width, height)
+        elif added is not None and Path(added, name).is_file():
+            originals[name] = Original(Path(added, name))
+        else:
+            raise ValueError(f"{name}: no photo of that name in {manifest}" + (f" nor in {added}" if added else ""))
+    return originals
+
+
+def write_page_photos(photos: Mapping[str, Original | np.ndarray], folder: str | Path, page: str | Path, *,
+                      long_side: int, n_jobs: int = 1) -> dict[str, PagePhoto]:
+    """The `PagePhoto` of each of `photos` (name: its file, `pictures.Original`, or where that is
+    not at hand, its preprocessed square), its thumbnail of long side `long_side` written in
+    `folder` (`pictures.write_thumbnails`), which must be beside the `page`, and a photo file
+    linked as the original."""
+    folder = Path(folder)
+    if folder.parent.resolve() != Path(page).parent.resolve():
+        raise ValueError(f"the page's thumbnails ({folder}) must be a folder beside it ({page}), which it reads")
+    thumbnails = write_thumbnails(photos, folder, long_side, n_jobs=n_jobs)
+    # absolute: the page may be copied away from the results, on this machine
+    files = {name: Path(os.path.abspath(photo.path)).as_uri() for name, photo in photos.items()
+             if isinstance(photo, Original)}
+    return {name: PagePhoto(quote(f"{folder.name}/{thumbnail.file}"), thumbnail.width, thumbnail.height,
+                            files.get(name))
+            for name, thumbnail in thumbnails.items()}
+
+
 def write_review(*, method: str, run: str, precision: float, split_csv: str | Path,
                  validation_predictions: str | Path, test_predictions: str | Path, threshold_curve: str | Path,
                  train_images: str | Path, train_images_index: str | Path, test_images: str | Path,
                  test_images_index: str | Path, page_out: str | Path, queue_out: str | Path,
-                 auto_accept_out: str | Path, reviewed: str | Path | None = None,
-                 encounters: str | Path | None = None, fold_answers: tuple[str | Path, str | Path] | None = None,
-                 new_individuals: str | Path | None = None, **files) -> AutoAccept:
+                 auto_accept_out: str | Path, thumbnails_out: str | Path | None = None,
+                 reviewed: str | Path | None = None, encounters: str | Path | None = None,
+                 fold_answers: tuple[str | Path, str | Path] | None = None,
+                 new_individuals: str | Path | None = None, manifest: str | Path | None = None,
+                 photo_folders: Mapping[str, str | Path] | None = None, added_photos: str | Path | None = None,
+                 thumbnail_side: int = 800, n_jobs: int = 1, **files) -> AutoAccept:
     """The review page of `method`'s test answers (`review_page.render_review_page`), its queue
     (position, image, answer: rank 1, score, accepted) and the auto-accept figures: the score
     at `precision` (`auto_accept`), chosen on the local method's out-of-fold answers where
@@ -406,7 +487,11 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
     Photos already decided (`reviewed`) are not asked again; the photos of one of `encounters`
     (the data folder's encounters.csv) are one query (`review_queries`). Each photo is shown beside
     those proposed as the same new individual in `new_individuals` (rule local_new_individuals'
-    file, None: none proposed)."""
+    file, None: none proposed). The page shows a photo by its thumbnail (long side
+    `thumbnail_side`) in `thumbnails_out`, a folder beside it (None: its ``thumbnails``), made
+    `n_jobs` at once (`write_page_photos`): of the photo file, which the ingest `manifest` says
+    which of `photo_folders` (train, test) holds (or `added_photos`, the catalogue additions');
+    without a manifest, of its preprocessed square."""
     found = gallery_queries(split_csv=split_csv, train_images=train_images, train_images_index=train_images_index,
                             test_images=test_images, test_images_index=test_images_index,
                             validation_predictions=validation_predictions, test_predictions=test_predictions,
@@ -420,12 +505,15 @@ def write_review(*, method: str, run: str, precision: float, split_csv: str | Pa
     accept = (auto_accept(*validation, precision) if fold_answers is None else
               checked_on_validation(fold_auto_accept(*fold_answers, precision), *validation))
     decided = set(read_reviewed(reviewed)["image"])
-    queue, pictures = review_queries(found, shown, chosen_threshold(threshold_curve), accept.threshold, decided,
-                                     read_encounters(encounters, found.queries["test"].names))
+    queue, squares = review_queries(found, shown, chosen_threshold(threshold_curve), accept.threshold, decided,
+                                    read_encounters(encounters, found.queries["test"].names))
     if new_individuals is not None:
         queue = with_proposals(queue, read_proposed(new_individuals))
     catalogue_ids = sorted(set(shown.catalogues["test"].ids) - {NEW_WHALE})
-    write_text(render_review_page(queue, photos=pictures, run=run, method=method, score_name=shown.score_name,
+    sources = original_photos(squares, manifest, photo_folders or {}, added_photos) if manifest else squares
+    thumbnails_out = Path(page_out).parent / "thumbnails" if thumbnails_out is None else thumbnails_out
+    photos = write_page_photos(sources, thumbnails_out, page_out, long_side=thumbnail_side, n_jobs=n_jobs)
+    write_text(render_review_page(queue, photos=photos, run=run, method=method, score_name=shown.score_name,
                                   auto_accept=accept, known_ids=catalogue_ids), page_out)
     # a row for each photo: an encounter's photos share their query's position
     rows = [(position, image, q.candidates[0].id, q.candidates[0].score, q.accepted)

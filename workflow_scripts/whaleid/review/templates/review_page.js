@@ -243,6 +243,184 @@
     decideAndMove(current, "confirmed", id);
   }
 
+
+  // The full-screen view: the current photo beside one of its candidates, drawn as its row draws
+  // the pair (the same boxes and inlier lines), scaled to the screen and zoomed by transform, so
+  // that the lines stay on the photos at any zoom. The thumbnails show at once; each photo file
+  // replaces its thumbnail once loaded, where this browser can read it (not on another machine
+  // than the photos, nor a format browsers do not show, such as TIFF).
+  const pictures = JSON.parse(document.getElementById("photos").textContent);
+  const viewer = document.getElementById("viewer");
+  const viewerFrame = document.getElementById("viewer-frame");
+  const viewerTitle = document.getElementById("viewer-title");
+  const viewerNote = document.getElementById("viewer-note");
+  const ZOOM_STEP = 1.5, MOST_ZOOM = 64;
+  let view = null;  // {stage, width, height, fit, zoom, x, y}
+
+  function viewerOpen() { return !viewer.hidden; }
+
+  function photoImage(name, kind) {
+    const img = document.createElement("img");
+    img.dataset.photoName = name;
+    img.dataset.shown = "thumbnail";
+    img.alt = name;
+    img.title = name;
+    if (kind) img.className = kind;
+    img.src = pictures[name].thumbnail;
+    return img;
+  }
+
+  // The pair of the current photo and its `candidate`: the row's own drawing where the candidate
+  // was verified, else the two photos (or the query alone, where the candidate has no photo or
+  // there is none).
+  function pairOf(candidate) {
+    const drawn = candidate && candidate.querySelector(".pair");
+    if (drawn) {
+      const pair = drawn.cloneNode(true);
+      pair.querySelectorAll("img").forEach(function (img) { img.removeAttribute("loading"); });
+      return pair;
+    }
+    const pair = document.createElement("div");
+    pair.className = "pair";
+    pair.appendChild(photoImage(current.dataset.image, ""));
+    if (candidate && candidate.dataset.photo) pair.appendChild(photoImage(candidate.dataset.photo, "photo"));
+    return pair;
+  }
+
+  function showOriginal(img, stage) {
+    const picture = pictures[img.dataset.photoName];
+    img.dataset.shown = "thumbnail";
+    if (!picture.original) {
+      viewerNote.textContent = "(" + img.dataset.photoName + ": no photo file, its thumbnail)";
+      return;
+    }
+    const full = new Image();
+    full.onload = function () {
+      if (!view || view.stage !== stage) return;
+      img.src = picture.original;
+      img.dataset.shown = "original";
+    };
+    full.onerror = function () {
+      if (!view || view.stage !== stage) return;
+      img.dataset.shown = "unreachable";
+      viewerNote.textContent = "(" + img.dataset.photoName + ": its file cannot be shown here, on another " +
+        "machine than the photos or in a format browsers do not show: its " + "thumbnail instead)";
+    };
+    full.src = picture.original;
+  }
+
+  function place() {
+    const scale = view.fit * view.zoom;
+    view.stage.style.transform = "translate(" + view.x + "px, " + view.y + "px) scale(" + scale + ")";
+    view.stage.style.setProperty("--scale", String(scale));
+  }
+
+  function fitView() {
+    const frame = viewerFrame.getBoundingClientRect();
+    view.fit = Math.min(frame.width / view.width, frame.height / view.height);
+    view.zoom = 1;
+    view.x = (frame.width - view.width * view.fit) / 2;
+    view.y = (frame.height - view.height * view.fit) / 2;
+    place();
+  }
+
+  // Zoom by `factor` about the point (x, y) of the frame, which stays where it is.
+  function zoomAt(factor, x, y) {
+    const zoom = Math.min(MOST_ZOOM, Math.max(1, view.zoom * factor));
+    const applied = zoom / view.zoom;
+    view.x = x - (x - view.x) * applied;
+    view.y = y - (y - view.y) * applied;
+    view.zoom = zoom;
+    place();
+  }
+
+  function zoomAtCentre(factor) {
+    const frame = viewerFrame.getBoundingClientRect();
+    zoomAt(factor, frame.width / 2, frame.height / 2);
+  }
+
+  function pan(dx, dy) { view.x += dx; view.y += dy; place(); }
+
+  function showCandidate(rank) {
+    const candidate = current.querySelector('figure.candidate[data-rank="' + rank + '"]');
+    if (!candidate && view) { viewerNote.textContent = "(this photo has no candidate " + rank + ")"; return; }
+    const stage = pairOf(candidate);
+    stage.id = "viewer-stage";
+    viewerFrame.replaceChildren(stage);
+    viewerNote.textContent = !candidate ? "(this photo has no candidate)" :
+      candidate.dataset.photo ? "" : "(candidate " + rank + " has no photo)";
+    viewer.dataset.rank = candidate ? String(rank) : "";
+    viewerTitle.textContent = current.dataset.image + (!candidate ? "" : " beside candidate " + rank + ", " +
+      candidate.dataset.id + (candidate.dataset.photo ? " (" + candidate.dataset.photo + ")" : "") +
+      (candidate.dataset.inliers ? ", " + candidate.dataset.inliers + " inlier matches" : ""));
+    view = {stage: stage, width: stage.offsetWidth, height: stage.offsetHeight, fit: 1, zoom: 1, x: 0, y: 0};
+    fitView();
+    stage.querySelectorAll("img[data-photo-name]").forEach(function (img) { showOriginal(img, stage); });
+  }
+
+  // The candidate a person looks at: the one chosen, where it has a photo, else the first with one.
+  function viewedRank() {
+    const withPhoto = Array.from(current.querySelectorAll("figure.candidate[data-photo]"));
+    const chosen = withPhoto.find(function (c) { return c.dataset.chosen === "true"; });
+    return (chosen || withPhoto[0] || {dataset: {rank: "1"}}).dataset.rank;
+  }
+
+  function openViewer() {
+    viewer.hidden = false;
+    showCandidate(viewedRank());
+  }
+
+  function closeViewer() {
+    viewer.hidden = true;
+    viewerFrame.replaceChildren();
+    viewer.dataset.rank = "";
+    view = null;
+  }
+
+  const PAN_STEP = 0.1;
+  const viewerActions = {
+    Escape: closeViewer, v: closeViewer,
+    "+": function () { zoomAtCentre(ZOOM_STEP); }, "=": function () { zoomAtCentre(ZOOM_STEP); },
+    "-": function () { zoomAtCentre(1 / ZOOM_STEP); }, "0": fitView,
+    l: function () { viewerFrame.classList.toggle("no-lines"); },
+    ArrowLeft: function () { pan(viewerFrame.clientWidth * PAN_STEP, 0); },
+    ArrowRight: function () { pan(-viewerFrame.clientWidth * PAN_STEP, 0); },
+    ArrowUp: function () { pan(0, viewerFrame.clientHeight * PAN_STEP); },
+    ArrowDown: function () { pan(0, -viewerFrame.clientHeight * PAN_STEP); }
+  };
+  ["1", "2", "3", "4", "5"].forEach(function (rank) { viewerActions[rank] = function () { showCandidate(rank); }; });
+
+  // keys while the view is open: its own, and no decision (close it first)
+  function viewerKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    event.preventDefault();
+    if (Object.prototype.hasOwnProperty.call(viewerActions, event.key)) viewerActions[event.key]();
+  }
+
+  viewerFrame.addEventListener("wheel", function (event) {
+    if (!view) return;
+    event.preventDefault();
+    const frame = viewerFrame.getBoundingClientRect();
+    zoomAt(Math.pow(ZOOM_STEP, -event.deltaY / 100), event.clientX - frame.left, event.clientY - frame.top);
+  }, {passive: false});
+
+  let dragging = null;
+  viewerFrame.addEventListener("pointerdown", function (event) {
+    if (!view) return;
+    dragging = {x: event.clientX, y: event.clientY};
+    viewerFrame.setPointerCapture(event.pointerId);
+    event.preventDefault();
+  });
+  viewerFrame.addEventListener("pointermove", function (event) {
+    if (!dragging) return;
+    pan(event.clientX - dragging.x, event.clientY - dragging.y);
+    dragging = {x: event.clientX, y: event.clientY};
+  });
+  ["pointerup", "pointercancel"].forEach(function (type) {
+    viewerFrame.addEventListener(type, function () { dragging = null; });
+  });
+  window.addEventListener("resize", function () { if (view) fitView(); });
+
   const actions = {
     "1": function () { confirmRank(1); }, "2": function () { confirmRank(2); }, "3": function () { confirmRank(3); },
     "4": function () { confirmRank(4); }, "5": function () { confirmRank(5); },
@@ -254,10 +432,12 @@
     k: function () { move(-1); }, ArrowLeft: function () { move(-1); }, ArrowUp: function () { move(-1); },
     e: exportCsv,
     o: toggleOrder,
-    i: function () { typed.focus(); }
+    i: function () { typed.focus(); },
+    v: openViewer
   };
 
   document.addEventListener("keydown", function (event) {
+    if (viewerOpen()) { viewerKey(event); return; }
     const target = event.target;
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
     if (!current || event.ctrlKey || event.metaKey || event.altKey) return;
@@ -283,13 +463,6 @@
 
   document.getElementById("export").addEventListener("click", function (event) { exportCsv(); event.target.blur(); });
   orderButton.addEventListener("click", function (event) { toggleOrder(); event.target.blur(); });
-
-  // Each photo's picture is in the page once: every image showing it is handed it here, and
-  // loading="lazy" leaves the decoding of those far from the view for later.
-  const pictures = JSON.parse(document.getElementById("photos").textContent);
-  document.querySelectorAll("img[data-photo-name]").forEach(function (img) {
-    img.src = pictures[img.dataset.photoName];
-  });
 
   if (!sections.length) return;
   const kept = load();
