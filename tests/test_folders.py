@@ -61,6 +61,7 @@ def test_what_is_not_a_photo_of_an_individual_is_left_out_with_its_path_and_reas
     photo(season / "catalogue" / "W-2" / "2019" / "a.jpg")                    # nested
     photo(season / "catalogue" / "stray.jpg")                                 # no individual
     (season / "catalogue" / "W-1" / ".DS_Store").write_bytes(b"\0")           # the OS's, ignored
+    (season / "catalogue" / "W-1" / "._IMG_0001.jpg").write_bytes(b"\0")      # macOS's, ignored
     photo(season / "queries" / "day2" / "b.jpg")                              # nested in queries
     layout = read_folders(season / "catalogue", season / "queries")
     reasons = {row["source"]: row["reason"] for row in layout.rejected}

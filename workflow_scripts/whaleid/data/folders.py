@@ -31,8 +31,14 @@ from whaleid.data.ingest import REJECTED_COLUMNS, DataError, plain_file_name_pro
 SEPARATOR = "__"
 # Files a camera, an operating system or a photo editor leaves beside photos: not photos, and
 # not a mistake worth a line each in the rejection report.
-# Snakemake's mark in a folder it made is one too (the review's export is such a folder).
+# Snakemake's mark in a folder it made is one too (the review's export is such a folder). macOS
+# copies a "._<name>" beside every photo onto a drive it does not format: an image's name, no image.
 IGNORED_FILES = {".DS_Store", "Thumbs.db", "desktop.ini", ".snakemake_timestamp"}
+IGNORED_PREFIX = "._"
+
+
+def _ignored(name: str) -> bool:
+    return name in IGNORED_FILES or name.startswith(IGNORED_PREFIX)
 
 
 def catalogue_photo_name(individual: str, photo: str) -> str:
@@ -80,7 +86,7 @@ def _photos(folder: Path, split: str, rejected: list[dict]) -> list[str]:
     """The names of the photos directly in `folder`; every other entry is rejected with its reason."""
     names = []
     for entry in _entries(folder):
-        if entry.name in IGNORED_FILES:
+        if _ignored(entry.name):
             continue
         problem = _photo_problem(entry)
         if problem:
@@ -103,7 +109,7 @@ def read_folders(catalogue_dir: str | Path, queries_dir: str | Path) -> FolderLa
     catalogue, seen = [], {}
     for entry in _entries(catalogue_dir):
         path = catalogue_dir / entry.name
-        if entry.name in IGNORED_FILES:
+        if _ignored(entry.name):
             continue
         if not entry.is_dir():
             rejected.append(_rejection(entry.name, "train", path,
@@ -134,7 +140,7 @@ def read_folders(catalogue_dir: str | Path, queries_dir: str | Path) -> FolderLa
 
 @contextmanager
 def _partial_folder(beside: Path, name: str) -> Iterator[Path]:
-    """A new empty folder beside `beside`, removed again if what fills it fails."""
+    """A new empty hidden folder in `beside`, removed when done (what was moved out of it stays)."""
     beside.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=beside, prefix=f".{name}-"))
     try:
