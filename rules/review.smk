@@ -43,7 +43,8 @@ rule review_page:
         manifest=f"{R}/ingest/manifest.csv",
         train_photos=f"{PHOTOS}/train",
         test_photos=f"{PHOTOS}/test",
-        added_photos=catalogue_additions_input("train"),
+        # the catalogue additions' photos, where the page's method shows them (evidence_input)
+        added_photos=(catalogue_additions_input("train") if review_method() == "metric_learning" else []),
     output:
         page=f"{R}/review/page.html",
         # a JPEG of each photo the page shows, whole and in colour, which it reads beside it

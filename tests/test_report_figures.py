@@ -222,7 +222,9 @@ def test_report_figures_follow_the_methods(tmp_path):
         "report_dataset": 1, "report_thresholds": 1, "report_resources": 1}
     assert set(baseline) == {"demo_dataset", "ingest", "validation_split", "baseline_identify", "submission", "score",
                              "collect_scores", "chosen_submission", "review_catalogue", "preprocess", "review_page",
-                             "report_dataset", "report_thresholds", "report_resources"}
+                             "report_dataset", "report_thresholds", "report_resources",
+                             # the survey's capture times and encounters, the catalogue and Wildbook's import
+                             "photo_captures", "exif_encounters", "review_catalogue_folders", "review_wildbook"}
     images_only = merged(TINY, {"methods": ["metric_learning"], "submit": "metric_learning",
                                 "metric_learning": {"input": "images"}})
     planned = planned_jobs(tmp_path, images_only, *target)

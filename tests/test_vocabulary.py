@@ -12,6 +12,7 @@ from whaleid import vocabulary as v
 # Where each enum of the schema stands (its config keys; `[]` for a list's items) and the list it spells.
 SCHEMA_ENUMS = {
     "methods[]": v.METHODS,
+    "data_layout": v.DATA_LAYOUTS,
     "submit": v.SUBMIT_CHOICES,
     "autoencoder.optimizer": v.OPTIMIZERS,
     "classifier.backbone": v.IMAGENET_BACKBONES,

@@ -341,14 +341,18 @@ def test_changing_one_setting_reruns_exactly_the_stages_below_it(tiny_run):
     # duplicates come first in every method, matched as the baseline chose
     assert planned_jobs(work, merged(config, {"baseline": {"phash_max_distance": 3}})) == {
         "baseline_identify": 1, **every_method}
+    # the catalogue (train's individuals and the decided photos), as tables, folders and Wildbook's import
+    review_catalogue = {"review_catalogue": 1, "review_catalogue_folders": 1, "review_wildbook": 1}
     assert planned_jobs(work, merged(config, {"validation": {"seed": 5}})) == {
-        "validation_split": 1, "report_dataset": 1, "baseline_identify": 1, **matching_jobs, "review_catalogue": 1,
+        "validation_split": 1, "report_dataset": 1, "baseline_identify": 1, **matching_jobs, **review_catalogue,
         **both_models, **every_method}
     # ingest settings feed the manifest, which everything reads
     assert planned_jobs(work, merged(config, {"ingest": {"max_pixels": 10**8 + 1}})) == {
         "ingest": 1, "report_dataset": 1, "preprocess": 2, "report_preprocessing": 1, **autoencoder,
         "validation_split": 1, "baseline_identify": 1, **both_models, **every_method, **keypoints,
-        **matching_jobs, "report_training": 3, "review_catalogue": 1}
+        **matching_jobs, "report_training": 3, **review_catalogue,
+        # the photos' EXIF read again, and the encounters found from it (none in the tiny data)
+        "photo_captures": 1, "exif_encounters": 1}
 
 
 # What the local method's gathering jobs write (its models aside, pickles of scikit-learn's trees:
@@ -555,7 +559,7 @@ def test_a_person_reviews_the_page_by_keyboard_and_the_decisions_grow_every_meth
         "review_catalogue": 1, "baseline_identify": 1, "classifier_identify": 1, "metric_learning_identify": 1,
         "local_match": 6, "local_identify": 1, "fused_identify": 1, "local_shortlist_recall": 1,
         "local_new_individuals": 1, "report_calibration": 2, "report_gallery": 3, "review_page": 1,
-        "review_catalogue_folders": 1, **answers}
+        "review_catalogue_folders": 1, "review_wildbook": 1, **answers}
     snakemake(work, "--", *(f"results/{method}/submission.csv" for method in METHODS), "results/review/page.html",
               "results/review/catalogue", config=config)
     catalogue = pd.read_csv(results / "review" / "catalogue.csv", dtype=str, keep_default_na=False)

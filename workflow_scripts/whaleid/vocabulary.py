@@ -29,6 +29,9 @@ BEST = "best"
 SUBMIT_CHOICES = (BEST, *METHODS)
 # A setting chosen on validation rather than given (baseline.phash_max_distance, calibrations).
 AUTO = "auto"
+# How data_dir is laid out: Kaggle's playground (train.csv, train/, test/), a folder per
+# individual (catalogue/<id>/, queries/), or whichever of the two it holds.
+DATA_LAYOUTS = (AUTO, "playground", "folders")
 
 # ---------------------------------------------------------------------------------- settings' choices
 
