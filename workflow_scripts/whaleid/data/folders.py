@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +24,7 @@ import pandas as pd
 
 from whaleid.data.images import IMAGE_SUFFIXES
 from whaleid.data.ingest import REJECTED_COLUMNS, DataError, plain_file_name_problem
+from whaleid.io.files import atomic_folder, write_csv
 
 SEPARATOR = "__"
 # Files a camera, an operating system or a photo editor leaves beside photos: not photos, and
@@ -138,40 +136,19 @@ def read_folders(catalogue_dir: str | Path, queries_dir: str | Path) -> FolderLa
                         pd.DataFrame(queries, columns=["image", "path"]), rejected)
 
 
-@contextmanager
-def _partial_folder(beside: Path, name: str) -> Iterator[Path]:
-    """A new empty hidden folder in `beside`, removed when done (what was moved out of it stays)."""
-    beside.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(dir=beside, prefix=f".{name}-"))
-    try:
-        yield partial
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-
-
-def _replace(partial: Path, target: Path) -> None:
-    if target.is_dir() and not target.is_symlink():
-        shutil.rmtree(target)
-    os.replace(partial, target)
-
-
 def link_as_playground(layout: FolderLayout, out_dir: str | Path) -> None:
     """Write `layout` at `out_dir` as the playground layout: train.csv (Image,Id, and Path, where
     the photo is), train/ and test/ of links to the photos, and rejected.csv. Each is written
     whole under a temporary name, then renamed: a killed job leaves no half-linked folder."""
     out_dir = Path(out_dir)
-    with _partial_folder(out_dir, "linking") as partial:
-        for split, photos in (("train", layout.catalogue), ("test", layout.queries)):
-            (partial / split).mkdir()
+    for split, photos in (("train", layout.catalogue), ("test", layout.queries)):
+        with atomic_folder(out_dir / split) as partial:
             for image, path in zip(photos["image"], photos["path"]):
                 # absolute, so that the links hold wherever the results folder is read from
-                os.symlink(os.path.abspath(path), partial / split / image)
-        layout.catalogue.rename(columns={"image": "Image", "id": "Id", "path": "Path"}).to_csv(
-            partial / "train.csv", index=False)
-        pd.DataFrame(layout.rejected, columns=REJECTED_COLUMNS).astype({"row": "Int64"}).to_csv(
-            partial / "rejected.csv", index=False)
-        for name in ("train", "test", "train.csv", "rejected.csv"):
-            _replace(partial / name, out_dir / name)
+                os.symlink(os.path.abspath(path), partial / image)
+    write_csv(layout.catalogue.rename(columns={"image": "Image", "id": "Id", "path": "Path"}), out_dir / "train.csv")
+    write_csv(pd.DataFrame(layout.rejected, columns=REJECTED_COLUMNS).astype({"row": "Int64"}),
+              out_dir / "rejected.csv")
 
 
 def export_catalogue(catalogue: pd.DataFrame, photo_dirs: dict[str, str | Path], out_dir: str | Path) -> int:
@@ -181,11 +158,8 @@ def export_catalogue(catalogue: pd.DataFrame, photo_dirs: dict[str, str | Path],
     Each photo is a hard link to the photo where the file system allows (no space taken, and it
     outlives the results folder it was listed in), else a copy. Written whole under a temporary
     name, then renamed. Returns how many photos were copied rather than linked."""
-    out_dir = Path(out_dir)
     copied = 0
-    with _partial_folder(out_dir.parent, out_dir.name) as partial:
-        export = partial / out_dir.name
-        export.mkdir()
+    with atomic_folder(out_dir) as export:
         for image, individual, split in zip(catalogue["image"], catalogue["id"], catalogue["split"]):
             # the photo itself, not the ingest's link to it
             source = os.path.realpath(Path(photo_dirs[split], image))
@@ -195,5 +169,4 @@ def export_catalogue(catalogue: pd.DataFrame, photo_dirs: dict[str, str | Path],
             except OSError:
                 shutil.copyfile(source, export / individual / image)
                 copied += 1
-        _replace(export, out_dir)
     return copied

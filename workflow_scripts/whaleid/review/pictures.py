@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import shutil
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import cv2
 import numpy as np
 
 from whaleid.data.images import BadImage, jpeg_reduction, shrink_to
+from whaleid.io.files import atomic_folder
 
 THUMBNAIL_SIDE = 128
 # The colour of inlier lines (BGR): bright on grey photos.
@@ -144,18 +143,6 @@ def thumbnail_file(name: str) -> str:
     return f"{stem}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:10]}.jpg"
 
 
-@contextmanager
-def _partial_folder(folder: Path):
-    """A new empty folder beside `folder`, to fill and then rename onto it; removed if the block fails."""
-    partial = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        yield partial
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-
-
 def write_thumbnails(photos: Mapping[str, Original | np.ndarray], folder: str | Path, long_side: int, *,
                      n_jobs: int = 1) -> dict[str, Thumbnail]:
     """A JPEG thumbnail (`thumbnail_jpeg`, long side at most `long_side`) of each of `photos`
@@ -175,12 +162,8 @@ def write_thumbnails(photos: Mapping[str, Original | np.ndarray], folder: str | 
         (partial / files[name]).write_bytes(thumbnail_jpeg(image, long_side))
         return Thumbnail(files[name], image.shape[1], image.shape[0])
 
-    with _partial_folder(folder) as partial:
-        with ThreadPoolExecutor(max(1, n_jobs)) as pool:
-            thumbnails = dict(zip(photos, pool.map(write, photos)))
-        if folder.is_dir():
-            shutil.rmtree(folder)
-        partial.rename(folder)
+    with atomic_folder(folder) as partial, ThreadPoolExecutor(max(1, n_jobs)) as pool:
+        thumbnails = dict(zip(photos, pool.map(write, photos)))
     return thumbnails
 
 
