@@ -23,11 +23,12 @@ $(BIN)/.installed: requirements.txt
 
 # The demo's console: a line a finished stage (Snakemake's logger plugin in
 # workflow_scripts/snakemake_logger_plugin_whaleid); VERBOSE=1 gives Snakemake's own, each job described.
+# make does not echo the commands: the console is the stages' lines and the summary (about 75 lines).
 CONSOLE := $(if $(VERBOSE),,--logger whaleid)
 
 demo: $(BIN)/.installed
-	PYTHONPATH=workflow_scripts $(BIN)/snakemake --cores $(CORES) $(CONSOLE) --configfile presets/cpu.yaml presets/demo.yaml
-	PYTHONPATH=workflow_scripts $(BIN)/snakemake --cores $(CORES) $(CONSOLE) --configfile presets/cpu.yaml presets/demo.yaml \
+	@PYTHONPATH=workflow_scripts $(BIN)/snakemake --cores $(CORES) $(CONSOLE) --configfile presets/cpu.yaml presets/demo.yaml
+	@PYTHONPATH=workflow_scripts $(BIN)/snakemake --cores $(CORES) $(CONSOLE) --configfile presets/cpu.yaml presets/demo.yaml \
 		--report results/report.html
 	@PYTHONPATH=workflow_scripts $(BIN)/python -m whaleid.evaluation.summary results
 	@echo "report: $(abspath results/report.html)"

@@ -181,6 +181,18 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     assert not images_a & images_c
 
 
+@pytest.mark.parametrize("scene_sites", [0, 2])
+def test_any_number_of_threads_draws_the_same_files(tmp_path, scene_sites):
+    small = dict(n_individuals=6, n_train_images=20, n_test_images=10, max_side=160, scene_sites=scene_sites,
+                 seed=3)
+    generate_demo_dataset(tmp_path / "one", threads=1, **small)
+    generate_demo_dataset(tmp_path / "three", threads=3, **small)
+    one = _all_bytes(tmp_path / "one")
+    assert sum(name.endswith(".jpg") for name in one) == 30
+    assert sum(name.startswith("masks/") for name in one) == (30 if scene_sites else 0)
+    assert one == _all_bytes(tmp_path / "three")
+
+
 def test_reference_size_share_at_default_max_side(photo_sized):
     out, stats = photo_sized
     sizes = []
@@ -255,6 +267,7 @@ def test_contact_sheet_grid(tiny, tmp_path):
         dict(difficulty=1.5),
         dict(unseen_test_fraction=0.8, duplicate_test_fraction=0.3),
         dict(max_side=8),
+        dict(threads=0),
     ],
 )
 def test_rejects_impossible_settings(tmp_path, bad):

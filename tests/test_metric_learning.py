@@ -97,6 +97,12 @@ def test_balanced_batches_draw_individuals_equally_and_mirror_the_flipped(tmp_pa
     again = next(iter(model.balanced_batches(tmp_path / "a.npy", rows, labels, flipped, 30, 1.0, seed=1)))
     first = next(iter(batches))
     np.testing.assert_array_equal(again[1].numpy(), first[1].numpy())  # reproducible for a seed
+    # a training's stream ends with its last epoch, and holds the endless stream's first batches
+    counted = [label.numpy() for _, label in model.balanced_batches(tmp_path / "a.npy", rows, labels, flipped, 30,
+                                                                     1.0, seed=1, n_batches=3)]
+    assert len(counted) == 3
+    for one, other in zip(counted, [label.numpy() for _, label in batches.take(3)], strict=True):
+        np.testing.assert_array_equal(one, other)
 
 
 # What build_embedder took by default before its settings came from config.yaml: the tests of

@@ -117,3 +117,14 @@ def test_stage_times_sum_each_rules_jobs_longest_first():
     assert times["rule"].tolist() == ["embed", "train_embedding", "baseline"]
     assert times["jobs"].tolist() == [2, 1, 1]
     assert times["wall_s"].tolist() == [5.0, 4.0, 1.0] and times["cpu_time_s"].tolist() == [3.5, 3.0, 0.5]
+
+
+def test_the_slowest_stages_take_one_line_however_many_stages_ran(tmp_path):
+    from whaleid.evaluation.summary import slowest_stages, stage_times
+
+    rules = [f"rule_{i}" for i in range(40)]
+    resources = pd.DataFrame({"job": rules + ["rule_7/b"], "rule": rules + ["rule_7"], "max_rss_mb": 1.0,
+                              "wall_s": [float(i) for i in range(40)] + [100.0], "cpu_time_s": 1.0})
+    line = slowest_stages(stage_times(resources), tmp_path / "resources.csv", shown=3)
+    assert line == ("slowest stages (wall seconds, jobs summed): rule_7 107 s (2 jobs), rule_39 39 s, rule_38 38 s; "
+                    f"every stage's in {tmp_path / 'resources.csv'}")

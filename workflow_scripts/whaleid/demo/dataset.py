@@ -17,6 +17,7 @@ import csv
 import io
 import math
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -271,6 +272,7 @@ def generate_demo_dataset(
     max_side: int = 1050,
     scene_sites: int = 0,
     seed: int = 0,
+    threads: int = 1,
 ) -> dict:
     """Write a Kaggle-playground-like dataset of fluke photos into ``out_dir``; return counts.
 
@@ -283,6 +285,9 @@ def generate_demo_dataset(
     another animal shows at the edge. What the generator knows is written beside the data, for
     measuring, never for the workflow to read: ``scenes.csv`` (Image, site) and ``masks/<split>/
     <image>.png``, 255 where the animal is (near-duplicates of train photos have none).
+
+    The individuals are drawn on `threads` threads; every photo's randomness is its own
+    (seeded by its index), so the files are the same bytes on any number.
     """
     if n_individuals < 1 or n_train_images < 1 or n_test_images < 0:
         raise ValueError("need at least one individual and one train image")
@@ -298,6 +303,8 @@ def generate_demo_dataset(
         raise ValueError("max_side must be at least 32")
     if scene_sites < 0:
         raise ValueError(f"scene_sites must be 0 (photos at sea) or more, got {scene_sites}")
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
 
     out = Path(out_dir)
     (out / "train").mkdir(parents=True, exist_ok=True)
@@ -320,7 +327,8 @@ def generate_demo_dataset(
             by_individual.setdefault(photo.individual, []).append(index)
     px_per_unit = float(np.clip(0.32 * max_side, 40.0, 360.0))
     scenes = _Scenes.make(seed, scene_sites, max_side, px_per_unit) if scene_sites else None
-    for ind_index in sorted(by_individual):
+
+    def draw_individual(ind_index: int) -> None:
         individual = sample_individual(_child_rng(seed, _STREAM_INDIVIDUAL, ind_index), plan.ids[ind_index])
         sprite = draw_fluke(individual, px_per_unit)
         for index in by_individual[ind_index]:
@@ -333,6 +341,11 @@ def generate_demo_dataset(
                 image = scenes.photo(out, photo, _child_rng(seed, _STREAM_SITE, index), sprite, settings, rng,
                                      individual.shape)
             write_bytes(encode_jpeg(image, settings.jpeg_quality), out / photo.split / photo.name)
+
+    # Threads, not processes: the drawing is NumPy's and OpenCV's, which let go of the GIL, and
+    # the scenes' backdrops are shared rather than copied to each worker.
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(draw_individual, sorted(by_individual)))
     if scenes is not None:
         write_bytes(_csv_bytes(sorted(scenes.site_of.items()), header=("Image", "site")), out / "scenes.csv")
 

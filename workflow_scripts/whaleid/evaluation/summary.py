@@ -27,6 +27,14 @@ def stage_times(resources: pd.DataFrame) -> pd.DataFrame:
     return totals.sort_values("wall_s", ascending=False, kind="stable").reset_index()
 
 
+def slowest_stages(times: pd.DataFrame, resources: Path, shown: int = 5) -> str:
+    """The `shown` longest stages of `stage_times` on one line, and where every stage's are: the
+    console keeps to a screen (a line a stage is already above it)."""
+    stages = ", ".join(f"{row.rule} {row.wall_s:.0f} s" + (f" ({row.jobs} jobs)" if row.jobs > 1 else "")
+                       for row in times.head(shown).itertuples())
+    return f"slowest stages (wall seconds, jobs summed): {stages}; every stage's in {resources.resolve()}"
+
+
 def summarise(results_dir: str | Path) -> str:
     results_dir = Path(results_dir)
     comparison = comparison_table(pd.read_csv(results_dir / "scores.csv"))
@@ -42,9 +50,7 @@ def summarise(results_dir: str | Path) -> str:
                      f"{review['precision']:g} precision on {review['chosen_on']}, {review['to_review']} for a person)")
     resources = results_dir / "report" / "resources.csv"
     if resources.exists():
-        times = stage_times(pd.read_csv(resources))
-        lines += ["seconds by stage (wall and CPU, its jobs summed):",
-                  times.to_string(index=False, float_format=lambda v: f"{v:.1f}")]
+        lines.append(slowest_stages(stage_times(pd.read_csv(resources)), resources))
     return "\n".join(lines)
 
 
