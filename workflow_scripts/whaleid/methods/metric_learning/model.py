@@ -305,9 +305,14 @@ def balanced_batches(array_path: str | Path, rows: np.ndarray, labels: np.ndarra
         label = tf.gather(labels_t, examples)
         return (x, label), label
 
-    # Batch i's draws depend on (seed, i) alone: parallel reads cannot change them.
+    # Batch i's draws depend on (seed, i) alone: parallel reads cannot change them. A read is a
+    # few milliseconds (the augmentation is the model's): two at a time keep a training step
+    # fed. Not AUTOTUNE: its tuning thread, which wakes at most once a minute, is what TensorFlow
+    # waits for when training ends (31 s to 56 s after the demo's 25 to 30 epochs).
+    options = tf.data.Options()
+    options.autotune.enabled = False
     batches = tf.data.Dataset.counter() if n_batches is None else tf.data.Dataset.range(n_batches)
-    return batches.map(read, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return batches.map(read, num_parallel_calls=2).prefetch(2).with_options(options)
 
 
 def view_transforms(side: int, views: int) -> list[list[float] | None]:
@@ -443,9 +448,7 @@ def train_embedding(train_array: str | Path, train_index: str | Path, split_csv:
         scorer = ValidationRetrievalMap5(embedder, train_array, fit_rows, photos.table["id"].to_numpy()[fit_rows],
                                          validation_rows, photos.table["truth"].to_numpy()[validation_rows],
                                          s.thresholds, batch_size=s.batch_size, aggregate=s.aggregate, top_k=s.top_k)
-    # As many batches as the epochs take, not an endless stream: when training ends, TensorFlow
-    # waits for every batch still being read ahead, and AUTOTUNE reads far ahead (31 s after the
-    # demo's 30 epochs; bounding it instead slowed every epoch by a sixth).
+    # As many batches as the epochs take: none is read for nothing when training ends.
     data = balanced_batches(train_array, rows, labels, flipped, s.batch_size, s.balance_power, s.seed,
                             n_batches=s.epochs * steps_per_epoch)
     run.fit(model, data, epochs=s.epochs, steps_per_epoch=steps_per_epoch, scorer=scorer, callbacks=callbacks)
