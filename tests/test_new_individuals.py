@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whaleid.methods.local.new_individuals import PROPOSED_COLUMNS, linked_groups, propose
+from whaleid.data.links import linked_groups
+from whaleid.methods.local.new_individuals import PROPOSED_COLUMNS, propose
 
 
 def test_linked_items_form_one_group_through_a_chain_and_the_others_stay_alone():

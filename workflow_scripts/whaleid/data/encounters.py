@@ -27,6 +27,8 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 
+from whaleid.data.links import linked_groups
+
 ENCOUNTER_COLUMNS = ["Image", "Encounter", "Reason"]
 ALONE = "alone: "
 # The mean radius of the Earth (IUGG): the great-circle distance is within 0.5% of the ellipsoid's.
@@ -120,24 +122,6 @@ def _gps_links(times: np.ndarray, latitude: np.ndarray, longitude: np.ndarray, g
     return np.concatenate(firsts), np.concatenate(seconds), np.concatenate(distances)
 
 
-def _components(count: int, firsts: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """For each of `count` photos, the smallest index of the photos it is linked to through the links."""
-    parent = list(range(count))
-
-    def root(index: int) -> int:
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
-
-    for first, second in zip(firsts.tolist(), seconds.tolist()):
-        first_root, second_root = root(first), root(second)
-        if first_root != second_root:
-            # the smaller index stays the root: a group is labelled by its earliest photo
-            parent[max(first_root, second_root)] = min(first_root, second_root)
-    return np.array([root(index) for index in range(count)], dtype=np.int64)
-
-
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
@@ -205,20 +189,21 @@ def group_encounters(captures: pd.DataFrame, max_gap_minutes: float, max_distanc
         timed["longitude"].to_numpy()[with_position], gap_ns, max_distance_m or 0.0)
     near_first, near_second = with_position[near_first], with_position[near_second]
 
-    timed["group"] = _components(len(timed), np.concatenate([neighbours, near_first]),
-                                 np.concatenate([neighbours + 1, near_second]))
+    timed["group"] = linked_groups(len(timed), np.concatenate([neighbours, near_first]),
+                                   np.concatenate([neighbours + 1, near_second]))
     timed["gap"] = timed.groupby("group")["time"].diff().dt.total_seconds() / 60
     timed["positioned"] = positioned
     by_group = timed.groupby("group")
-    # `_components` labels a group with its smallest index: its earliest photo (by time, then name)
     groups = pd.DataFrame({"size": by_group.size(), "last": by_group["time"].max(), "gap": by_group["gap"].max(),
                            "with_gps": by_group["positioned"].sum(),
                            "widest": pd.Series(near_distance).groupby(timed["group"].to_numpy()[near_first]).max()})
-    groups["first"] = timed["time"][groups.index].to_numpy()
+    # groups are numbered in the order of their first photo, which is their earliest (by time, then name)
+    groups["earliest"] = np.flatnonzero(~timed["group"].duplicated().to_numpy())
+    groups["first"] = timed["time"].to_numpy()[groups["earliest"]]
     groups["encounter"] = [f"{time:%Y%m%d-%H%M%S}-{image}" for time, image in
-                           zip(groups["first"], timed["image"][groups.index])]
+                           zip(groups["first"], timed["image"].to_numpy()[groups["earliest"]])]
     groups["reason"] = [_reason(group, max_gap_minutes, max_distance_m,
-                                int(last_within[group.Index] - first_within[group.Index]))
+                                int(last_within[group.earliest] - first_within[group.earliest]))
                         for group in groups.itertuples()]
     timed = timed.sort_values("group", kind="stable")
     rows = list(zip(timed["image"], groups["encounter"][timed["group"]], groups["reason"][timed["group"]]))

@@ -10,7 +10,7 @@ an individual of its own, within the whole catalogue (the verifier reads a pair'
 the query's others, learned on catalogues of the fit photos' size, as self-training learned); a
 pair whose calibrated probability (as identification gives it to a catalogue individual with one
 photo) is at least `accept` links the two, and linked photos form one proposed individual
-(`linked_groups`, single linkage: a photo seen from two sides links through a third).
+(`whaleid.data.links.linked_groups`, single linkage: a photo seen from two sides links through a third).
 
 What it never does: read a photo's truth, or decide. The proposal is a suggestion on the review
 page ("same as"); a person's decision is the only one that names a new individual. numpy and
@@ -25,6 +25,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from whaleid.data.links import linked_groups
+
 log = logging.getLogger(__name__)
 
 # new_individuals.csv: one row a photo proposed with at least one other.
@@ -36,27 +38,6 @@ def no_proposal() -> pd.DataFrame:
     return pd.DataFrame({"image": pd.Series(dtype=str), "group": pd.Series(dtype=np.int64),
                          "size": pd.Series(dtype=np.int64), "linked_to": pd.Series(dtype=str),
                          "probability": pd.Series(dtype=np.float64)})
-
-
-def linked_groups(n: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Each of `n` items' group (a number from 0, in the order of each group's first item), where
-    each link joins item `first[k]` and item `second[k]`: the connected components."""
-    parent = np.arange(n)
-
-    def root(item: int) -> int:
-        while parent[item] != item:
-            parent[item] = parent[parent[item]]
-            item = parent[item]
-        return item
-
-    for a, b in zip(np.asarray(first, np.int64).tolist(), np.asarray(second, np.int64).tolist()):
-        if not (0 <= a < n and 0 <= b < n):
-            raise ValueError(f"a link of items {a} and {b}, of {n}")
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([root(item) for item in range(n)], np.int64)
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
 
 
 def propose(queries: np.ndarray, images: np.ndarray, *, match: Callable[[np.ndarray, np.ndarray, np.ndarray],
