@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from whaleid.data.images import IMAGE_SUFFIXES
-from whaleid.data.ingest import REJECTED_COLUMNS, DataError, plain_file_name_problem
+from whaleid.data.ingest import REJECTED_COLUMNS, DataError, plain_file_name_problem, rejection
 from whaleid.io.files import atomic_folder, write_csv
 
 SEPARATOR = "__"
@@ -57,8 +57,10 @@ class FolderLayout:
     rejected: list[dict] = field(default_factory=list)
 
 
-def _rejection(image: str, split: str, path: Path, reason: str) -> dict:
-    return {"image": image, "split": split, "source": str(path), "row": None, "reason": reason}
+def _left_out(image: str, split: str, path: Path, reason: str) -> dict:
+    """The rejected.csv row of an entry of the folders (`ingest.rejection`): its path is its
+    source, and no file lists it on a row."""
+    return rejection(image, split, str(path), None, reason)
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:
@@ -88,7 +90,7 @@ def _photos(folder: Path, split: str, rejected: list[dict]) -> list[str]:
             continue
         problem = _photo_problem(entry)
         if problem:
-            rejected.append(_rejection(entry.name, split, folder / entry.name, problem))
+            rejected.append(_left_out(entry.name, split, folder / entry.name, problem))
         else:
             names.append(entry.name)
     return names
@@ -110,21 +112,21 @@ def read_folders(catalogue_dir: str | Path, queries_dir: str | Path) -> FolderLa
         if _ignored(entry.name):
             continue
         if not entry.is_dir():
-            rejected.append(_rejection(entry.name, "train", path,
+            rejected.append(_left_out(entry.name, "train", path,
                                        "not in an individual's folder: catalogue photos are catalogue/<id>/<photo>"))
             continue
         problem = plain_file_name_problem(entry.name)
         if problem:
-            rejected.append(_rejection(entry.name, "train", path, f"individual folder: {problem}"))
+            rejected.append(_left_out(entry.name, "train", path, f"individual folder: {problem}"))
             continue
         photos = _photos(path, "train", rejected)
         if not photos:
-            rejected.append(_rejection(entry.name, "train", path, "an individual's folder with no photo"))
+            rejected.append(_left_out(entry.name, "train", path, "an individual's folder with no photo"))
         for photo in photos:
             image = catalogue_photo_name(entry.name, photo)
             if image in seen:
                 # only where an id itself holds the separator: W__1/a.jpg and W/1__a.jpg
-                rejected.append(_rejection(image, "train", path / photo,
+                rejected.append(_left_out(image, "train", path / photo,
                                            f"named {image} in the catalogue, as {seen[image]} is: rename one"))
                 continue
             seen[image] = path / photo

@@ -24,7 +24,9 @@ class DataError(ValueError):
     """The dataset cannot be used as it is; the message names the file (and row) to fix."""
 
 
-def _rejection(image: str, split: str, source: str, row: int | None, reason: str) -> dict:
+def rejection(image: str, split: str, source: str, row: int | None, reason: str) -> dict:
+    """One row of rejected.csv (`REJECTED_COLUMNS`): `source` is the file that names the image (or
+    the folders layout's path), `row` its row there (None where it has none)."""
     return {"image": image, "split": split, "source": source, "row": row, "reason": reason}
 
 
@@ -67,7 +69,7 @@ def read_train_table(csv_path: str | Path) -> tuple[pd.DataFrame, list[dict]]:
         elif problem is None and whale_id != whale_id.strip():
             problem = f"Id {whale_id!r} has leading or trailing spaces"
         if problem:
-            rejected.append(_rejection(image, "train", csv_path.name, row, problem))
+            rejected.append(rejection(image, "train", csv_path.name, row, problem))
         else:
             rows.append((image, whale_id, row))
     usable = pd.DataFrame(rows, columns=["image", "id", "row"])
@@ -80,13 +82,13 @@ def read_train_table(csv_path: str | Path) -> tuple[pd.DataFrame, list[dict]]:
         rows_text = ", ".join(str(r) for r in group["row"])
         ids_text = ", ".join(sorted(set(group["id"])))
         for row in group["row"]:
-            rejected.append(_rejection(image, "train", csv_path.name, int(row),
+            rejected.append(rejection(image, "train", csv_path.name, int(row),
                                        f"listed with different ids ({ids_text}) on rows {rows_text}"))
     usable = usable[~usable["image"].isin(conflicting)]
     repeated = usable.duplicated("image", keep="first")
     for image, row in usable.loc[repeated, ["image", "row"]].itertuples(index=False):
         first = usable.loc[usable["image"] == image, "row"].iloc[0]
-        rejected.append(_rejection(image, "train", csv_path.name, int(row),
+        rejected.append(rejection(image, "train", csv_path.name, int(row),
                                    f"duplicate of row {first} (same image and id), {KEPT_ONCE}"))
     return usable[~repeated].reset_index(drop=True), rejected
 
@@ -105,7 +107,7 @@ def list_test_images(data_dir: str | Path) -> tuple[list[str], list[dict]]:
         for index, name in enumerate(table["Image"]):
             problem = plain_file_name_problem(name)
             if problem:
-                rejected.append(_rejection(name, "test", sample.name, index + 2, problem))
+                rejected.append(rejection(name, "test", sample.name, index + 2, problem))
             else:
                 names.append(name)
         return list(dict.fromkeys(names)), rejected
@@ -160,7 +162,7 @@ def build_manifest(data_dir: str | Path, *, max_pixels: int, max_rejected_fracti
         if "error" in info:
             source = "train.csv" if split == "train" else "test/"
             reason = f"{shown_path(data_dir, split, image)}: {info['error']}"
-            rejected.append(_rejection(image, split, source, row, reason))
+            rejected.append(rejection(image, split, source, row, reason))
         else:
             manifest_rows.append({"image": image, "split": split, "id": whale_id, **info})
     manifest = pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS)
