@@ -17,18 +17,18 @@ blocks by Eigen from the cache sizes the processor reports) and are not results.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import platform
 from pathlib import Path
 
 import numpy as np
 
+from whaleid.io.files import sha256_hex
 from whaleid.reproducibility import held_environment
 
 
 def digest(array) -> str:
-    return hashlib.sha256(np.ascontiguousarray(np.asarray(array)).tobytes()).hexdigest()[:16]
+    return sha256_hex(np.ascontiguousarray(np.asarray(array)).tobytes())[:16]
 
 
 def processor_lines() -> list[str]:
