@@ -333,6 +333,17 @@ def read_gray(data: bytes, reduction: int = 1) -> np.ndarray:
     return to_gray8(image)
 
 
+# These apply a JPEG's EXIF orientation, as the greyscale ones do (IMREAD_UNCHANGED does not).
+_REDUCED_COLOUR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                   8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def read_colour(data: bytes, reduction: int = 1) -> np.ndarray:
+    """Decode to BGR uint8 (a grey photo's three channels equal; 16 bits a channel to 8, alpha
+    dropped), optionally at 1/2, 1/4 or 1/8 scale (JPEG only), as `read_gray` decodes."""
+    return _decode(data, _REDUCED_COLOUR[reduction])
+
+
 def stretch_contrast(gray: np.ndarray) -> np.ndarray:
     """Map the darkest pixel to 0 and the brightest to 255.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from whaleid.data.images import BadImage, jpeg_reduction, shrink_to
+from whaleid.data.images import BadImage, jpeg_reduction, read_colour, shrink_to
 from whaleid.io.files import atomic_folder
 
 THUMBNAIL_SIDE = 128
@@ -76,10 +76,6 @@ def match_image(query: np.ndarray, photo: np.ndarray, lines: np.ndarray, side: i
 
 # JPEG at this quality shows no artefact a person would take for a mark, at a tenth of a PNG's size.
 THUMBNAIL_QUALITY = 85
-# How OpenCV decodes a photo in colour, whole or (a JPEG) at 1/2, 1/4 or 1/8 scale: these apply a
-# JPEG's EXIF orientation, as preprocessing's greyscale decode does (IMREAD_UNCHANGED does not).
-_COLOUR_AT_REDUCTION = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                        8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 @dataclass(frozen=True)
@@ -104,9 +100,9 @@ class Thumbnail:
 
 
 def read_photo(original: Original, long_side: int) -> np.ndarray:
-    """The photo at `original` in colour (BGR uint8; a grey photo's three channels equal), decoded
-    by OpenCV as preprocessing decodes it (EXIF orientation applied, 16 bits a channel to 8,
-    alpha dropped), a JPEG at the smallest scale that keeps its long side at least `long_side`.
+    """The photo at `original` in colour (`images.read_colour`: decoded as preprocessing decodes
+    it, EXIF orientation applied), a JPEG at the smallest scale that keeps its long side at least
+    `long_side`.
     Raises BadImage naming the file where it cannot be read."""
     width, height = original.width, original.height
     reduction = jpeg_reduction(width, height, long_side) if width and height else 1
@@ -114,11 +110,10 @@ def read_photo(original: Original, long_side: int) -> np.ndarray:
         data = Path(original.path).read_bytes()
     except OSError as error:
         raise BadImage(f"{original.path}: the photo cannot be read for its thumbnail: {error}") from error
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), _COLOUR_AT_REDUCTION[reduction]) if data else None
-    if image is None:
-        raise BadImage(f"{original.path}: not a readable image (empty, unknown format, corrupt or truncated): "
-                       "no thumbnail can be made of it")
-    return image
+    try:
+        return read_colour(data, reduction)
+    except BadImage as error:
+        raise BadImage(f"{original.path}: {error}: no thumbnail can be made of it") from error
 
 
 def thumbnail_jpeg(image: np.ndarray, long_side: int, quality: int = THUMBNAIL_QUALITY) -> bytes:
