@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from joblib import Parallel, delayed
 
-from whaleid.data.ingest import REJECTED_COLUMNS, inspect_file, read_train_table
+from whaleid.data.ingest import REJECTED_COLUMNS, inspect_file, read_train_table, rejection
 from whaleid.data.preprocess import build_cache
 from whaleid.io.files import write_csv
 from whaleid.methods.metric_learning.model import embed_array, load_embedder
@@ -37,11 +37,11 @@ def read_additions(labels_csv: str | Path, images_dir: str | Path, *, max_pixels
     usable = []
     for (image, whale_id, row), info in zip(table[["image", "id", "row"]].itertuples(index=False), infos):
         if "error" in info:
-            rejected.append({"image": image, "split": "additions", "source": Path(labels_csv).name, "row": row,
-                             "reason": f"{Path(images_dir).name}/{image}: {info['error']}"})
+            rejected.append(rejection(image, "additions", Path(labels_csv).name, row,
+                                      f"{Path(images_dir).name}/{image}: {info['error']}"))
         elif whale_id == NEW_WHALE:
-            rejected.append({"image": image, "split": "additions", "source": Path(labels_csv).name, "row": row,
-                             "reason": f"{NEW_WHALE} names no individual to add to the catalogue"})
+            rejected.append(rejection(image, "additions", Path(labels_csv).name, row,
+                                      f"{NEW_WHALE} names no individual to add to the catalogue"))
         else:
             usable.append({"image": image, "id": whale_id, "width": info["width"], "height": info["height"]})
     photos = pd.DataFrame(usable, columns=["image", "id", "width", "height"]).sort_values("image")
