@@ -12,8 +12,7 @@ known train photos, once per `--variant` (settings over config.yaml and the `--c
 ``key=value,key=value`` of the local section; an empty one is the config as it is). Each
 variant's keypoints are found again (`keypoints.feature_rows`, as local_keypoints finds them),
 every keypoint weighing 1 (no foreground model), and matched as `catalogue.match_queries`
-matches: votes, shortlist,
-verification. For each it prints, for the one-photo queries: how often voting shortlists the
+matches: votes, shortlist, verification. For each it prints, for the one-photo queries: how often voting shortlists the
 true individual, how often it comes first by its verified inliers and by its guided matches (the
 verifier's strongest features) among the shortlisted, the median guided matches of the true and
 the best wrong individual where the true one was verified; the same top-1 for the others; and
