@@ -10,13 +10,14 @@ here, never chosen on), `--one-photo` test photos of individuals with one catalo
 `--others` of individuals with more (drawn with a fixed seed) are matched against all of the
 known train photos, once per `--variant` (settings over config.yaml and the `--configfile`s:
 ``key=value,key=value`` of the local section; an empty one is the config as it is). Each
-variant's keypoints are found again (`keypoints.feature_rows`, as local_keypoints finds them),
+variant's keypoints are found again for every photo of the run (`keypoints.build_keypoint_cache`,
+as rule local_keypoints_chunk finds them, into a temporary folder),
 every keypoint weighing 1 (no foreground model), and matched as `catalogue.match_queries`
 matches: votes, shortlist, verification. For each it prints, for the one-photo queries: how often voting shortlists the
 true individual, how often it comes first by its verified inliers and by its guided matches (the
 verifier's strongest features) among the shortlisted, the median guided matches of the true and
 the best wrong individual where the true one was verified; the same top-1 for the others; and
-the seconds spent finding keypoints and matching, the last line a variant's matching time over
+the seconds spent finding keypoints (of all the run's photos) and matching, the last line a variant's matching time over
 the first's.
 
 Measured in issue 28 (right whales, presets/cpu.yaml): keypoints on the 224-pixel squares as they
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,10 +36,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from joblib import Parallel, delayed
 
 from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
-from whaleid.methods.local.keypoints import feature_rows
+from whaleid.methods.local.keypoints import build_keypoint_cache, read_keypoint_cache
 from whaleid.settings import KeypointSettings, MatchSettings
 from whaleid.vocabulary import NEW_WHALE
 
@@ -48,11 +49,49 @@ def parse_variant(text: str) -> dict:
     return {key.strip(): yaml.safe_load(value) for key, value in pairs}
 
 
-def keypoint_rows(squares: np.ndarray, rows: np.ndarray, settings: KeypointSettings, n_jobs: int) -> np.ndarray:
-    """The keypoint cache rows of the squares at `rows`, as local_keypoints makes them, `n_jobs` at once."""
-    parts = np.array_split(rows, 8 * n_jobs)
-    return np.concatenate(Parallel(n_jobs=n_jobs)(delayed(feature_rows)(np.asarray(squares[part]), settings)
-                                                  for part in parts if len(part)))
+def with_variant(settings, variant: dict):
+    """`settings` (a settings dataclass) with those of `variant`'s keys that are its fields."""
+    return replace(settings, **{key: value for key, value in variant.items()
+                                if key in type(settings).__dataclass_fields__})
+
+
+def one_photo_figures(pairs: pd.DataFrame, truths: np.ndarray, photos: np.ndarray) -> dict:
+    """From the verified `pairs` of the queries (`match_queries`' table; query i's individual
+    `truths[i]`, with `photos[i]` catalogue photos): for the one-photo queries, the share whose
+    individual was shortlisted, ranked first by its best photo's inliers and by its guided matches,
+    and the median guided matches of the true and the best wrong individual where the true one was
+    verified; for the others, the share ranked first by guided matches."""
+    best = pairs.groupby(["query", "id"])[["inliers", "guided_matches"]].max().reset_index()
+    best["true"] = best["id"].to_numpy() == truths[best["query"].to_numpy()]
+    table = pd.DataFrame({"photos": photos})
+    table["listed"] = best.groupby("query")["true"].any().reindex(table.index, fill_value=False)
+    for column in ("inliers", "guided_matches"):
+        top = best.loc[best.groupby("query")[column].idxmax()]
+        first = top["true"].to_numpy() & (top[column].to_numpy() > 0)
+        table[f"first_{column}"] = pd.Series(first, top["query"].to_numpy()).reindex(table.index, fill_value=False)
+    table["true_guided"] = best[best["true"]].set_index("query")["guided_matches"].reindex(table.index)
+    table["wrong_guided"] = best[~best["true"]].groupby("query")["guided_matches"].max().reindex(table.index)
+    lone, many = table[table["photos"] == 1], table[table["photos"] > 1]
+    verified = lone[lone["listed"]]
+    return {"one_photo_shortlisted": round(float(lone["listed"].mean()), 3),
+            "one_photo_first_by_inliers": round(float(lone["first_inliers"].mean()), 3),
+            "one_photo_first_by_guided": round(float(lone["first_guided_matches"].mean()), 3),
+            "true_guided_median": float(verified["true_guided"].median()),
+            "best_wrong_guided_median": float(verified["wrong_guided"].median()),
+            "others_first_by_guided": round(float(many["first_guided_matches"].mean()), 3)}
+
+
+def keypoint_caches(results: Path, settings: KeypointSettings, folder: Path, n_jobs: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The train and test keypoint caches of the run's preprocessed squares for `settings`, made
+    into `folder` as rule local_keypoints_chunk makes them (`build_keypoint_cache`)."""
+    caches = []
+    for split in ("train", "test"):
+        out = folder / f"{split}.npy"
+        build_keypoint_cache(str(results / f"preprocess/{split}.npy"), str(out), settings, n_jobs=n_jobs,
+                             chunk_size=64)  # a resume checkpoint every 64 photos: the keypoints do not depend on it
+        caches.append(read_keypoint_cache(str(out)))
+    return caches[0], caches[1]
 
 
 def main() -> None:
@@ -68,8 +107,6 @@ def main() -> None:
     import faiss
 
     faiss.omp_set_num_threads(args.jobs)
-    train_squares = np.load(args.results / "preprocess/train.npy", mmap_mode="r")
-    test_squares = np.load(args.results / "preprocess/test.npy", mmap_mode="r")
     train = pd.read_csv(args.results / "preprocess/train.csv", dtype=str)
     test = pd.read_csv(args.results / "preprocess/test.csv", dtype=str)
     truth = pd.read_csv(args.data / "test_truth.csv", dtype=str).set_index("Image")["Id"]
@@ -82,52 +119,32 @@ def main() -> None:
     queries = pd.concat([one, others])
     catalogue_ids = train["id"].to_numpy()[known_rows]
     first, found = None, {}  # each keypoint setting's keypoints are found once
-    for text in args.variant or [""]:
-        variant = parse_variant(text)
-        keypoint_settings = replace(KeypointSettings.defaults(*args.configfile),
-                                    **{k: v for k, v in variant.items() if k in KeypointSettings.__dataclass_fields__})
-        match_settings = replace(MatchSettings.defaults(*args.configfile),
-                                 **{k: v for k, v in variant.items() if k in MatchSettings.__dataclass_fields__})
-        if keypoint_settings.max_side is not None:
-            parser.error("max_side variants read the original photos: not measured here")
-        if keypoint_settings not in found:
+    # every setting's keypoint caches, gone when it ends, however it ends
+    with tempfile.TemporaryDirectory(prefix="local_one_photo_") as scratch:
+        for text in args.variant or [""]:
+            variant = parse_variant(text)
+            keypoint_settings = with_variant(KeypointSettings.defaults(*args.configfile), variant)
+            match_settings = with_variant(MatchSettings.defaults(*args.configfile), variant)
+            if keypoint_settings.max_side is not None:
+                parser.error("max_side variants read the original photos: not measured here")
+            if keypoint_settings not in found:
+                started = time.perf_counter()
+                train_keypoints, test_keypoints = keypoint_caches(args.results, keypoint_settings,
+                                                                  Path(scratch) / f"setting{len(found)}", args.jobs)
+                found[keypoint_settings] = (train_keypoints[known_rows], test_keypoints[queries.index.to_numpy()],
+                                            time.perf_counter() - started)
+            catalogue_rows, query_rows, found_s = found[keypoint_settings]
             started = time.perf_counter()
-            found[keypoint_settings] = (keypoint_rows(train_squares, known_rows, keypoint_settings, args.jobs),
-                                        keypoint_rows(test_squares, queries.index.to_numpy(), keypoint_settings,
-                                                      args.jobs), time.perf_counter() - started)
-        catalogue_rows, query_rows, found_s = found[keypoint_settings]
-        started = time.perf_counter()
-        catalogue = LocalCatalogue(catalogue_rows, catalogue_ids, keypoint_settings.side, match_settings)
-        pairs = match_queries(catalogue, query_rows, n_jobs=args.jobs)
-        matched_s = time.perf_counter() - started
-        # voting's rank of the true individual, from the shortlisted individuals' order
-        table = []
-        for query, (truth_id, n_photos) in enumerate(zip(queries["truth"], queries["photos"])):
-            mine = pairs[pairs["query"] == query]
-            listed = mine.drop_duplicates("id")["id"].tolist()
-            best = mine.groupby("id")[["inliers", "guided_matches"]].max()
-            row = {"photos": n_photos, "listed": truth_id in listed}
-            for column in ("inliers", "guided_matches"):
-                row[f"first_{column}"] = len(best) > 0 and best[column].idxmax() == truth_id and best[column].max() > 0
-            row["true_guided"] = best["guided_matches"].get(truth_id, np.nan)
-            row["wrong_guided"] = best["guided_matches"].drop(truth_id, errors="ignore").max() if len(best) else np.nan
-            table.append(row)
-        table = pd.DataFrame(table)
-        lone, many = table[table["photos"] == 1], table[table["photos"] > 1]
-        verified = lone[lone["listed"]]
-        result = {"variant": text or "config", "keypoints": round(float(np.mean([(~np.isnan(r["xy"][:, 0])).sum()
-                                                                                  for r in query_rows])), 1),
-                  "one_photo_shortlisted": round(float(lone["listed"].mean()), 3),
-                  "one_photo_first_by_inliers": round(float(lone["first_inliers"].mean()), 3),
-                  "one_photo_first_by_guided": round(float(lone["first_guided_matches"].mean()), 3),
-                  "true_guided_median": float(verified["true_guided"].median()),
-                  "best_wrong_guided_median": float(verified["wrong_guided"].median()),
-                  "others_first_by_guided": round(float(many["first_guided_matches"].mean()), 3),
-                  "keypoints_s": round(found_s, 1), "matching_s": round(matched_s, 1)}
-        print(json.dumps(result), flush=True)
-        first = first or result
-        print(f"  against {first['variant']}: matching time ratio {result['matching_s'] / first['matching_s']:.2f}")
-
+            catalogue = LocalCatalogue(catalogue_rows, catalogue_ids, keypoint_settings.side, match_settings)
+            pairs = match_queries(catalogue, query_rows, n_jobs=args.jobs)
+            matched_s = time.perf_counter() - started
+            result = {"variant": text or "config",
+                      "keypoints": round(float(np.mean([(~np.isnan(row["xy"][:, 0])).sum() for row in query_rows])), 1),
+                      **one_photo_figures(pairs, queries["truth"].to_numpy(), queries["photos"].to_numpy()),
+                      "keypoints_s": round(found_s, 1), "matching_s": round(matched_s, 1)}
+            print(json.dumps(result), flush=True)
+            first = first or result
+            print(f"  against {first['variant']}: matching time ratio {result['matching_s'] / first['matching_s']:.2f}")
 
 if __name__ == "__main__":
     main()
