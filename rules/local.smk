@@ -192,6 +192,8 @@ rule local_verifier:
     params:
         code=package_code("local_verifier.py"),
         verifier=stage_settings(settings.VerifierSettings),
+        # not a setting of the pairs, which mark what a survey's catalogue keeps either way
+        fold_answers=config["verifier"]["fold_answers"],
         threads=config["local"]["threads"],
     threads: config["local"]["threads"]
     conda:

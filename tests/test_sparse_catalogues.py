@@ -101,6 +101,18 @@ def test_the_verifier_of_a_sparse_catalogue_scores_pairs_by_calibrated_inliers(c
     answered = answers["answer"] != ""
     assert answered.any() and answers.loc[answered, "probability"].between(0, 1).all()
     assert answers.loc[~answered, "probability"].isna().all() and not answers.loc[~answered, "right"].any()
+    # against every photo of the other folds, a photo's own individual can only rank higher than
+    # against as many of its photos as a survey's individual has (the default): right first
+    # there, right first here too
+    _, _, against_all = learn_verifier([whole[0]], [whole[1]], verifier_settings=verifier_settings, n_jobs=1,
+                                       answers_against="all")
+    first = ["pooling", "image"]
+    survey_right = answers.query("rank == 0").set_index(first)["right"]
+    all_right = against_all.query("rank == 0").set_index(first)["right"].reindex(survey_right.index)
+    assert not (survey_right & ~all_right).any()
+    assert (pairs["survey_like"] | pairs["same"]).all()  # only pairs of the photo's own individual are left out
+    with pytest.raises(ValueError, match="unknown fold answers 'some'"):
+        learn_verifier([whole[0]], [whole[1]], verifier_settings=verifier_settings, n_jobs=1, answers_against="some")
     verifier.save(tmp_path / "verifier.joblib")
     loaded = Verifier.load(tmp_path / "verifier.joblib")
     np.testing.assert_array_equal(loaded.probability(pairs), verifier.probability(pairs))

@@ -14,7 +14,14 @@ from whaleid.identification.calibration import (
     reliability,
 )
 from whaleid.methods.local.pooling import individual_scores
-from whaleid.methods.local.verifier import FEATURES, Verifier, fold_answers, individual_calibrations, train_verifier
+from whaleid.methods.local.verifier import (
+    FEATURES,
+    Verifier,
+    fold_answers,
+    individual_calibrations,
+    survey_catalogue,
+    train_verifier,
+)
 from whaleid.settings import VerifierSettings
 
 SETTINGS = VerifierSettings.defaults()
@@ -125,6 +132,34 @@ def test_each_photo_asked_gets_its_best_answers_out_of_fold_by_each_pooling():
     assert not answers.loc[("max", "q2", 0), "right"]  # a new_whale photo is never answered right
     assert answers.loc[("max", "q3", 0), "answer"] == "" and np.isnan(answers.loc[("max", "q3", 0), "probability"])
     assert answers.loc[("max", "q3", 0), "known"] and not answers.loc[("max", "q2", 0), "known"]
+
+
+def test_a_fit_photo_is_answered_against_as_many_photos_of_its_own_as_a_catalogue_individual_has():
+    # 6 individuals: one of 8 photos (the query's), three of 1, one of 2, one of 4; and new whales
+    catalogue = np.array(["own"] * 8 + ["a", "b", "c", "d", "d", "e", "e", "e", "e", "new_whale", "new_whale"])
+    kept_of_own = []
+    for seed in range(600):
+        keep = survey_catalogue(catalogue, "own", np.random.default_rng(seed))
+        assert keep[catalogue != "own"].all()  # every other photo, new whales' too, stays
+        kept_of_own.append(int(keep[catalogue == "own"].sum()))
+    # as many as an individual drawn at random has: 1 (three of six), 2, 4 or 8 (one of six each)
+    counts = np.bincount(kept_of_own, minlength=9)
+    assert set(np.flatnonzero(counts)) == {1, 2, 4, 8}
+    assert counts[1] / 600 == pytest.approx(0.5, abs=0.07)
+    assert counts[8] / 600 == pytest.approx(1 / 6, abs=0.05)
+    # which of its own photos stay is drawn too
+    singles = [np.flatnonzero(survey_catalogue(catalogue, "own", np.random.default_rng(seed))[:8])
+               for seed in range(600) if kept_of_own[seed] == 1]
+    assert len({int(s[0]) for s in singles}) == 8
+
+
+def test_a_photo_of_an_individual_the_catalogue_lacks_or_a_new_whale_keeps_the_whole_catalogue():
+    catalogue = np.array(["a", "a", "b", "new_whale"])
+    for own in ("z", "new_whale"):
+        assert survey_catalogue(catalogue, own, np.random.default_rng(0)).all()
+    # never more of its own than it has: drawn 2 (a's count) or 1 (b's), a keeps at most its 2
+    for seed in range(50):
+        assert 1 <= survey_catalogue(catalogue, "a", np.random.default_rng(seed))[:2].sum() <= 2
 
 
 def test_the_out_of_fold_answers_most_sure_are_the_rightest(trained):

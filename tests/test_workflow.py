@@ -194,6 +194,9 @@ def test_no_method_answers_a_validation_photo_with_what_only_validation_photos_s
         fit_images = set(split.loc[split["subset"] == "fit", "image"])
         learned = pd.read_csv(results / "local" / "verifier" / "training_pairs.csv", dtype=str)
         assert len(learned) and set(learned["image"]) | set(learned["photo"]) <= fit_images
+        # its answers out of fold were against catalogues thinned of the asked photo's own
+        # individual only: every pair of two individuals stays
+        assert (learned.loc[learned["same"] == "False", "survey_like"] == "True").all()
         # and so did the foreground model that weighs every keypoint
         labelled = pd.read_csv(results / "local" / "foreground" / "labels.csv", dtype=str)
         assert len(labelled) and set(labelled["image"]) | set(labelled["photo"]) <= fit_images

@@ -12,7 +12,8 @@ i, p, o = snakemake.input, snakemake.params, snakemake.output
 
 verifier, pairs, answers = learn_verifier([read_columns(path) for path in i.pairs],
                                           [read_columns(path) for path in i.asked],
-                                          verifier_settings=VerifierSettings(**p.verifier), n_jobs=p.threads)
+                                          verifier_settings=VerifierSettings(**p.verifier),
+                                          answers_against=p.fold_answers, n_jobs=p.threads)
 table = reliability(pairs["probability"], pairs["same"])
 log.info("held-out expected calibration error %.4f:\n%s",
          expected_calibration_error(pairs["probability"], pairs["same"]), table.to_string(index=False))

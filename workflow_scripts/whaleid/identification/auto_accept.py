@@ -1,8 +1,9 @@
 """The auto-accept threshold: the score at or above which a method's rank-1 answers are right at
 least a chosen precision of the time (`auto_accept`), chosen on the largest set of answers whose
 truth is known: the local method's out-of-fold answers to the fit photos where its verifier
-made them (`verifier.fold_answers`: each fit photo asked against the other folds' photos, a
-thousand answers or more; `fold_auto_accept`), else validation's (a few dozen); and how right
+made them (`verifier.fold_answers`: each fit photo asked against the other folds' photos, as
+many of its own individual's as a survey's individual has, a thousand answers or more;
+`fold_auto_accept`), else validation's (a few dozen); and how right
 validation's answers at or above it were (`checked_on_validation`).
 
 On the fit photos' answers the threshold is where the answers are right that often with 90%
