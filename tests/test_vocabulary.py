@@ -28,6 +28,7 @@ SCHEMA_ENUMS = {
     "local.new_whale_threshold_on": v.THRESHOLD_ON,
     "local.foreground": v.FOREGROUNDS,
     "verifier.calibration": v.CALIBRATIONS,
+    "verifier.fold_answers": v.FOLD_ANSWERS,
     "fused.calibration": v.CALIBRATIONS,
     "baseline.phash_max_distance": (v.AUTO,),
     "review.method": v.METHODS,

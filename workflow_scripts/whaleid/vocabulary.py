@@ -53,6 +53,9 @@ LOCAL_SCORINGS = ("verifier", "inliers")
 THRESHOLD_ON = ("fit_folds", "validation")
 FOREGROUNDS = ("learned", "none")
 CALIBRATIONS = (AUTO, "isotonic", "sigmoid")
+# What the fit photos' answers out of fold are made against: a catalogue as a survey's
+# (local.verifier.survey_catalogue), or every photo of the other folds.
+FOLD_ANSWERS = ("survey", "all")
 
 
 def check_choice(name: str, value, allowed: Sequence) -> None:

@@ -42,7 +42,7 @@ from whaleid.methods.local.chunks import FitFolds, gather_tables
 from whaleid.methods.local.keypoints import read_keypoints, read_weights
 from whaleid.methods.local.pooling import POOLINGS, individual_scores
 from whaleid.settings import MatchSettings, VerifierSettings
-from whaleid.vocabulary import NEW_WHALE
+from whaleid.vocabulary import FOLD_ANSWERS, NEW_WHALE, check_choice
 
 log = logging.getLogger(__name__)
 # What the trees read of a pair (`pairs.VERIFIED_COLUMNS` and `pairs.with_query_context`).
@@ -53,9 +53,6 @@ FEATURES = ["inliers", "foreground_inliers", "foreground_share", "matches", "inl
             "ratio_q10", "ratio_q50", "ratio_q90", "query_cover", "photo_cover", "log_scale", "abs_rotation",
             "query_keypoints", "photo_keypoints",
             "individual_vote_share", "photo_vote_share", "shortlist_rank"]
-# What the fit photos' answers out of fold are made against (config.yaml's verifier.fold_answers):
-# a catalogue as a survey's (`survey_catalogue`), or every photo of the other folds.
-FOLD_ANSWERS = ("survey", "all")
 # Queries held out at a time for the out-of-fold scores the calibration is fitted on.
 CALIBRATION_FOLDS = 3
 
@@ -336,8 +333,7 @@ def learn_verifier(pairs: Sequence[pd.DataFrame], asked: Sequence[pd.DataFrame],
     statistics, same, fold, survey_like, and the held-out ``probability``) and the asked photos'
     answers out of fold (`fold_answers`): `answers_against` ``survey``, against catalogues as a
     survey's (`survey_catalogue`); ``all``, against every photo of the other folds."""
-    if answers_against not in FOLD_ANSWERS:
-        raise ValueError(f"unknown fold answers {answers_against!r}: choose one of {', '.join(FOLD_ANSWERS)}")
+    check_choice("fold answers", answers_against, FOLD_ANSWERS)
     pairs, asked = gather_tables(pairs), gather_tables(asked)
     if enough_pairs(pairs["same"]):
         verifier, held_out, out_of_fold = train_verifier(pairs, asked, verifier_settings, n_jobs)
