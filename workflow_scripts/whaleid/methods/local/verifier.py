@@ -98,12 +98,12 @@ def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str],
         query = asked[pairs["query"].to_numpy()]
         in_catalogue = catalogue.photos[pairs["photo"].to_numpy()]
         photo = catalogue_rows[in_catalogue]
-        survey = {int(row): survey_catalogue(ids[catalogue_rows], ids[row], np.random.default_rng([seed, int(row)]))
-                  for row in asked}
+        # one row per asked photo, in the order match_queries numbers them
+        survey = np.array([survey_catalogue(ids[catalogue_rows], ids[row], np.random.default_rng([seed, int(row)]))
+                           for row in asked], bool).reshape(len(asked), len(catalogue_rows))
         found.append(pairs.assign(query=query, image=images[query], photo=images[photo], fold=fold,
                                   same=(pairs["id"].to_numpy() == ids[query]) & (ids[query] != NEW_WHALE),
-                                  survey_like=np.array([survey[int(row)][at] for row, at in zip(query, in_catalogue)],
-                                                       bool)))
+                                  survey_like=survey[pairs["query"].to_numpy(), in_catalogue]))
         asked_photos.append(pd.DataFrame({"query": asked, "image": images[asked], "id": ids[asked], "fold": fold,
                                           "catalogue_individuals": len(catalogue.individuals),
                                           "known": np.isin(ids[asked], catalogue.individuals)}))
