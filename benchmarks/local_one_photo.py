@@ -1,7 +1,7 @@
 """How keypoint and matching settings serve test photos of individuals with one catalogue photo, side by side.
 
     PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/local_one_photo.py --results R --data D \
-        [--configfile presets/cpu.yaml] [--one-photo 250] [--others 150] \
+        [--configfile presets/cpu.yaml] [--one-photo 250] [--others 150] [--strangers 30] \
         --variant "" --variant image_size=224 --variant shortlist=25 ...
 
 On a finished run (`--results`: its preprocessed squares and validation split) of a data folder
@@ -20,8 +20,17 @@ the best wrong individual where the true one was verified; the same top-1 for th
 the seconds spent finding keypoints (of all the run's photos) and matching, the last line a variant's matching time over
 the first's.
 
+With `--strangers N`, each one-photo query is also checked against its true photo and one photo
+of each of N other individuals, all drawn at random, with no voting in the way
+(`LocalCatalogue.verify` on those N+1, the variant's ratio and transform): the share whose true
+photo has more inliers, and more guided matches, than the best of the strangers', and the
+medians of both. Against 30 strangers instead of the whole catalogue, it says whether the pair's
+evidence is there at all, which no shortlist can add.
+
 Measured in issue 28 (right whales, presets/cpu.yaml): keypoints on the 224-pixel squares as they
-are against the same squares enlarged to 448 (config.yaml's image_size).
+are against the same squares enlarged to 448 (config.yaml's image_size), and with --strangers 30
+how often either gives a one-photo query's true photo more evidence than 30 strangers' (README,
+"The evidence, not the shortlist, is what is missing").
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
+from whaleid.methods.local.catalogue import LocalCatalogue, match_queries, query_keypoints
 from whaleid.methods.local.keypoints import build_keypoint_cache, read_keypoint_cache
 from whaleid.settings import KeypointSettings, MatchSettings
 from whaleid.vocabulary import NEW_WHALE
@@ -81,6 +90,41 @@ def one_photo_figures(pairs: pd.DataFrame, truths: np.ndarray, photos: np.ndarra
             "others_first_by_guided": round(float(many["first_guided_matches"].mean()), 3)}
 
 
+def against_strangers(catalogue_rows: np.ndarray, catalogue_ids: np.ndarray, query_rows: np.ndarray,
+                      truths: np.ndarray, strangers: int, image_size: int, settings: MatchSettings,
+                      rng: np.random.Generator) -> dict:
+    """Each query (a row of `query_rows`, its individual `truths[i]`, which has one photo among
+    `catalogue_rows`) checked against its true photo and a photo of each of `strangers` other
+    individuals, drawn by `rng`: the share whose true photo has more inliers (and more guided
+    matches) than every stranger's, and the medians of the true photo's and of the best stranger's."""
+    checked = replace(settings, shortlist=strangers + 1, shortlist_by="individual", photos_per_individual=1)
+    true, best_wrong = [], []
+    for row, individual in zip(query_rows, truths):
+        own = np.flatnonzero(catalogue_ids == individual)
+        others = rng.choice(np.unique(catalogue_ids[catalogue_ids != individual]), strangers, replace=False)
+        rows = np.r_[own, [rng.choice(np.flatnonzero(catalogue_ids == other)) for other in others]]
+        catalogue = LocalCatalogue(catalogue_rows[rows], catalogue_ids[rows], image_size, checked)
+        xy, descriptors, weights = query_keypoints(row[None])[0]
+        if not len(xy):
+            true.append((0, 0))
+            best_wrong.append((0, 0))
+            continue
+        # every individual shortlisted: the true one and each stranger's one photo
+        pairs = catalogue.verify(xy, descriptors, np.ones(len(catalogue.individuals)), np.ones(len(catalogue)), weights)
+        is_true = catalogue.individuals[pairs["individual"]] == individual
+        found = [(int(pairs["inliers"][mask].max(initial=0)), int(pairs["guided_matches"][mask].max(initial=0)))
+                 for mask in (is_true, ~is_true)]
+        true.append(found[0])
+        best_wrong.append(found[1])
+    true, best_wrong = np.array(true).reshape(-1, 2), np.array(best_wrong).reshape(-1, 2)
+    return {f"true_beats_{strangers}_strangers_by_inliers": round(float(np.mean(true[:, 0] > best_wrong[:, 0])), 3),
+            f"true_beats_{strangers}_strangers_by_guided": round(float(np.mean(true[:, 1] > best_wrong[:, 1])), 3),
+            "strangers_check_true_inliers_median": float(np.median(true[:, 0])),
+            "strangers_check_best_stranger_inliers_median": float(np.median(best_wrong[:, 0])),
+            "strangers_check_true_guided_median": float(np.median(true[:, 1])),
+            "strangers_check_best_stranger_guided_median": float(np.median(best_wrong[:, 1]))}
+
+
 def keypoint_caches(results: Path, settings: KeypointSettings, folder: Path, n_jobs: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The train and test keypoint caches of the run's preprocessed squares for `settings`, made
@@ -102,6 +146,8 @@ def main() -> None:
     parser.add_argument("--one-photo", type=int, default=250)
     parser.add_argument("--others", type=int, default=150)
     parser.add_argument("--variant", action="append", default=None)
+    parser.add_argument("--strangers", type=int, default=0,
+                        help="also check each one-photo query against its true photo and this many others'")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     import faiss
@@ -142,6 +188,11 @@ def main() -> None:
                       "keypoints": round(float(np.mean([(~np.isnan(row["xy"][:, 0])).sum() for row in query_rows])), 1),
                       **one_photo_figures(pairs, queries["truth"].to_numpy(), queries["photos"].to_numpy()),
                       "keypoints_s": round(found_s, 1), "matching_s": round(matched_s, 1)}
+            if args.strangers:
+                # the same strangers for every variant
+                result.update(against_strangers(catalogue_rows, catalogue_ids, query_rows[:len(one)],
+                                                one["truth"].to_numpy(), args.strangers, keypoint_settings.side,
+                                                match_settings, np.random.default_rng(0)))
             print(json.dumps(result), flush=True)
             first = first or result
             print(f"  against {first['variant']}: matching time ratio {result['matching_s'] / first['matching_s']:.2f}")

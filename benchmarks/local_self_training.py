@@ -1,7 +1,7 @@
 """What self-training gives and costs the local method, measured side by side on a finished run.
 
     PYTHONPATH=workflow_scripts .venv/bin/python benchmarks/local_self_training.py --results R \
-        --data D [--configfile presets/cpu.yaml] [--rounds 0 1 2] [--precision 0.98]
+        --data D [--configfile presets/cpu.yaml] [--rounds 0 1 2] [--precision 0.98] [--check-again]
 
 On a finished run of the workflow with the local method and its verifier (`--results`; the
 settings from config.yaml and the `--configfile`s the run was made with, its data folder
@@ -15,6 +15,10 @@ answered new_whale first.
 
 The last line is `self_training_ratio X`: the time of the last rounds over the time without,
 added to local_match's test time as the run's benchmark recorded it (its identification per query).
+
+With `--check-again`, the last rounds are run once more checking every pair of the queries matched
+again, as self-training did before it kept the pairs it had checked (`checked_before`): it prints
+both times, their ratio, and whether the two gave the same pairs and answers.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--precision", type=float, default=None, help="default: the config's")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--check-again", action="store_true",
+                        help="also run the last rounds checking every pair again, and compare")
     args = parser.parse_args()
     config = load_config(*args.configfile)
     precision = config["self_training"]["precision"] if args.precision is None else args.precision
@@ -77,15 +83,19 @@ def main() -> None:
     photos = catalogue.loc[catalogue["Id"] != NEW_WHALE, "Id"].value_counts()
     split = read_table(r / "validation/split.csv").set_index("image")["truth"]
     seconds = {}
+
+    def identified(rounds: int, matching):
+        return identify(pairs, train_index, test_index, r / "validation/split.csv", r / "ingest/manifest.csv",
+                        scoring="verifier", verifier=verifier, phash_distances=config["baseline"][
+                            "phash_max_distance_candidates"],
+                        thresholds=threshold_grid(**config["local"]["new_whale_probabilities"]),
+                        threshold_on=config["local"]["new_whale_threshold_on"],
+                        fold_answers=read_fold_answers(r / "local/verifier/fold_answers.csv"),
+                        self_training=SelfTraining(rounds, precision, matching) if rounds else None)
+
     for rounds in args.rounds:
         started = time.perf_counter()
-        found = identify(pairs, train_index, test_index, r / "validation/split.csv", r / "ingest/manifest.csv",
-                         scoring="verifier", verifier=verifier, phash_distances=config["baseline"][
-                             "phash_max_distance_candidates"],
-                         thresholds=threshold_grid(**config["local"]["new_whale_probabilities"]),
-                         threshold_on=config["local"]["new_whale_threshold_on"],
-                         fold_answers=read_fold_answers(r / "local/verifier/fold_answers.csv"),
-                         self_training=SelfTraining(rounds, precision, matcher) if rounds else None)
+        found = identified(rounds, matcher)
         seconds[rounds] = time.perf_counter() - started
         answers = found.test.assign(truth=found.test["image"].map(truth)).dropna(subset=["truth"])
         first = answers["answers"].str[0]
@@ -101,6 +111,19 @@ def main() -> None:
               f"{np.mean(first[~new] == answers['truth'][~new]):.3f}, of one catalogue photo "
               f"{np.mean(first[one] == answers['truth'][one]):.3f}; new whales answered new_whale first "
               f"{np.mean(first[new] == NEW_WHALE):.3f}")
+    if args.check_again and args.rounds[-1]:
+        def checking_every_pair(search):
+            match = matcher(search)
+            return lambda added, ids, queries, before: match(added, ids, queries)
+
+        started = time.perf_counter()
+        again = identified(args.rounds[-1], checking_every_pair)
+        checked_s = time.perf_counter() - started
+        same_pairs = all(again.pairs[split].equals(found.pairs[split]) for split in found.pairs)
+        same_answers = again.test.equals(found.test) and again.validation.equals(found.validation)
+        print(f"rounds {args.rounds[-1]} checking every pair again: {checked_s:.0f} s; keeping the pairs checked "
+              f"before: {seconds[args.rounds[-1]]:.0f} s ({seconds[args.rounds[-1]] / checked_s:.2f} of it); the same "
+              f"pairs: {'yes' if same_pairs else 'NO'}, the same answers: {'yes' if same_answers else 'NO'}")
     benchmark = pd.concat([pd.read_csv(path, sep="\t") for path in (r / "benchmarks/local_match/test").glob("*.tsv")])
     matching = float(benchmark["s"].sum())
     last = args.rounds[-1]

@@ -42,6 +42,7 @@ from whaleid.methods.local.keypoints import (
     unpack,
     write_kept_keypoints,
 )
+from whaleid.methods.local.pairs import checked_before
 from whaleid.methods.local.pooling import individual_scores, shortlist_candidates
 from whaleid.methods.local.recall import shortlist_recall
 from whaleid.methods.local.verifier import FEATURES
@@ -704,6 +705,29 @@ def test_a_query_without_keypoints_gets_no_shortlist(shortlists):
 def test_verification_on_two_threads_gives_the_same_table(shortlists):
     catalogue, query_features, pairs, _ = shortlists
     pd.testing.assert_frame_equal(match_queries(catalogue, query_features, n_jobs=2), pairs)
+
+
+def test_pairs_checked_before_are_taken_as_they_were_measured_and_the_others_checked_afresh(shortlists):
+    """As self-training matches the queries again: the pairs it checked before come back the same,
+    whether checked again or not, and a pair given is taken as it is, not checked again."""
+    catalogue, query_features, pairs, _ = shortlists
+    queries = np.arange(len(query_features))
+    every_photo = {photo: photo for photo in range(len(catalogue))}
+    # half of the pairs given: those are taken, the others checked again
+    half = checked_before(pairs.iloc[::2], queries, every_photo)
+    assert sum(map(len, half)) == (len(pairs) + 1) // 2
+    pd.testing.assert_frame_equal(match_queries(catalogue, query_features, checked_before=half), pairs,
+                                  check_exact=True)
+    given = checked_before(pairs, queries, every_photo)
+    first = pairs.iloc[0]
+    given[first["query"]][first["photo"]] = (1, 999, *given[first["query"]][first["photo"]][2:])
+    again = match_queries(catalogue, query_features, checked_before=given)
+    assert again.loc[0, "inliers"] == 999 and again.loc[0, "matches"] == 1
+    pd.testing.assert_frame_equal(again.drop(columns=["matches", "inliers", "inlier_share"]).iloc[1:],
+                                  pairs.drop(columns=["matches", "inliers", "inlier_share"]).iloc[1:],
+                                  check_exact=True)
+    with pytest.raises(ValueError, match="pairs checked before of 2 queries for 8"):
+        match_queries(catalogue, query_features, checked_before=half[:2])
 
 
 def test_a_query_the_catalogue_holds_is_never_checked_against_its_own_photo():

@@ -30,13 +30,14 @@ FIXED = np.array([False, False, False, False, True, False, False, False])
 
 class Survey:
     """`match`: each query against the catalogue as before, and against the accepted photos by
-    `LOOKS_LIKE`; records what it was asked."""
+    `LOOKS_LIKE`; records what it was asked, and which pairs it was told were checked before."""
 
     def __init__(self):
-        self.asked = []
+        self.asked, self.before = [], []
 
-    def __call__(self, added: np.ndarray, ids: np.ndarray, queries: np.ndarray) -> pd.DataFrame:
+    def __call__(self, added: np.ndarray, ids: np.ndarray, queries: np.ndarray, before: pd.DataFrame) -> pd.DataFrame:
         self.asked.append((sorted(added.tolist()), sorted(queries.tolist())))
+        self.before.append(sorted(zip(before["query"], before["photo"])))
         survey = pd.DataFrame([pair(query, f"q{photo}.jpg", individual, LOOKS_LIKE[query, photo])
                                for query in queries for photo, individual in zip(added, ids)
                                if (query, photo) in LOOKS_LIKE], columns=list(CATALOGUE.columns))
@@ -51,6 +52,9 @@ def test_each_round_accepts_the_sure_answers_and_matches_the_rest_against_them()
     # the catalogue grows by the accepted photos; the queries asked again are those not yet
     # accepted, nor identified by a person
     assert survey.asked == [([0, 2, 5, 6], [1, 3, 7]), ([0, 1, 2, 5, 6], [3, 7])]
+    # each time, the pairs those queries have so far, so that they need not be checked again
+    assert survey.before == [[(1, "a.jpg"), (3, "c.jpg"), (7, "b.jpg")],
+                             [(3, "c.jpg"), (7, "b.jpg"), (7, "q2.jpg")]]
     # two rounds: q3 matched q1 in the second, and is answered by it, but not accepted
     ranked = rank(pairs).query("rank == 0").set_index("query")
     assert ranked.loc[3, "id"] == "a" and ranked.loc[3, "probability"] == 0.96

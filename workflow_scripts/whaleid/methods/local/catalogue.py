@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -219,14 +219,18 @@ class LocalCatalogue:
         return shortlist[np.isfinite(votes[shortlist])]
 
     def verify(self, query_xy: np.ndarray, query_descriptors: np.ndarray, individual_votes: np.ndarray,
-               photo_votes: np.ndarray, query_weights: np.ndarray | None = None, own: int = -1
-               ) -> dict[str, np.ndarray]:
+               photo_votes: np.ndarray, query_weights: np.ndarray | None = None, own: int = -1,
+               checked_before: Mapping[int, Sequence] | None = None) -> dict[str, np.ndarray]:
         """Every pair of one query and a catalogue photo that is checked geometrically (of each
         shortlisted individual, its `photos_per_individual` photos with most votes), with the
         statistics of the pair (`VERIFIED_COLUMNS`): one array a column, one row a pair.
         ``foreground_inliers`` sums each inlier's two keypoints' weights multiplied
         (`query_weights`, None: 1), so it is the inlier count where nothing is weighed. The
-        query's `own` photo (its position in the catalogue, -1: none) is never checked."""
+        query's `own` photo (its position in the catalogue, -1: none) is never checked.
+        `checked_before`: this query's pairs checked before, by catalogue photo (its position):
+        their `PAIR_COLUMNS` values, taken as they are instead of checked again (self-training
+        matches queries again against a catalogue grown by a few photos, and half its pairs are
+        the same). They must have been found with the same keypoints, weights and settings."""
         if query_weights is None:
             query_weights = np.ones(len(query_xy), np.float32)
         shortlist = self.shortlist(individual_votes, photo_votes, own)
@@ -236,12 +240,13 @@ class LocalCatalogue:
             photos = photos[photos != own]
             photos = photos[np.argsort(-photo_votes[photos], kind="stable")[:self.settings.photos_per_individual]]
             checked += [(position, photo) for photo in photos]
-        keypoints = [self.photo_keypoints(photo) for _, photo in checked]
+        measured = dict(checked_before or {})
+        unmeasured = list(dict.fromkeys(photo for _, photo in checked if photo not in measured))
+        keypoints = [self.photo_keypoints(photo) for photo in unmeasured]
         matches = ratio_matches(query_descriptors, [descriptors for _, descriptors in keypoints], self.settings.ratio)
-        rows = []
         tolerance = self.settings.reprojection_error * self.image_size
-        for (position, photo), (photo_xy, photo_descriptors), (query_rows, photo_rows, ratios) in zip(
-                checked, keypoints, matches):
+        for photo, (photo_xy, photo_descriptors), (query_rows, photo_rows, ratios) in zip(
+                unmeasured, keypoints, matches):
             inlier, matrix = fit_transform(query_xy[query_rows], photo_xy[photo_rows], self.settings, self.image_size)
             inlier_ratios = ratios[inlier]
             scale, rotation = scale_and_rotation(matrix)
@@ -249,12 +254,13 @@ class LocalCatalogue:
             guided_query, guided_photo = guided_matches(query_xy, query_descriptors, photo_xy, photo_descriptors,
                                                         matrix, tolerance, self.settings.guided_ratio)
             guided_weighed = float(np.dot(query_weights[guided_query], self.weights[photo][guided_photo]))
-            rows.append((photo, shortlist[position], position, individual_votes[shortlist[position]],
-                         photo_votes[photo], len(query_rows), int(inlier.sum()), weighed,
-                         *(np.quantile(inlier_ratios, [0.1, 0.5, 0.9]) if len(inlier_ratios) else [1.0] * 3),
-                         hull_share(query_xy[query_rows][inlier], self.image_size),
-                         hull_share(photo_xy[photo_rows][inlier], self.image_size),
-                         len(guided_query), guided_weighed, scale, rotation, len(query_xy), len(photo_xy)))
+            measured[photo] = (len(query_rows), int(inlier.sum()), weighed,
+                               *(np.quantile(inlier_ratios, [0.1, 0.5, 0.9]) if len(inlier_ratios) else [1.0] * 3),
+                               hull_share(query_xy[query_rows][inlier], self.image_size),
+                               hull_share(photo_xy[photo_rows][inlier], self.image_size),
+                               len(guided_query), guided_weighed, scale, rotation, len(query_xy), len(photo_xy))
+        rows = [(photo, shortlist[position], position, individual_votes[shortlist[position]], photo_votes[photo],
+                 *measured[photo]) for position, photo in checked]
         columns = list(zip(*rows)) if rows else [[] for _ in VERIFIED_COLUMNS]
         return {name: np.asarray(values, kind) for (name, kind), values in zip(VERIFIED_COLUMNS.items(), columns)}
 
@@ -273,9 +279,10 @@ def _best_per_key(descriptor: np.ndarray, key: np.ndarray, weight: np.ndarray, n
 
 
 def _verify_block(catalogue: LocalCatalogue, queries: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                  votes: list[tuple[np.ndarray, np.ndarray]], own: list[int]) -> list[dict[str, np.ndarray]]:
-    return [catalogue.verify(xy, descriptors, *vote, weights, photo)
-            for (xy, descriptors, weights), vote, photo in zip(queries, votes, own)]
+                  votes: list[tuple[np.ndarray, np.ndarray]], own: list[int], before: list[Mapping | None]
+                  ) -> list[dict[str, np.ndarray]]:
+    return [catalogue.verify(xy, descriptors, *vote, weights, photo, checked)
+            for (xy, descriptors, weights), vote, photo, checked in zip(queries, votes, own, before)]
 
 
 def query_keypoints(rows: np.ndarray, weights: np.ndarray | None = None
@@ -288,13 +295,15 @@ def query_keypoints(rows: np.ndarray, weights: np.ndarray | None = None
 
 
 def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_weights: np.ndarray | None = None, *,
-                  own_photos: np.ndarray | None = None, n_jobs: int = 1, progress=None) -> pd.DataFrame:
+                  own_photos: np.ndarray | None = None, checked_before: Sequence[Mapping | None] | None = None,
+                  n_jobs: int = 1, progress=None) -> pd.DataFrame:
     """Every pair of a query photo (a row of `query_features`, its keypoints' weights a row of
     `query_weights`, None: all 1) and a catalogue photo that is verified, with its statistics:
     one row a pair, columns ``query`` (the row), ``id`` and `VERIFIED_COLUMNS`, ordered by
     query, then shortlist rank, then the photo's votes. Queries without keypoints have none.
     `own_photos`: where the catalogue holds the queries themselves, each query's own photo (its
     position in the catalogue, -1: none), which it neither votes for nor is checked against.
+    `checked_before`: each query's pairs checked before (`LocalCatalogue.verify`), or None.
     Verification runs on `n_jobs` threads (OpenCV releases the GIL); `progress(done, total)`."""
     if catalogue.neighbours < 1:
         raise ValueError("the catalogue holds fewer than two descriptors to vote with")
@@ -302,6 +311,9 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_w
     own_photos = np.full(n, -1, np.int64) if own_photos is None else np.asarray(own_photos, np.int64)
     if len(own_photos) != n:
         raise ValueError(f"{len(own_photos)} own photos for {n} queries")
+    checked_before = [None] * n if checked_before is None else list(checked_before)
+    if len(checked_before) != n:
+        raise ValueError(f"pairs checked before of {len(checked_before)} queries for {n} queries")
     if progress:
         progress(0, n)
     with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
@@ -311,11 +323,12 @@ def match_queries(catalogue: LocalCatalogue, query_features: np.ndarray, query_w
                                       None if query_weights is None else query_weights[start:start + block])
             counts = [len(xy) for xy, _, _ in queries]
             own = own_photos[start:start + block].tolist()
+            before = checked_before[start:start + block]
             votes = catalogue.block_votes([d for _, d, _ in queries], [w for _, _, w in queries], own)
             with_keypoints = [i for i, c in enumerate(counts) if c]
             parts = np.array_split(np.array(with_keypoints, int), max(1, min(n_jobs, len(with_keypoints))))
             results = parallel(delayed(_verify_block)(catalogue, [queries[i] for i in part], [votes[i] for i in part],
-                                                      [own[i] for i in part])
+                                                      [own[i] for i in part], [before[i] for i in part])
                                for part in parts if len(part))
             for part, result in zip([p for p in parts if len(p)], results):
                 for i, pairs in zip(part.tolist(), result):

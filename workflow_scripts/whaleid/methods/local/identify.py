@@ -32,6 +32,7 @@ from whaleid.methods.local.catalogue import LocalCatalogue, match_queries
 from whaleid.methods.local.chunks import chunk_rows, gather_tables
 from whaleid.methods.local.keypoints import read_keypoints, read_weights
 from whaleid.methods.local.new_individuals import no_proposal, propose
+from whaleid.methods.local.pairs import checked_before
 from whaleid.methods.local.pooling import POOLINGS, individual_scores, shortlist_candidates
 from whaleid.methods.local.self_training import self_train
 from whaleid.settings import MatchSettings
@@ -136,7 +137,8 @@ def keypoint_matcher(train: tuple[str | Path, str | Path], test: tuple[str | Pat
     .csv; `weights`: theirs, or None: all 1): for a `Search`, the function that matches some of
     its queries (numbers) against its catalogue grown by the photos of others as photos of given
     ids, as `match_chunk` matches them against the catalogue, their pairs as `named_pairs` gives
-    them. A query among those added is never matched with its own photo."""
+    them. A query among those added is never matched with its own photo; its pairs `before` (as
+    `named_pairs` gives them, or None) are not checked again where a photo is shortlisted again."""
     import faiss  # only the matching jobs need it
 
     faiss.omp_set_num_threads(n_jobs)
@@ -157,7 +159,8 @@ def keypoint_matcher(train: tuple[str | Path, str | Path], test: tuple[str | Pat
         def values(train_values, test_values, rows):
             return None if train_values is None else search.query_values(train_values, test_values, rows)
 
-        def match(added: np.ndarray, ids: np.ndarray, queries: np.ndarray) -> pd.DataFrame:
+        def match(added: np.ndarray, ids: np.ndarray, queries: np.ndarray, before: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
             catalogue = LocalCatalogue(grown(train_keypoints, test_keypoints, added),
                                        np.concatenate([search.catalogue_ids, ids]), image_size, settings,
                                        grown(train_weights, test_weights, added))
@@ -166,10 +169,15 @@ def keypoint_matcher(train: tuple[str | Path, str | Path], test: tuple[str | Pat
             position[catalogue.photos] = np.arange(len(catalogue.photos))
             added_at = dict(zip(added.tolist(), position[len(search.catalogue_ids):].tolist()))
             own = np.array([added_at.get(query, -1) for query in queries.tolist()], np.int64)
+            names = np.concatenate([search.catalogue["image"].to_numpy(), images[added]])[catalogue.photos]
+            checked = None
+            # a pair names its photo: where two catalogue photos share a name, every pair is checked again
+            if before is not None and len(set(names)) == len(names):
+                checked = checked_before(before, queries, dict(zip(names.tolist(), range(len(names)))))
             found = match_queries(catalogue, values(train_keypoints, test_keypoints, queries),
-                                  values(train_weights, test_weights, queries), own_photos=own, n_jobs=n_jobs)
-            names = np.concatenate([search.catalogue["image"].to_numpy(), images[added]])
-            return named_pairs(found, queries, images, names[catalogue.photos], verifier)
+                                  values(train_weights, test_weights, queries), own_photos=own,
+                                  checked_before=checked, n_jobs=n_jobs)
+            return named_pairs(found, queries, images, names, verifier)
 
         return match
 

@@ -4,6 +4,8 @@ the query's other pairs (`with_query_context`): the statistics the verifier read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -27,6 +29,22 @@ VERIFIED_COLUMNS = {
     "scale": np.float64, "rotation": np.float64,
     "query_keypoints": np.int64, "photo_keypoints": np.int64,
 }
+# Those of them measured from the two photos' keypoints alone, the same whatever voting said:
+# a pair checked once need not be checked again (`LocalCatalogue.verify`'s `checked_before`).
+PAIR_COLUMNS = tuple(list(VERIFIED_COLUMNS)[list(VERIFIED_COLUMNS).index("matches"):])
+
+
+def checked_before(pairs: pd.DataFrame, queries: np.ndarray, photo_position: Mapping) -> list[dict]:
+    """Of each of `queries` (numbers), its pairs in `pairs` (``query``, ``photo`` and
+    `PAIR_COLUMNS`) by the catalogue position of their photo (`photo_position`: from what
+    ``photo`` holds, its name, to its position; photos it lacks are left out):
+    `catalogue.match_queries`' `checked_before`."""
+    known = pairs[pairs["query"].isin(queries) & pairs["photo"].isin(photo_position)]
+    found = {query: {} for query in np.asarray(queries).tolist()}
+    values = zip(*(known[column].tolist() for column in PAIR_COLUMNS))
+    for query, photo, measured in zip(known["query"].tolist(), known["photo"].tolist(), values):
+        found[query][photo_position[photo]] = measured
+    return [found[query] for query in np.asarray(queries).tolist()]
 
 
 def with_query_context(pairs: pd.DataFrame) -> pd.DataFrame:
