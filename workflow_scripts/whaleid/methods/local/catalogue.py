@@ -228,7 +228,7 @@ class LocalCatalogue:
         (`query_weights`, None: 1), so it is the inlier count where nothing is weighed. The
         query's `own` photo (its position in the catalogue, -1: none) is never checked.
         `checked_before`: this query's pairs checked before, by catalogue photo (its position):
-        their `PAIR_COLUMNS` values, taken as they are instead of checked again (self-training
+        their `pairs.PAIR_COLUMNS` values, taken as they are instead of checked again (self-training
         matches queries again against a catalogue grown by a few photos, and half its pairs are
         the same). They must have been found with the same keypoints, weights and settings."""
         if query_weights is None:
@@ -241,7 +241,7 @@ class LocalCatalogue:
             photos = photos[np.argsort(-photo_votes[photos], kind="stable")[:self.settings.photos_per_individual]]
             checked += [(position, photo) for photo in photos]
         measured = dict(checked_before or {})
-        unmeasured = list(dict.fromkeys(photo for _, photo in checked if photo not in measured))
+        unmeasured = [photo for _, photo in checked if photo not in measured]
         keypoints = [self.photo_keypoints(photo) for photo in unmeasured]
         matches = ratio_matches(query_descriptors, [descriptors for _, descriptors in keypoints], self.settings.ratio)
         tolerance = self.settings.reprojection_error * self.image_size

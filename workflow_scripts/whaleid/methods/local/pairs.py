@@ -39,12 +39,13 @@ def checked_before(pairs: pd.DataFrame, queries: np.ndarray, photo_position: Map
     `PAIR_COLUMNS`) by the catalogue position of their photo (`photo_position`: from what
     ``photo`` holds, its name, to its position; photos it lacks are left out):
     `catalogue.match_queries`' `checked_before`."""
+    queries = np.asarray(queries).tolist()
     known = pairs[pairs["query"].isin(queries) & pairs["photo"].isin(photo_position)]
-    found = {query: {} for query in np.asarray(queries).tolist()}
+    found = {query: {} for query in queries}
     values = zip(*(known[column].tolist() for column in PAIR_COLUMNS))
     for query, photo, measured in zip(known["query"].tolist(), known["photo"].tolist(), values):
         found[query][photo_position[photo]] = measured
-    return [found[query] for query in np.asarray(queries).tolist()]
+    return [found[query] for query in queries]
 
 
 def with_query_context(pairs: pd.DataFrame) -> pd.DataFrame:

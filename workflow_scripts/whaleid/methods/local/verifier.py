@@ -90,7 +90,8 @@ def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str],
     parts = fit_folds.chunk(*chunk, settings.query_block) or [(0, np.zeros(0, np.int64))]
     for fold, asked in parts:
         catalogue_rows = fit_folds.catalogue_rows(fold)
-        catalogue = LocalCatalogue(keypoints[catalogue_rows], ids[catalogue_rows], image_size, settings,
+        catalogue_ids = ids[catalogue_rows]
+        catalogue = LocalCatalogue(keypoints[catalogue_rows], catalogue_ids, image_size, settings,
                                    None if weights is None else weights[catalogue_rows])
         by_fold = (lambda done, total, fold=fold: progress(fold, done, total)) if progress else None
         pairs = match_queries(catalogue, keypoints[asked], None if weights is None else weights[asked], n_jobs=n_jobs,
@@ -99,7 +100,7 @@ def fold_pairs(keypoints: np.ndarray, ids: Sequence[str], images: Sequence[str],
         in_catalogue = catalogue.photos[pairs["photo"].to_numpy()]
         photo = catalogue_rows[in_catalogue]
         # one row per asked photo, in the order match_queries numbers them
-        survey = np.array([survey_catalogue(ids[catalogue_rows], ids[row], np.random.default_rng([seed, int(row)]))
+        survey = np.array([survey_catalogue(catalogue_ids, ids[row], np.random.default_rng([seed, int(row)]))
                            for row in asked], bool).reshape(len(asked), len(catalogue_rows))
         found.append(pairs.assign(query=query, image=images[query], photo=images[photo], fold=fold,
                                   same=(pairs["id"].to_numpy() == ids[query]) & (ids[query] != NEW_WHALE),
